@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The full test suite, one command. Every step must pass; the last thing it
+# prints is the test runner's summary.
+#
+#   scripts/test.sh
+#
+# Steps: rustfmt, clippy (warnings denied), rustdoc (warnings denied), the
+# loom models of every crate (own target dir, bounded preemptions), the
+# comparison report in smoke mode, the benches in test mode, and finally the
+# whole workspace's unit, integration and doc tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, all features, -D warnings)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo doc (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+
+step "loom models (--cfg sysblocks_loom, LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2})"
+# A loom build needs its own target directory: RUSTFLAGS differ, and sharing
+# would throw away the normal build cache. Library unit tests named loom_* and
+# the tests/loom_*.rs files of every crate run; nothing else is selected.
+loom_pkgs=()
+for manifest in */Cargo.toml; do
+  dir=${manifest%/Cargo.toml}
+  [ "$dir" = benches ] && continue
+  if grep -rqs 'sysblocks_loom' "$dir/src" "$dir/tests" 2>/dev/null; then
+    loom_pkgs+=(-p "$dir")
+  fi
+done
+if [ ${#loom_pkgs[@]} -gt 0 ]; then
+  RUSTFLAGS="--cfg sysblocks_loom ${RUSTFLAGS:-}" \
+  LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
+    cargo test --target-dir target/loom "${loom_pkgs[@]}" --lib --tests -- loom_
+fi
+
+step "compare --smoke (the report code runs)"
+cargo run -p benches --bin compare --quiet -- --smoke >/dev/null
+
+step "benches in test mode"
+cargo test -p benches --benches --quiet
+
+step "cargo test --workspace --all-features"
+cargo test --workspace --all-features
