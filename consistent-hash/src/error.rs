@@ -2,22 +2,61 @@
 
 use std::fmt;
 
-/// A builder was given a setting it cannot honour. Settings are reported,
-/// never clamped silently.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A constructor or an update was given a setting or node it cannot honour.
+/// Settings are reported, never clamped silently.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// A setting that must be positive was zero.
+    /// A setting that must be positive was zero (a weight, a vnode count,
+    /// a probe count).
     Zero {
-        /// The builder method that set it.
+        /// The setting's name.
         setting: &'static str,
     },
+    /// The node is already present (nodes are compared with `Eq`, and two
+    /// nodes with the same pinned hash count as the same node).
+    DuplicateNode,
+    /// A Maglev table size that is not prime.
+    NotPrime {
+        /// The size given.
+        size: u64,
+    },
+    /// A Maglev table size below 100 entries per unit of weight.
+    TableTooSmall {
+        /// The size given.
+        size: u64,
+        /// The smallest size accepted for this node set.
+        min: u64,
+    },
+    /// A bounded-load factor that is below 1, or not finite.
+    LoadFactor {
+        /// The factor given.
+        c: f64,
+    },
+    /// A count beyond what the structure can index (more than `u32::MAX`
+    /// nodes, virtual nodes or table entries).
+    TooLarge {
+        /// The setting's name.
+        setting: &'static str,
+    },
+    /// Only the last bucket of a jump hash can be removed.
+    NotLastBucket,
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Zero { setting } => write!(f, "{setting} must be greater than zero"),
+            Self::DuplicateNode => f.write_str("the node is already present"),
+            Self::NotPrime { size } => write!(f, "table size {size} is not prime"),
+            Self::TableTooSmall { size, min } => {
+                write!(f, "table size {size} is below the minimum {min}")
+            }
+            Self::LoadFactor { c } => {
+                write!(f, "load factor {c} must be finite and at least 1")
+            }
+            Self::TooLarge { setting } => write!(f, "{setting} exceeds u32::MAX"),
+            Self::NotLastBucket => f.write_str("jump hash can only remove its last bucket"),
         }
     }
 }

@@ -2,6 +2,20 @@
 #![forbid(unsafe_code)]
 
 mod error;
-mod sync;
+mod hash;
+mod jump;
+mod locator;
+mod maglev;
+mod multiprobe;
+mod points;
+mod rendezvous;
+mod ring;
 
 pub use error::BuildError;
+pub use hash::{fast_range, fmix64, hash_key, stable_hash, xxh64, StableHasher};
+pub use jump::{jump_hash, JumpHash};
+pub use locator::NodeLocator;
+pub use maglev::{is_prime, permutation_params, Maglev, DEFAULT_TABLE_SIZE, MIN_ENTRIES_PER_NODE};
+pub use multiprobe::{probe_point, MultiProbe, DEFAULT_PROBES};
+pub use rendezvous::{pair_hash, weighted_score, Rendezvous};
+pub use ring::{vnode_point, BoundedLoads, HashRing, DEFAULT_VNODES};
