@@ -1,8 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod cache;
 mod error;
+mod flight;
+mod lru;
+mod stats;
 mod sync;
+mod write_through;
 
+pub use cache::{Cache, CacheBuilder, MAX_SHARDS};
 pub use error::BuildError;
+pub use lru::{Iter, LruBuilder, LruCache, MAX_ENTRIES};
+pub use stats::{RemovalCause, Stats};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};
+pub use write_through::{Store, WriteThrough};

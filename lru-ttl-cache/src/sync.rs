@@ -24,6 +24,11 @@ mod std_impl {
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread;
 
+    /// A plain reference count for immutable shared values (closures, the
+    /// clock). It synchronises nothing loom needs to see, so it stays std's
+    /// `Arc` in both builds (which also allows unsized `dyn` contents).
+    pub(crate) type Shared<T> = std::sync::Arc<T>;
+
     /// A hint inside spin loops; under loom it yields so models terminate.
     #[inline]
     pub(crate) fn spin_loop() {
@@ -41,6 +46,9 @@ mod loom_impl {
     };
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;
+
+    /// See the std build: immutable shared values stay in std's `Arc`.
+    pub(crate) type Shared<T> = std::sync::Arc<T>;
 
     /// Under loom a spin loop must yield, or the model never ends.
     #[inline]
