@@ -183,8 +183,16 @@ impl<N> HashRing<N> {
             return None;
         }
         let mut pos = self.ring.successor(hash);
+        let first = self.ring.owners[pos] as usize;
+        if has_room(first) {
+            return Some(first);
+        }
         let mut asked = vec![false; self.nodes.len()];
-        let mut left = self.nodes.len();
+        asked[first] = true;
+        let mut left = self.nodes.len() - 1;
+        if left == 0 {
+            return None;
+        }
         for _ in 0..len {
             let o = self.ring.owners[pos] as usize;
             if !asked[o] {
