@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::task::Task;
+
 /// A builder was given a setting it cannot honour. Settings are reported,
 /// never clamped silently.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,14 +14,259 @@ pub enum BuildError {
         /// The builder method that set it.
         setting: &'static str,
     },
+    /// A setting was larger than the crate supports.
+    TooLarge {
+        /// The builder method that set it.
+        setting: &'static str,
+        /// The largest accepted value.
+        max: u64,
+    },
+    /// Two settings contradict each other, or a setting is out of range.
+    Invalid {
+        /// The builder method that set it.
+        setting: &'static str,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The store could not be read while the queue was being built.
+    Store(StoreError),
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Zero { setting } => write!(f, "{setting} must be greater than zero"),
+            Self::TooLarge { setting, max } => write!(f, "{setting} must be at most {max}"),
+            Self::Invalid { setting, reason } => write!(f, "invalid {setting}: {reason}"),
+            Self::Store(e) => write!(f, "cannot recover from the store: {e}"),
         }
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for BuildError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Why [`BoundedQueue::try_push`](crate::BoundedQueue::try_push) and its
+/// blocking variants refused an item. The item always comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PushError<T> {
+    /// The queue was full (for `push_timeout`: still full at the deadline).
+    Full(T),
+    /// The queue was closed.
+    Closed(T),
+}
+
+impl<T> PushError<T> {
+    /// The item that was not pushed.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(v) | Self::Closed(v) => v,
+        }
+    }
+
+    /// Whether the queue was full (rather than closed).
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the queue is full"),
+            Self::Closed(_) => f.write_str("the queue is closed"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PushError<T> {}
+
+/// Why [`BoundedQueue::try_pop`](crate::BoundedQueue::try_pop) or
+/// [`BoundedQueue::pop_timeout`](crate::BoundedQueue::pop_timeout) returned
+/// no item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PopError {
+    /// The queue was empty (for `pop_timeout`: still empty at the deadline).
+    Empty,
+    /// The queue was closed and drained.
+    Closed,
+}
+
+impl fmt::Display for PopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("the queue is empty"),
+            Self::Closed => f.write_str("the queue is closed and drained"),
+        }
+    }
+}
+
+impl std::error::Error for PopError {}
+
+/// A failure of a [`Store`](crate::Store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file exists but is not a task-queue store (another database, or
+    /// not a database at all). The file is left untouched.
+    Foreign {
+        /// The file.
+        path: String,
+        /// What was found instead.
+        detail: String,
+    },
+    /// The file is a task-queue store but a record or the file itself is
+    /// damaged. The file is left untouched.
+    Corrupt {
+        /// What is damaged.
+        detail: String,
+    },
+    /// The database reported an error (I/O, a failed commit, ...).
+    Database {
+        /// The database's message.
+        detail: String,
+    },
+    /// The store has been shut down.
+    Closed,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Foreign { path, detail } => {
+                write!(f, "{path} is not a task-queue store: {detail}")
+            }
+            Self::Corrupt { detail } => write!(f, "the task store is corrupt: {detail}"),
+            Self::Database { detail } => write!(f, "task store database error: {detail}"),
+            Self::Closed => f.write_str("the task store is closed"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Why [`TaskQueue::submit`](crate::TaskQueue::submit) refused a task. The
+/// task comes back where the refusal is a matter of state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The queue holds as many live tasks as its capacity allows: back
+    /// pressure, try again later.
+    Full(Task),
+    /// The queue no longer accepts tasks (it is shutting down).
+    Closed(Task),
+    /// The store could not make the task durable; it was not accepted.
+    Store(StoreError),
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the task queue is full, retry later"),
+            Self::Closed(_) => f.write_str("the task queue is shutting down"),
+            Self::Store(e) => write!(f, "the task was not accepted: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A handler's report that a task failed; the task is retried or, after
+/// its last attempt, dead-lettered with this message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    message: String,
+}
+
+impl TaskError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// The description.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+impl From<&str> for TaskError {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for TaskError {
+    fn from(s: String) -> Self {
+        Self::new(s)
+    }
+}
+
+/// Why [`TaskQueue::submit_batch`](crate::TaskQueue::submit_batch) refused
+/// a batch. No task of the batch was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitBatchError {
+    /// The batch does not fit in the remaining capacity.
+    Full(Vec<Task>),
+    /// The queue no longer accepts tasks.
+    Closed(Vec<Task>),
+    /// The store could not make the batch durable.
+    Store(StoreError),
+}
+
+impl fmt::Display for SubmitBatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(t) => write!(f, "the task queue has no room for {} tasks", t.len()),
+            Self::Closed(_) => f.write_str("the task queue is shutting down"),
+            Self::Store(e) => write!(f, "the tasks were not accepted: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitBatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,8 +1,24 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod error;
+mod jobs;
+mod pool;
+mod queue;
+mod redb_store;
+mod store;
 mod sync;
+mod task;
 
-pub use error::BuildError;
+pub use backoff::Backoff;
+pub use error::{
+    BuildError, PopError, PushError, StoreError, SubmitBatchError, SubmitError, TaskError,
+};
+pub use jobs::{DeadLetter, Delivery, Outcome, Stats, TaskQueue, TaskQueueBuilder};
+pub use pool::{Handler, ShutdownReport, WorkerPool};
+pub use queue::BoundedQueue;
+pub use redb_store::RedbStore;
+pub use store::{MemoryStore, Recovered, Store, StoreOp, Ticket};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};
+pub use task::{Priority, RecordState, Task, TaskId, TaskRecord};

@@ -12,6 +12,15 @@
 #[cfg(not(sysblocks_loom))]
 pub(crate) use self::std_impl::*;
 
+/// The clock is shared through std's `Arc` (its type is fixed by
+/// `sysblocks-clock`), under loom too: reading it is not a synchronising
+/// operation of the crate.
+pub(crate) fn shared_clock(
+    clock: impl sysblocks_clock::Clock + 'static,
+) -> sysblocks_clock::SharedClock {
+    std::sync::Arc::new(clock)
+}
+
 #[cfg(sysblocks_loom)]
 pub(crate) use self::loom_impl::*;
 

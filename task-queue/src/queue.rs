@@ -1,0 +1,643 @@
+//! `BoundedQueue`: a bounded multi-producer multi-consumer queue.
+//!
+//! The ring is Dmitry Vyukov's bounded MPMC queue: every slot carries a
+//! stamp (a sequence number) that says whether the slot is ready for the
+//! producer or the consumer of a given lap, and producers and consumers
+//! claim positions with a compare-and-swap on `tail` and `head`. Stamps are
+//! "lap | index" so that any capacity, 1 included, works (a lap is a power
+//! of two larger than the capacity). The highest lap bit of `tail` is the
+//! "closed" mark, so closing and pushing are ordered by the same word.
+//!
+//! The value of a slot sits in a `Mutex<Option<T>>` rather than an
+//! `UnsafeCell`: the stamp protocol already gives one thread at a time the
+//! slot, so the lock is never contended and costs two uncontended atomics,
+//! and the crate stays free of `unsafe`.
+//!
+//! Blocking operations spin briefly, then park on a condition variable. A
+//! parked consumer first announces itself (`pop_waiters`), issues a
+//! `SeqCst` fence and retries; a producer stores the slot stamp, issues a
+//! `SeqCst` fence and reads `pop_waiters`. Of the two fences one comes first,
+//! so either the consumer's retry sees the item or the producer sees the
+//! waiter and notifies it under the lock the consumer holds until it sleeps:
+//! no wake-up is lost. Producers waiting for room work the same way.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::error::{BuildError, PopError, PushError};
+use crate::sync::{fence, thread, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+
+/// Keeps `head` and `tail` on separate cache lines.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+struct Slot<T> {
+    stamp: AtomicUsize,
+    value: Mutex<Option<T>>,
+}
+
+struct Shared<T> {
+    head: Padded<AtomicUsize>,
+    tail: Padded<AtomicUsize>,
+    slots: Box<[Slot<T>]>,
+    cap: usize,
+    /// `tail & mark_bit` means closed; indices live below it.
+    mark_bit: usize,
+    /// Adding `one_lap` to a stamp moves it to the same index one lap on.
+    one_lap: usize,
+    pop_waiters: AtomicUsize,
+    push_waiters: AtomicUsize,
+    lock: Mutex<()>,
+    not_empty: Condvar,
+    not_full: Condvar,
+}
+
+/// A bounded multi-producer multi-consumer FIFO queue with back pressure.
+///
+/// The handle is cheap to clone (one `Arc`); all clones share the queue.
+/// A full queue refuses an item by handing it back ([`PushError::Full`]);
+/// nothing is ever dropped silently. [`BoundedQueue::close`] stops pushes at
+/// once and lets consumers drain what is left.
+///
+/// # Examples
+///
+/// ```
+/// use task_queue::{BoundedQueue, PushError};
+///
+/// let q = BoundedQueue::new(1).unwrap();
+/// q.try_push("a").unwrap();
+/// assert_eq!(q.try_push("b"), Err(PushError::Full("b")));
+/// assert_eq!(q.pop(), Some("a"));
+/// q.close();
+/// assert_eq!(q.pop(), None);
+/// ```
+pub struct BoundedQueue<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for BoundedQueue<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> fmt::Debug for BoundedQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedQueue")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// How many times a blocking operation retries before it parks.
+const SPINS: u32 = 6;
+/// Retries before parking: spins, then yields. Under loom the blocking
+/// operations park at once, so models explore the parking protocol rather
+/// than spin loops.
+const TRIES: u32 = if cfg!(sysblocks_loom) { 0 } else { SPINS + 10 };
+
+/// Waits a little between retries: busy spins first, then yields the CPU.
+fn backoff(step: u32) {
+    if step < SPINS {
+        for _ in 0..(1u32 << step) {
+            crate::sync::spin_loop();
+        }
+    } else {
+        thread::yield_now();
+    }
+}
+
+impl<T> BoundedQueue<T> {
+    /// A queue holding at most `capacity` items.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Zero`] if `capacity` is zero, and
+    /// [`BuildError::TooLarge`] if it exceeds `usize::MAX / 4` (the stamps
+    /// need two spare bits).
+    pub fn new(capacity: usize) -> Result<Self, BuildError> {
+        if capacity == 0 {
+            return Err(BuildError::Zero {
+                setting: "capacity",
+            });
+        }
+        if capacity > usize::MAX / 4 {
+            return Err(BuildError::TooLarge {
+                setting: "capacity",
+                max: (usize::MAX / 4) as u64,
+            });
+        }
+        let mark_bit = (capacity + 1).next_power_of_two();
+        let one_lap = mark_bit * 2;
+        let slots = (0..capacity)
+            .map(|i| Slot {
+                stamp: AtomicUsize::new(i),
+                value: Mutex::new(None),
+            })
+            .collect();
+        Ok(Self {
+            shared: Arc::new(Shared {
+                head: Padded(AtomicUsize::new(0)),
+                tail: Padded(AtomicUsize::new(0)),
+                slots,
+                cap: capacity,
+                mark_bit,
+                one_lap,
+                pop_waiters: AtomicUsize::new(0),
+                push_waiters: AtomicUsize::new(0),
+                lock: Mutex::new(()),
+                not_empty: Condvar::new(),
+                not_full: Condvar::new(),
+            }),
+        })
+    }
+
+    /// The most items the queue holds.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.shared.cap
+    }
+
+    /// How many items the queue holds now (a snapshot: other threads may
+    /// change it at once).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        let s = &*self.shared;
+        loop {
+            let tail = s.tail.0.load(Ordering::SeqCst);
+            let head = s.head.0.load(Ordering::SeqCst);
+            // A consistent pair: tail did not move while head was read.
+            if s.tail.0.load(Ordering::SeqCst) == tail {
+                let tail = tail & !s.mark_bit;
+                let hix = head & (s.mark_bit - 1);
+                let tix = tail & (s.mark_bit - 1);
+                return if hix < tix {
+                    tix - hix
+                } else if hix > tix {
+                    s.cap - hix + tix
+                } else if tail == head {
+                    0
+                } else {
+                    s.cap
+                };
+            }
+        }
+    }
+
+    /// Whether the queue holds no item now.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether [`BoundedQueue::close`] has been called.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.shared.tail.0.load(Ordering::SeqCst) & self.shared.mark_bit != 0
+    }
+
+    /// Closes the queue: pushes fail with [`PushError::Closed`] from now on,
+    /// pops drain what is left and then report the queue closed. Every
+    /// blocked producer and consumer wakes up. Returns `true` if this call
+    /// closed the queue, `false` if it was already closed.
+    pub fn close(&self) -> bool {
+        let s = &*self.shared;
+        let prev = s.tail.0.fetch_or(s.mark_bit, Ordering::SeqCst);
+        let _guard = s.lock.lock();
+        s.not_empty.notify_all();
+        s.not_full.notify_all();
+        prev & s.mark_bit == 0
+    }
+
+    /// Pushes `value` if there is room, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] if the queue is full and [`PushError::Closed`] if
+    /// it is closed; both hand `value` back.
+    pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+        match self.push_inner(value) {
+            Ok(()) => {
+                self.wake_consumer();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The lock-free part of a push. Does not wake anyone.
+    fn push_inner(&self, value: T) -> Result<(), PushError<T>> {
+        let s = &*self.shared;
+        let mut tail = s.tail.0.load(Ordering::Relaxed);
+        let mut step = 0;
+        loop {
+            if tail & s.mark_bit != 0 {
+                return Err(PushError::Closed(value));
+            }
+            let index = tail & (s.mark_bit - 1);
+            let lap = tail & !(s.one_lap - 1);
+            let slot = &s.slots[index];
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == tail {
+                let next = if index + 1 < s.cap {
+                    tail + 1
+                } else {
+                    lap.wrapping_add(s.one_lap)
+                };
+                match s.tail.0.compare_exchange_weak(
+                    tail,
+                    next,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        *slot.value.lock() = Some(value);
+                        slot.stamp.store(tail + 1, Ordering::Release);
+                        return Ok(());
+                    }
+                    Err(t) => {
+                        tail = t;
+                        backoff(step.min(SPINS - 1));
+                        step += 1;
+                    }
+                }
+            } else if stamp.wrapping_add(s.one_lap) == tail + 1 {
+                // The slot still holds last lap's item: full, unless a
+                // consumer has moved head on since.
+                fence(Ordering::SeqCst);
+                let head = s.head.0.load(Ordering::Relaxed);
+                if head.wrapping_add(s.one_lap) == tail {
+                    return Err(PushError::Full(value));
+                }
+                backoff(step.min(SPINS - 1));
+                step += 1;
+                tail = s.tail.0.load(Ordering::Relaxed);
+            } else {
+                // Another producer claimed this position and has not yet
+                // stored the stamp, or our `tail` is stale.
+                backoff(step.min(SPINS - 1));
+                step += 1;
+                tail = s.tail.0.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Pops the oldest item if there is one, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`] if the queue is empty and open, and
+    /// [`PopError::Closed`] if it is empty and closed.
+    pub fn try_pop(&self) -> Result<T, PopError> {
+        match self.pop_inner() {
+            Ok(v) => {
+                self.wake_producer();
+                Ok(v)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The lock-free part of a pop. Does not wake anyone.
+    fn pop_inner(&self) -> Result<T, PopError> {
+        let s = &*self.shared;
+        let mut head = s.head.0.load(Ordering::Relaxed);
+        let mut step = 0;
+        loop {
+            let index = head & (s.mark_bit - 1);
+            let lap = head & !(s.one_lap - 1);
+            let slot = &s.slots[index];
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == head + 1 {
+                let next = if index + 1 < s.cap {
+                    head + 1
+                } else {
+                    lap.wrapping_add(s.one_lap)
+                };
+                match s.head.0.compare_exchange_weak(
+                    head,
+                    next,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        let value = slot.value.lock().take();
+                        slot.stamp
+                            .store(head.wrapping_add(s.one_lap), Ordering::Release);
+                        // The stamp said the producer had stored its value.
+                        return value.ok_or(PopError::Empty);
+                    }
+                    Err(h) => {
+                        head = h;
+                        backoff(step.min(SPINS - 1));
+                        step += 1;
+                    }
+                }
+            } else if stamp == head {
+                // Nothing stored here yet this lap: empty, unless a producer
+                // has claimed the position and is still writing.
+                fence(Ordering::SeqCst);
+                let tail = s.tail.0.load(Ordering::Relaxed);
+                if tail & !s.mark_bit == head {
+                    return Err(if tail & s.mark_bit != 0 {
+                        PopError::Closed
+                    } else {
+                        PopError::Empty
+                    });
+                }
+                backoff(step.min(SPINS - 1));
+                step += 1;
+                head = s.head.0.load(Ordering::Relaxed);
+            } else {
+                backoff(step.min(SPINS - 1));
+                step += 1;
+                head = s.head.0.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn wake_consumer(&self) {
+        let s = &*self.shared;
+        fence(Ordering::SeqCst);
+        if s.pop_waiters.load(Ordering::Relaxed) > 0 {
+            let _guard = s.lock.lock();
+            s.not_empty.notify_one();
+        }
+    }
+
+    fn wake_producer(&self) {
+        let s = &*self.shared;
+        fence(Ordering::SeqCst);
+        if s.push_waiters.load(Ordering::Relaxed) > 0 {
+            let _guard = s.lock.lock();
+            s.not_full.notify_one();
+        }
+    }
+
+    /// Pushes `value`, waiting for room as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] (with `value`) if the queue is or becomes
+    /// closed before the item goes in. Never returns `Full`.
+    pub fn push(&self, value: T) -> Result<(), PushError<T>> {
+        self.push_until(value, None)
+    }
+
+    /// Pushes `value`, waiting for room at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] if there is still no room when the time is up,
+    /// [`PushError::Closed`] if the queue is or becomes closed; both hand
+    /// `value` back.
+    pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+        let deadline = Instant::now().checked_add(timeout);
+        match deadline {
+            Some(d) => self.push_until(value, Some(d)),
+            None => self.push_until(value, None),
+        }
+    }
+
+    fn push_until(&self, mut value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
+        let s = &*self.shared;
+        for step in 0..TRIES {
+            match self.try_push(value) {
+                Err(PushError::Full(v)) => value = v,
+                other => return other,
+            }
+            backoff(step);
+        }
+        loop {
+            let mut guard = s.lock.lock();
+            s.push_waiters.fetch_add(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let result = self.push_inner(value);
+            let result = match result {
+                Err(PushError::Full(v)) => {
+                    let timed_out = match deadline {
+                        None => {
+                            s.not_full.wait(&mut guard);
+                            false
+                        }
+                        Some(d) => {
+                            let now = Instant::now();
+                            d <= now || s.not_full.wait_for(&mut guard, d - now).timed_out()
+                        }
+                    };
+                    s.push_waiters.fetch_sub(1, Ordering::Relaxed);
+                    drop(guard);
+                    if timed_out {
+                        // One last try after the deadline: the wake-up may
+                        // have raced with the timeout.
+                        return self.try_push(v);
+                    }
+                    value = v;
+                    continue;
+                }
+                other => other,
+            };
+            s.push_waiters.fetch_sub(1, Ordering::Relaxed);
+            drop(guard);
+            if result.is_ok() {
+                self.wake_consumer();
+            }
+            return result;
+        }
+    }
+
+    /// Pops the oldest item, waiting for one as long as it takes. Returns
+    /// `None` once the queue is closed and drained.
+    #[must_use = "a popped item is lost if ignored"]
+    pub fn pop(&self) -> Option<T> {
+        self.pop_until(None).ok()
+    }
+
+    /// Pops the oldest item, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`] if no item came in time, [`PopError::Closed`] if
+    /// the queue is closed and drained.
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => self.pop_until(Some(d)),
+            None => self.pop_until(None),
+        }
+    }
+
+    fn pop_until(&self, deadline: Option<Instant>) -> Result<T, PopError> {
+        let s = &*self.shared;
+        for step in 0..TRIES {
+            match self.try_pop() {
+                Err(PopError::Empty) => {}
+                other => return other,
+            }
+            backoff(step);
+        }
+        loop {
+            let mut guard = s.lock.lock();
+            s.pop_waiters.fetch_add(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let result = self.pop_inner();
+            if let Err(PopError::Empty) = result {
+                let timed_out = match deadline {
+                    None => {
+                        s.not_empty.wait(&mut guard);
+                        false
+                    }
+                    Some(d) => {
+                        let now = Instant::now();
+                        d <= now || s.not_empty.wait_for(&mut guard, d - now).timed_out()
+                    }
+                };
+                s.pop_waiters.fetch_sub(1, Ordering::Relaxed);
+                drop(guard);
+                if timed_out {
+                    return self.try_pop();
+                }
+                continue;
+            }
+            s.pop_waiters.fetch_sub(1, Ordering::Relaxed);
+            drop(guard);
+            if result.is_ok() {
+                self.wake_producer();
+            }
+            return result;
+        }
+    }
+}
+
+#[cfg(all(test, not(sysblocks_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_capacity_is_an_error() {
+        assert_eq!(
+            BoundedQueue::<u8>::new(0).unwrap_err(),
+            BuildError::Zero {
+                setting: "capacity"
+            }
+        );
+    }
+
+    #[test]
+    fn fifo_and_full_for_several_laps() {
+        for cap in [1usize, 2, 3, 4, 7] {
+            let q = BoundedQueue::new(cap).unwrap();
+            let mut next_in = 0u32;
+            let mut next_out = 0u32;
+            for round in 0..20 {
+                let burst = 1 + (round % (cap + 1));
+                for _ in 0..burst {
+                    match q.try_push(next_in) {
+                        Ok(()) => next_in += 1,
+                        Err(PushError::Full(v)) => {
+                            assert_eq!(v, next_in);
+                            assert_eq!(q.len(), cap);
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                assert_eq!(q.len() as u32, next_in - next_out);
+                while let Ok(v) = q.try_pop() {
+                    assert_eq!(v, next_out);
+                    next_out += 1;
+                }
+                assert_eq!(q.len(), 0);
+            }
+            assert_eq!(next_in, next_out);
+        }
+    }
+
+    #[test]
+    fn close_drains_then_reports_closed() {
+        let q = BoundedQueue::new(4).unwrap();
+        q.try_push(1).unwrap();
+        assert!(q.close());
+        assert!(!q.close());
+        assert_eq!(q.try_push(2), Err(PushError::Closed(2)));
+        assert_eq!(q.push(3), Err(PushError::Closed(3)));
+        assert_eq!(q.try_pop(), Ok(1));
+        assert_eq!(q.try_pop(), Err(PopError::Closed));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn timeouts_report_full_and_empty() {
+        let q = BoundedQueue::new(1).unwrap();
+        assert_eq!(
+            q.pop_timeout(Duration::from_millis(5)),
+            Err(PopError::Empty)
+        );
+        q.push(1).unwrap();
+        assert_eq!(
+            q.push_timeout(2, Duration::from_millis(5)),
+            Err(PushError::Full(2))
+        );
+        assert_eq!(q.pop_timeout(Duration::from_millis(5)), Ok(1));
+    }
+
+    #[test]
+    fn threads_deliver_everything_exactly_once() {
+        let q = BoundedQueue::new(3).unwrap();
+        let producers: Vec<_> = (0..3u64)
+            .map(|p| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2000u64 {
+                        q.push(p * 1_000_000 + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while let Some(v) = q.pop() {
+                        got.push(v);
+                    }
+                    got
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        q.close();
+        let mut all: Vec<u64> = consumers
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        let mut want: Vec<u64> = (0..3u64)
+            .flat_map(|p| (0..2000).map(move |i| p * 1_000_000 + i))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(all, want);
+    }
+
+    #[test]
+    fn close_wakes_blocked_pop_and_push() {
+        let q = BoundedQueue::<u8>::new(1).unwrap();
+        let q2 = q.clone();
+        let popper = std::thread::spawn(move || q2.pop());
+        let full = BoundedQueue::new(1).unwrap();
+        full.push(0u8).unwrap();
+        let f2 = full.clone();
+        let pusher = std::thread::spawn(move || f2.push(9));
+        std::thread::sleep(Duration::from_millis(20));
+        q.close();
+        full.close();
+        assert_eq!(popper.join().unwrap(), None);
+        assert_eq!(pusher.join().unwrap(), Err(PushError::Closed(9)));
+    }
+}

@@ -1,0 +1,332 @@
+//! `RedbStore`: the durable store, on the redb embedded database, with
+//! group commit.
+//!
+//! Appends go to an in-memory batch; one committer thread takes whatever has
+//! gathered, writes it in one redb write transaction and commits it with
+//! `Durability::Immediate` (fsync), then wakes every waiter whose ticket the
+//! commit covered. Submits that arrive while a commit is on the disk share
+//! the next one.
+
+use std::fmt;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+
+use crate::error::StoreError;
+use crate::store::{Recovered, Store, StoreOp, Ticket};
+use crate::sync::{thread, Arc, Condvar, Mutex};
+use crate::task::TaskRecord;
+
+const TASKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("task_queue.tasks");
+const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("task_queue.meta");
+const FORMAT_KEY: &str = "format";
+const FORMAT: &[u8] = b"sysblocks-task-queue/1";
+const NEXT_ID_KEY: &str = "next_id";
+
+fn db_error(e: impl fmt::Display) -> StoreError {
+    StoreError::Database {
+        detail: e.to_string(),
+    }
+}
+
+struct CommitState {
+    batch: Vec<StoreOp>,
+    /// Tickets handed out so far (ticket n is the n-th append).
+    appended: u64,
+    /// Every ticket up to this one has been committed, or has failed.
+    settled: u64,
+    /// The first ticket of the first failed commit, and why. The store
+    /// refuses everything from then on: it never guesses what is on disk.
+    failed: Option<(u64, StoreError)>,
+    next_id: u64,
+    commits: u64,
+    shutdown: bool,
+}
+
+struct Shared {
+    db: Database,
+    state: Mutex<CommitState>,
+    work: Condvar,
+    done: Condvar,
+}
+
+/// A durable [`Store`] in one redb database file, with group commit.
+///
+/// Opening a file that is not a task-queue store (another redb database, or
+/// not a database at all) fails with [`StoreError::Foreign`]; the file is
+/// never reset.
+///
+/// # Examples
+///
+/// ```
+/// use task_queue::{RedbStore, Task, TaskQueue};
+///
+/// let dir = std::env::temp_dir().join(format!("tq-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("tasks.redb");
+/// let _ = std::fs::remove_file(&path);
+/// {
+///     let q = TaskQueue::builder().store(RedbStore::open(&path).unwrap()).build().unwrap();
+///     q.submit(Task::new("encode")).unwrap();
+/// }
+/// // A new process (here: a new queue) finds the task again.
+/// let q = TaskQueue::builder().store(RedbStore::open(&path).unwrap()).build().unwrap();
+/// assert_eq!(q.lease().unwrap().payload(), b"encode");
+/// # drop(q);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub struct RedbStore {
+    shared: Arc<Shared>,
+    committer: Option<thread::JoinHandle<()>>,
+    path: String,
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .field("commits", &self.commits())
+            .finish()
+    }
+}
+
+impl RedbStore {
+    /// Opens the store at `path`, creating it if the file does not exist
+    /// (or is empty).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Foreign`] if the file is not a task-queue store,
+    /// [`StoreError::Database`] if it cannot be opened (for example: it is
+    /// open in another process).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let fresh = match std::fs::metadata(path) {
+            Ok(m) => m.len() == 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(db_error(e)),
+        };
+        let foreign = |detail: String| StoreError::Foreign {
+            path: shown.clone(),
+            detail,
+        };
+        let db = if fresh {
+            let db = Database::create(path).map_err(db_error)?;
+            let txn = db.begin_write().map_err(db_error)?;
+            {
+                let mut meta = txn.open_table(META).map_err(db_error)?;
+                meta.insert(FORMAT_KEY, FORMAT).map_err(db_error)?;
+                meta.insert(NEXT_ID_KEY, &0u64.to_le_bytes()[..])
+                    .map_err(db_error)?;
+                txn.open_table(TASKS).map_err(db_error)?;
+            }
+            txn.commit().map_err(db_error)?;
+            db
+        } else {
+            let db = Database::open(path).map_err(|e| match e {
+                redb::DatabaseError::Storage(s) => foreign(format!("not a redb database ({s})")),
+                other => db_error(other),
+            })?;
+            let txn = db.begin_read().map_err(db_error)?;
+            let meta = txn.open_table(META).map_err(|e| match e {
+                TableError::TableDoesNotExist(_) => {
+                    foreign("a redb database without task-queue tables".into())
+                }
+                TableError::TableTypeMismatch { .. } => {
+                    foreign("a redb database with other tables of the same name".into())
+                }
+                other => db_error(other),
+            })?;
+            let format = meta.get(FORMAT_KEY).map_err(db_error)?;
+            match format {
+                Some(f) if f.value() == FORMAT => {}
+                Some(f) => {
+                    return Err(foreign(format!(
+                        "unknown format {:?}",
+                        String::from_utf8_lossy(f.value())
+                    )))
+                }
+                None => return Err(foreign("no format marker".into())),
+            }
+            drop(meta);
+            drop(txn);
+            db
+        };
+        let shared = Arc::new(Shared {
+            db,
+            state: Mutex::new(CommitState {
+                batch: Vec::new(),
+                appended: 0,
+                settled: 0,
+                failed: None,
+                next_id: 0,
+                commits: 0,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let worker = Arc::clone(&shared);
+        let committer = thread::spawn(move || committer_loop(&worker));
+        Ok(Self {
+            shared,
+            committer: Some(committer),
+            path: shown,
+        })
+    }
+
+    /// How many write transactions (each one fsync'd commit) the store has
+    /// made. With group commit this is below the number of appends.
+    #[must_use]
+    pub fn commits(&self) -> u64 {
+        self.shared.state.lock().commits
+    }
+
+    /// How many appends (tickets) the store has taken.
+    #[must_use]
+    pub fn appends(&self) -> u64 {
+        self.shared.state.lock().appended
+    }
+}
+
+fn committer_loop(shared: &Shared) {
+    loop {
+        let (ops, first, last, next_id) = {
+            let mut st = shared.state.lock();
+            while st.appended == st.settled && !st.shutdown {
+                shared.work.wait(&mut st);
+            }
+            if st.appended == st.settled {
+                return;
+            }
+            let ops = std::mem::take(&mut st.batch);
+            for op in &ops {
+                if let StoreOp::Put(r) = op {
+                    st.next_id = st.next_id.max(r.id.0.saturating_add(1));
+                }
+            }
+            (ops, st.settled + 1, st.appended, st.next_id)
+        };
+        let result = if ops.is_empty() {
+            Ok(())
+        } else {
+            write_batch(&shared.db, &ops, next_id)
+        };
+        let mut st = shared.state.lock();
+        st.settled = last;
+        match result {
+            Ok(()) => {
+                if !ops.is_empty() {
+                    st.commits += 1;
+                }
+            }
+            Err(e) => {
+                if st.failed.is_none() {
+                    st.failed = Some((first, e));
+                }
+            }
+        }
+        drop(st);
+        shared.done.notify_all();
+    }
+}
+
+fn write_batch(db: &Database, ops: &[StoreOp], next_id: u64) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_error)?;
+    {
+        let mut tasks = txn.open_table(TASKS).map_err(db_error)?;
+        for op in ops {
+            match op {
+                StoreOp::Put(rec) => {
+                    tasks
+                        .insert(rec.id.0, rec.encode().as_slice())
+                        .map_err(db_error)?;
+                }
+                StoreOp::Delete(id) => {
+                    tasks.remove(id.0).map_err(db_error)?;
+                }
+            }
+        }
+        let mut meta = txn.open_table(META).map_err(db_error)?;
+        let stored = meta
+            .get(NEXT_ID_KEY)
+            .map_err(db_error)?
+            .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(0);
+        if next_id > stored {
+            meta.insert(NEXT_ID_KEY, &next_id.to_le_bytes()[..])
+                .map_err(db_error)?;
+        }
+    }
+    txn.commit().map_err(db_error)
+}
+
+impl Store for RedbStore {
+    fn load(&self) -> Result<Recovered, StoreError> {
+        let txn = self.shared.db.begin_read().map_err(db_error)?;
+        let tasks = txn.open_table(TASKS).map_err(db_error)?;
+        let meta = txn.open_table(META).map_err(db_error)?;
+        let mut next_id = match meta.get(NEXT_ID_KEY).map_err(db_error)? {
+            Some(v) => {
+                let bytes: [u8; 8] = v.value().try_into().map_err(|_| StoreError::Corrupt {
+                    detail: "next_id is not 8 bytes".into(),
+                })?;
+                u64::from_le_bytes(bytes)
+            }
+            None => 0,
+        };
+        let mut records = Vec::new();
+        for item in tasks.iter().map_err(db_error)? {
+            let (k, v) = item.map_err(db_error)?;
+            let rec = TaskRecord::decode(v.value())?;
+            if rec.id.0 != k.value() {
+                return Err(StoreError::Corrupt {
+                    detail: format!("record under key {} says id {}", k.value(), rec.id.0),
+                });
+            }
+            next_id = next_id.max(rec.id.0.saturating_add(1));
+            records.push(rec);
+        }
+        self.shared.state.lock().next_id = next_id;
+        Ok(Recovered { records, next_id })
+    }
+
+    fn append(&self, ops: Vec<StoreOp>) -> Result<Ticket, StoreError> {
+        let mut st = self.shared.state.lock();
+        if let Some((_, e)) = &st.failed {
+            return Err(e.clone());
+        }
+        if st.shutdown {
+            return Err(StoreError::Closed);
+        }
+        st.batch.extend(ops);
+        st.appended += 1;
+        let ticket = Ticket(st.appended);
+        drop(st);
+        self.shared.work.notify_one();
+        Ok(ticket)
+    }
+
+    fn wait(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let mut st = self.shared.state.lock();
+        while st.settled < ticket.0 {
+            self.shared.done.wait(&mut st);
+        }
+        match &st.failed {
+            Some((first, e)) if ticket.0 >= *first => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for RedbStore {
+    /// Commits what is pending, then stops the committer.
+    fn drop(&mut self) {
+        self.shared.state.lock().shutdown = true;
+        self.shared.work.notify_all();
+        if let Some(h) = self.committer.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! loom models of `BoundedQueue` and of the lease/ack state machine. They
+//! run only under `RUSTFLAGS="--cfg sysblocks_loom"`.
+#![cfg(sysblocks_loom)]
+
+use std::time::Duration;
+
+use loom::sync::Arc;
+use loom::thread;
+use task_queue::{
+    Backoff, BoundedQueue, Delivery, ManualClock, Outcome, PopError, PushError, Task, TaskQueue,
+};
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(f);
+}
+
+/// Two producers push one item each into a queue of capacity 1 with
+/// blocking `push`; one consumer pops twice with blocking `pop`. Every item
+/// arrives exactly once and nobody sleeps forever (loom reports a deadlock
+/// if a wake-up is lost).
+#[test]
+fn loom_two_producers_one_consumer_capacity_1() {
+    model(|| {
+        let q = BoundedQueue::new(1).unwrap();
+        let producers: Vec<_> = (0..2u8)
+            .map(|i| {
+                let q = q.clone();
+                thread::spawn(move || q.push(i).unwrap())
+            })
+            .collect();
+        let mut got = [q.pop().unwrap(), q.pop().unwrap()];
+        for p in producers {
+            p.join().unwrap();
+        }
+        got.sort_unstable();
+        assert_eq!(got, [0, 1]);
+        assert_eq!(q.try_pop(), Err(PopError::Empty));
+    });
+}
+
+/// Capacity 2, two producers with `try_push`, a consumer with `try_pop`
+/// racing them: nothing is lost or duplicated, and the leftovers drain.
+#[test]
+fn loom_try_ops_capacity_2() {
+    model(|| {
+        let q = BoundedQueue::new(2).unwrap();
+        let producers: Vec<_> = (0..2u8)
+            .map(|i| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    let a = q.try_push(i * 2).is_ok();
+                    let b = q.try_push(i * 2 + 1).is_ok();
+                    u8::from(a) + u8::from(b)
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        if let Ok(v) = q.try_pop() {
+            got.push(v);
+        }
+        let pushed: u8 = producers.into_iter().map(|p| p.join().unwrap()).sum();
+        while let Ok(v) = q.try_pop() {
+            got.push(v);
+        }
+        assert_eq!(got.len(), usize::from(pushed));
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), got.len(), "an item came out twice");
+        // Per producer, FIFO order holds.
+        for i in 0..2u8 {
+            let mine: Vec<u8> = got.iter().copied().filter(|v| v / 2 == i).collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]));
+        }
+    });
+}
+
+/// `close` wakes a consumer blocked on an empty queue and a producer
+/// blocked on a full one; both report the queue closed.
+#[test]
+fn loom_close_wakes_every_waiter() {
+    model(|| {
+        let empty = BoundedQueue::<u8>::new(1).unwrap();
+        let full = BoundedQueue::new(1).unwrap();
+        full.try_push(0u8).unwrap();
+        let e2 = empty.clone();
+        let consumer = thread::spawn(move || e2.pop());
+        let f2 = full.clone();
+        let producer = thread::spawn(move || f2.push(1));
+        empty.close();
+        full.close();
+        assert_eq!(consumer.join().unwrap(), None);
+        assert_eq!(producer.join().unwrap(), Err(PushError::Closed(1)));
+        // What was in the closed queue still drains.
+        assert_eq!(full.try_pop(), Ok(0));
+        assert_eq!(full.try_pop(), Err(PopError::Closed));
+    });
+}
+
+/// A push racing `close`: either the push fails with `Closed` or its item
+/// is still delivered to the consumer; never accepted then lost.
+#[test]
+fn loom_push_racing_close_is_never_lost() {
+    model(|| {
+        let q = BoundedQueue::new(1).unwrap();
+        let q2 = q.clone();
+        let producer = thread::spawn(move || q2.try_push(7u8).is_ok());
+        let q3 = q.clone();
+        let closer = thread::spawn(move || {
+            q3.close();
+        });
+        closer.join().unwrap();
+        let pushed = producer.join().unwrap();
+        let popped = q.pop();
+        assert_eq!(popped.is_some(), pushed);
+        assert_eq!(q.pop(), None);
+    });
+}
+
+/// The lease/ack race: a worker completes a delivery while another thread
+/// finds its lease expired and takes a redelivery. Whatever the order, the
+/// task completes exactly once in the counters, the redelivery is either
+/// stale or the completion, and the queue ends empty.
+#[test]
+fn loom_ack_racing_lease_expiry() {
+    model(|| {
+        let clock = ManualClock::new();
+        let q = TaskQueue::builder()
+            .clock(clock.clone())
+            .lease(Duration::from_secs(1))
+            .backoff(Backoff::Fixed(Duration::ZERO))
+            .seed(3)
+            .build()
+            .unwrap();
+        q.submit(Task::new("x")).unwrap();
+        let first = q.lease().unwrap();
+        clock.advance(Duration::from_secs(2));
+        let q2 = q.clone();
+        let redeliverer = thread::spawn(move || {
+            let d: Option<Delivery> = q2.lease();
+            d.map(|d| q2.complete(&d, Ok(())))
+        });
+        let first_outcome = q.complete(&first, Ok(()));
+        let second = redeliverer.join().unwrap();
+        // Exactly one of the two completions completes the task; the other
+        // (if the redelivery happened) is a counted duplicate.
+        match second {
+            None => assert_eq!(first_outcome, Outcome::Completed),
+            Some(Outcome::Completed) => assert_eq!(first_outcome, Outcome::Stale),
+            Some(Outcome::Stale) => assert_eq!(first_outcome, Outcome::Completed),
+            other => panic!("{other:?}"),
+        }
+        let s = q.stats();
+        assert_eq!(s.completed, 1);
+        assert_eq!(s.duplicate_completions, u64::from(second.is_some()));
+        assert!(q.is_empty());
+        let _ = Arc::new(());
+    });
+}
