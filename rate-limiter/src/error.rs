@@ -9,8 +9,24 @@ use std::fmt;
 pub enum BuildError {
     /// A setting that must be positive was zero.
     Zero {
-        /// The builder method that set it.
+        /// The setting (builder method or quota part) that was zero.
         setting: &'static str,
+    },
+    /// The rate asks for more than one cell per nanosecond, the finest step
+    /// the clock can express.
+    RateTooHigh,
+    /// A duration or product of settings does not fit in 64-bit nanoseconds
+    /// (about 584 years).
+    TooLong {
+        /// The setting that overflowed.
+        setting: &'static str,
+    },
+    /// A token bucket's initial fill is larger than its capacity.
+    InitialExceedsCapacity {
+        /// The requested initial fill.
+        initial: u32,
+        /// The capacity.
+        capacity: u32,
     },
 }
 
@@ -18,8 +34,45 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Zero { setting } => write!(f, "{setting} must be greater than zero"),
+            Self::RateTooHigh => {
+                f.write_str("rate exceeds one cell per nanosecond, the clock's resolution")
+            }
+            Self::TooLong { setting } => {
+                write!(f, "{setting} does not fit in 64-bit nanoseconds")
+            }
+            Self::InitialExceedsCapacity { initial, capacity } => write!(
+                f,
+                "initial fill {initial} exceeds the bucket capacity {capacity}"
+            ),
         }
     }
 }
 
 impl std::error::Error for BuildError {}
+
+/// A check that can never succeed, reported instead of a denial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The cost is larger than the limiter can ever admit at once, so
+    /// waiting would not help.
+    CostExceedsLimit {
+        /// The cost asked for.
+        cost: u32,
+        /// The most this limiter admits in one call.
+        limit: u32,
+    },
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CostExceedsLimit { cost, limit } => write!(
+                f,
+                "cost {cost} exceeds {limit}, the most this limiter can ever admit at once"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}

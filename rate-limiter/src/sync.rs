@@ -22,6 +22,9 @@ mod std_impl {
         fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
     pub(crate) use std::sync::Arc;
+    /// std's `Arc` in both builds: the shared clock
+    /// ([`sysblocks_clock::SharedClock`]) is always a std `Arc`.
+    pub(crate) use std::sync::Arc as StdArc;
     pub(crate) use std::thread;
 
     /// A hint inside spin loops; under loom it yields so models terminate.
@@ -41,6 +44,9 @@ mod loom_impl {
     };
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;
+    /// std's `Arc` in both builds: the shared clock
+    /// ([`sysblocks_clock::SharedClock`]) is always a std `Arc`.
+    pub(crate) use std::sync::Arc as StdArc;
 
     /// Under loom a spin loop must yield, or the model never ends.
     #[inline]

@@ -1,0 +1,134 @@
+//! `Gcra`: the generic cell rate algorithm on one atomic word.
+
+use std::fmt;
+
+use sysblocks_clock::{Clock, MonotonicClock, SharedClock};
+
+use crate::atomic::{atomic_limiter, clamp_u32, Step};
+use crate::sync::{AtomicU64, Ordering, StdArc};
+use crate::{BuildError, CheckError, Decision, Quota};
+
+/// The generic cell rate algorithm (the "virtual scheduling" form used by
+/// ATM networks, `governor` and redis-cell).
+///
+/// The whole state is one `u64`, the theoretical arrival time (TAT) of the
+/// next cell, updated lock-free with a compare-and-swap. With emission
+/// interval `T` and burst `b`, a request of `n` cells at time `now` is
+/// admitted iff `max(TAT, now) + n*T <= now + b*T`, and then
+/// `TAT = max(TAT, now) + n*T`. Decisions and `retry_after` values are the
+/// same as `governor`'s for the same quota and arrival times (checked in
+/// `tests/gcra_vs_governor.rs`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rate_limiter::{Gcra, ManualClock, Quota, RateLimiter};
+///
+/// let clock = ManualClock::new();
+/// let gcra = Gcra::with_clock(Quota::per_second(2), clock.clone())?;
+/// assert!(gcra.check().is_allowed());
+/// assert!(gcra.check().is_allowed());
+/// let denied = gcra.check();
+/// assert!(!denied.is_allowed());
+/// assert_eq!(denied.retry_after(), Some(Duration::from_millis(500)));
+/// clock.advance(Duration::from_millis(500));
+/// assert!(gcra.check().is_allowed());
+/// # Ok::<(), rate_limiter::BuildError>(())
+/// ```
+pub struct Gcra {
+    /// Emission interval in nanoseconds.
+    t: u64,
+    /// Burst in cells.
+    burst: u32,
+    /// `burst * t`: how far ahead of now the TAT may run.
+    tau: u64,
+    state: AtomicU64,
+    clock: SharedClock,
+}
+
+impl fmt::Debug for Gcra {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gcra")
+            .field("emission_nanos", &self.t)
+            .field("burst", &self.burst)
+            .field("tat", &self.state.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gcra {
+    /// A limiter on the real monotonic clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::validate`].
+    pub fn new(quota: Quota) -> Result<Self, BuildError> {
+        Self::with_clock(quota, MonotonicClock::new())
+    }
+
+    /// A limiter reading `clock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::validate`].
+    pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
+        Self::with_shared_clock(quota, StdArc::new(clock))
+    }
+
+    /// A limiter reading an already shared clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::validate`].
+    pub fn with_shared_clock(quota: Quota, clock: SharedClock) -> Result<Self, BuildError> {
+        let (t, burst, tau) = quota.parts()?;
+        Ok(Self {
+            t,
+            burst,
+            tau,
+            state: AtomicU64::new(0),
+            clock,
+        })
+    }
+
+    #[inline]
+    fn step(&self, tat: u64, now: u64, cost: u32) -> Step {
+        if cost > self.burst {
+            return Err(CheckError::CostExceedsLimit {
+                cost,
+                limit: self.burst,
+            });
+        }
+        let base = tat.max(now);
+        let horizon = now.saturating_add(self.tau);
+        let new_tat = base.saturating_add(u64::from(cost) * self.t);
+        if new_tat <= horizon {
+            let d = Decision::allow(
+                self.burst,
+                clamp_u32((horizon - new_tat) / self.t),
+                new_tat - now,
+            );
+            Ok((d, (cost > 0).then_some(new_tat)))
+        } else {
+            let d = Decision::deny(
+                self.burst,
+                clamp_u32(horizon.saturating_sub(base) / self.t),
+                new_tat - horizon,
+                base - now,
+            );
+            Ok((d, None))
+        }
+    }
+
+    fn fresh_word(&self, _now: u64) -> u64 {
+        0
+    }
+
+    /// A TAT in the past is the same as no TAT: `max(TAT, now) = now`.
+    fn word_is_fresh(&self, tat: u64, now: u64) -> bool {
+        tat <= now
+    }
+}
+
+atomic_limiter!(Gcra);

@@ -1,0 +1,329 @@
+//! `Keyed`: one limiter state per key, with bounded memory.
+
+use std::fmt;
+use std::hash::Hash;
+
+use lru::LruCache;
+
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::{Algorithm, BuildError, CheckError, Decision};
+
+/// The fewest entries a shard holds before a full sweep is worth it.
+const MIN_SWEEP: usize = 64;
+
+/// One shard: keys in least-recently-seen order, and the length at which the
+/// next full sweep of fresh-equivalent states runs.
+struct Shard<K, S> {
+    map: LruCache<K, S, ahash::RandomState>,
+    sweep_at: usize,
+}
+
+/// A locked shard on its own cache line.
+type LockedShard<K, S> = Padded<Mutex<Shard<K, S>>>;
+
+/// A shard on its own cache line, so neighbours' locks do not share one.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// A rate limiter per key (client IP, API token, ...) for any [`Algorithm`],
+/// in a sharded map whose memory stays bounded without the caller doing
+/// anything:
+///
+/// - a key whose state can no longer be told from a new key's (a GCRA key
+///   whose theoretical arrival time has passed, an empty window, a full
+///   bucket) is dropped: each insertion checks the two least recently seen
+///   keys of its shard, and a shard sweeps all its keys whenever it has
+///   doubled since its last sweep (amortised O(1) per insertion). Dropping
+///   such state never changes a decision;
+/// - a hard cap of `max_keys` evicts the least recently seen key of the
+///   shard (an exact LRU per shard; keys are spread over shards by hash).
+///   Only this can forget live state, which makes that key's next request
+///   be judged as a new key's.
+///
+/// The template limiter passed to [`Keyed::builder`] supplies the
+/// configuration and the clock; its own state is not used.
+///
+/// # Examples
+///
+/// ```
+/// use rate_limiter::{Gcra, Keyed, ManualClock, Quota};
+///
+/// let clock = ManualClock::new();
+/// let per_ip = Keyed::builder(Gcra::with_clock(Quota::per_second(1), clock.clone())?)
+///     .max_keys(10_000)
+///     .build()?;
+/// assert!(per_ip.check_key(&"10.0.0.1").is_allowed());
+/// assert!(!per_ip.check_key(&"10.0.0.1").is_allowed());
+/// assert!(per_ip.check_key(&"10.0.0.2").is_allowed());
+/// assert_eq!(per_ip.len(), 2);
+/// # Ok::<(), rate_limiter::BuildError>(())
+/// ```
+pub struct Keyed<K, A: Algorithm> {
+    template: A,
+    shards: Box<[LockedShard<K, A::State>]>,
+    hasher: ahash::RandomState,
+    shard_bits: u32,
+    shard_cap: usize,
+    evictions: AtomicU64,
+}
+
+impl<K, A: Algorithm + fmt::Debug> fmt::Debug for Keyed<K, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyed")
+            .field("template", &self.template)
+            .field("shards", &self.shards.len())
+            .field("shard_cap", &self.shard_cap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Keyed`] limiter.
+#[derive(Debug)]
+#[must_use]
+pub struct KeyedBuilder<A> {
+    template: A,
+    max_keys: usize,
+    shards: Option<usize>,
+    seed: Option<u64>,
+}
+
+impl<A: Algorithm> KeyedBuilder<A> {
+    /// Most keys held at once (default 1,048,576). Memory is bounded by
+    /// this times the per-key size.
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// Number of shards, rounded up to a power of two (default: 4 per
+    /// available core). Fewer than `max_keys` are used if `max_keys` is
+    /// small, so that the cap holds exactly.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// A fixed seed for the shard and map hashers, for reproducible runs.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Builds the keyed limiter.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Zero`] for `max_keys` or `shards` of 0.
+    pub fn build<K: Hash + Eq + Clone>(self) -> Result<Keyed<K, A>, BuildError> {
+        if self.max_keys == 0 {
+            return Err(BuildError::Zero {
+                setting: "max_keys",
+            });
+        }
+        let wanted = match self.shards {
+            Some(0) => return Err(BuildError::Zero { setting: "shards" }),
+            Some(n) => n,
+            None => default_shards(),
+        };
+        let mut shards = wanted.next_power_of_two();
+        while shards > self.max_keys {
+            shards /= 2;
+        }
+        let shard_cap = self.max_keys / shards;
+        let hasher = match self.seed {
+            Some(s) => ahash::RandomState::with_seeds(s, s ^ 0x9e37_79b9, s.rotate_left(17), 7),
+            None => ahash::RandomState::new(),
+        };
+        let shards: Box<[_]> = (0..shards)
+            .map(|_| {
+                Padded(Mutex::new(Shard {
+                    map: LruCache::unbounded_with_hasher(hasher.clone()),
+                    sweep_at: MIN_SWEEP,
+                }))
+            })
+            .collect();
+        Ok(Keyed {
+            template: self.template,
+            shard_bits: shards.len().trailing_zeros(),
+            shards,
+            hasher,
+            shard_cap,
+            evictions: AtomicU64::new(0),
+        })
+    }
+}
+
+fn default_shards() -> usize {
+    #[cfg(sysblocks_loom)]
+    {
+        2
+    }
+    #[cfg(not(sysblocks_loom))]
+    {
+        std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get) * 4
+    }
+}
+
+impl<A: Algorithm> Keyed<A, A> {
+    /// A builder from a template limiter (configuration and clock).
+    pub fn builder(template: A) -> KeyedBuilder<A> {
+        KeyedBuilder {
+            template,
+            max_keys: 1 << 20,
+            shards: None,
+            seed: None,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
+    #[inline]
+    fn shard(&self, key: &K) -> &Mutex<Shard<K, A::State>> {
+        let h = self.hasher.hash_one(key);
+        // High bits pick the shard; the map inside uses the whole hash.
+        let i = if self.shard_bits == 0 {
+            0
+        } else {
+            (h >> (64 - self.shard_bits)) as usize
+        };
+        &self.shards[i].0
+    }
+
+    /// [`RateLimiter::check`](crate::RateLimiter::check) for `key`.
+    pub fn check_key(&self, key: &K) -> Decision {
+        match self.check_key_n(key, 1) {
+            Ok(d) => d,
+            Err(CheckError::CostExceedsLimit { limit, .. }) => Decision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                retry_after: None,
+                reset_after: std::time::Duration::ZERO,
+                delay: std::time::Duration::ZERO,
+            },
+        }
+    }
+
+    /// [`RateLimiter::check_n`](crate::RateLimiter::check_n) for `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::CostExceedsLimit`] as for the template limiter.
+    pub fn check_key_n(&self, key: &K, cost: u32) -> Result<Decision, CheckError> {
+        let now = self.template.now_nanos();
+        let mut shard = self.shard(key).lock();
+        if let Some(state) = shard.map.get_mut(key) {
+            return self.template.decide(state, now, cost);
+        }
+        let mut state = self.template.fresh_state(now);
+        let decision = self.template.decide(&mut state, now, cost)?;
+        if !self.template.is_fresh_equivalent(&state, now) {
+            self.insert(&mut shard, key.clone(), state, now);
+        }
+        Ok(decision)
+    }
+
+    fn insert(&self, shard: &mut Shard<K, A::State>, key: K, state: A::State, now: u64) {
+        let t = &self.template;
+        if shard.map.len() >= shard.sweep_at {
+            let stale: Vec<K> = shard
+                .map
+                .iter()
+                .filter(|(_, s)| t.is_fresh_equivalent(s, now))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &stale {
+                shard.map.pop(k);
+            }
+            shard.sweep_at = (shard.map.len() * 2).max(MIN_SWEEP);
+        } else {
+            for _ in 0..2 {
+                match shard.map.peek_lru() {
+                    Some((_, s)) if t.is_fresh_equivalent(s, now) => {
+                        shard.map.pop_lru();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if shard.map.len() >= self.shard_cap {
+            shard.map.pop_lru();
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        shard.map.push(key, state);
+    }
+
+    /// Blocks until `cost` cells are admitted for `key`; see
+    /// [`RateLimiter::wait_n_with`](crate::RateLimiter::wait_n_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyed::check_key_n`].
+    pub fn wait_key_n_with(
+        &self,
+        key: &K,
+        cost: u32,
+        sleeper: &dyn crate::Sleeper,
+    ) -> Result<Decision, CheckError> {
+        loop {
+            let d = self.check_key_n(key, cost)?;
+            if d.is_allowed() {
+                if !d.delay().is_zero() {
+                    sleeper.sleep(d.delay());
+                }
+                return Ok(d);
+            }
+            let wait = d.retry_after().unwrap_or_default();
+            sleeper.sleep(wait.max(std::time::Duration::from_nanos(1)));
+        }
+    }
+
+    /// Drops every key whose state is equivalent to a new key's now. Never
+    /// needed for bounded memory; useful before [`Keyed::len`] in tests and
+    /// reports.
+    pub fn sweep(&self) {
+        let now = self.template.now_nanos();
+        for shard in self.shards.iter() {
+            let mut shard = shard.0.lock();
+            let stale: Vec<K> = shard
+                .map
+                .iter()
+                .filter(|(_, s)| self.template.is_fresh_equivalent(s, now))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &stale {
+                shard.map.pop(k);
+            }
+        }
+    }
+
+    /// Keys held now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.0.lock().map.len()).sum()
+    }
+
+    /// Whether no key is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most keys held at once (the `max_keys` cap, rounded down to a
+    /// multiple of the shard count).
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.shard_cap * self.shards.len()
+    }
+
+    /// Live states evicted by the `max_keys` cap so far.
+    #[must_use]
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// The template limiter.
+    pub fn template(&self) -> &A {
+        &self.template
+    }
+}

@@ -1,0 +1,237 @@
+//! `LeakyBucket`: nginx `limit_req` semantics on one atomic word.
+
+use std::fmt;
+use std::time::Duration;
+
+use sysblocks_clock::{Clock, MonotonicClock, SharedClock};
+
+use crate::atomic::{atomic_limiter, clamp_u32, Step};
+use crate::sync::{AtomicU64, Ordering, StdArc};
+use crate::{BuildError, CheckError, Decision, Quota};
+
+/// How a [`LeakyBucket`] treats admitted excess requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DelayMode {
+    /// nginx `nodelay`: excess within the burst is served at once.
+    NoDelay,
+    /// nginx `delay=N` (0 is nginx's default): the first `N` excess requests
+    /// are served at once, later ones wait `(excess - N) / rate`.
+    After(u32),
+}
+
+/// A leaky bucket ("leaky bucket as a meter") with the semantics of nginx's
+/// `limit_req`: an *excess* counter drains at `rate`; each request adds one
+/// emission interval of excess; a request whose excess would exceed `burst`
+/// intervals is rejected and changes nothing; an admitted one may be told to
+/// wait (`Decision::delay`) unless the bucket is `nodelay`.
+///
+/// With `n` simultaneous arrivals on a fresh bucket, `1 + burst` are
+/// accepted; without `nodelay` the k-th excess request waits `k / rate`.
+/// Unlike nginx, time is kept in nanoseconds, not milliseconds. A cost `n`
+/// counts as `n` simultaneous requests.
+///
+/// The state is one `u64`: 0 for a fresh bucket, otherwise `1 +` the time at
+/// which the excess drains to zero.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rate_limiter::{LeakyBucket, ManualClock, Quota, RateLimiter};
+///
+/// // nginx: limit_req_zone rate=10r/s; limit_req burst=2;
+/// let clock = ManualClock::new();
+/// let lb = LeakyBucket::nginx(Quota::per_second(10), 2)
+///     .clock(clock.clone())
+///     .build()?;
+/// let delays: Vec<_> = (0..4).map(|_| lb.check()).map(|d| (d.is_allowed(), d.delay())).collect();
+/// assert_eq!(delays, [
+///     (true, Duration::ZERO),
+///     (true, Duration::from_millis(100)),
+///     (true, Duration::from_millis(200)),
+///     (false, Duration::ZERO),
+/// ]);
+/// # Ok::<(), rate_limiter::BuildError>(())
+/// ```
+pub struct LeakyBucket {
+    /// Emission interval (1 / rate) in nanoseconds.
+    t: u64,
+    /// nginx `burst`: excess requests tolerated.
+    burst: u32,
+    /// `burst * t`.
+    max_excess: u64,
+    mode: DelayMode,
+    state: AtomicU64,
+    clock: SharedClock,
+}
+
+impl fmt::Debug for LeakyBucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeakyBucket")
+            .field("emission_nanos", &self.t)
+            .field("burst", &self.burst)
+            .field("mode", &self.mode)
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`LeakyBucket`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LeakyBucketBuilder {
+    quota: Quota,
+    burst: u32,
+    mode: DelayMode,
+    clock: Option<SharedClock>,
+}
+
+impl LeakyBucketBuilder {
+    /// nginx `nodelay`: admitted excess requests are not delayed.
+    pub fn nodelay(mut self) -> Self {
+        self.mode = DelayMode::NoDelay;
+        self
+    }
+
+    /// nginx `delay=n`: the first `n` excess requests are not delayed.
+    pub fn delay(mut self, n: u32) -> Self {
+        self.mode = DelayMode::After(n);
+        self
+    }
+
+    /// The clock (default: a new [`MonotonicClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(StdArc::new(clock));
+        self
+    }
+
+    /// Builds the bucket. The quota's burst is not used; the nginx `burst`
+    /// given to [`LeakyBucket::nginx`] is, and may be 0.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::emission_interval`]; [`BuildError::TooLong`] if
+    /// `burst` intervals exceed `u64` nanoseconds.
+    pub fn build(self) -> Result<LeakyBucket, BuildError> {
+        let t = self.quota.emission_nanos()?;
+        let max_excess = t
+            .checked_mul(u64::from(self.burst))
+            .ok_or(BuildError::TooLong { setting: "burst" })?;
+        Ok(LeakyBucket {
+            t,
+            burst: self.burst,
+            max_excess,
+            mode: self.mode,
+            state: AtomicU64::new(0),
+            clock: self
+                .clock
+                .unwrap_or_else(|| StdArc::new(MonotonicClock::new())),
+        })
+    }
+}
+
+impl LeakyBucket {
+    /// nginx `limit_req` with the rate of `rate` (its burst is ignored) and
+    /// `burst` excess requests, delaying excess requests (nginx's default;
+    /// see [`LeakyBucketBuilder::nodelay`] and [`LeakyBucketBuilder::delay`]).
+    pub fn nginx(rate: Quota, burst: u32) -> LeakyBucketBuilder {
+        LeakyBucketBuilder {
+            quota: rate,
+            burst,
+            mode: DelayMode::After(0),
+            clock: None,
+        }
+    }
+
+    /// A rejecting limiter comparable to the others: `quota.burst` requests
+    /// at once (nginx `burst = quota.burst - 1`, `nodelay`), monotonic clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::validate`].
+    pub fn new(quota: Quota) -> Result<Self, BuildError> {
+        Self::with_clock(quota, MonotonicClock::new())
+    }
+
+    /// [`LeakyBucket::new`] on `clock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::validate`].
+    pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
+        let (_, burst, _) = quota.parts()?;
+        Self::nginx(quota, burst - 1).nodelay().clock(clock).build()
+    }
+
+    /// The excess, in nanoseconds of drain time, after admitting `cost`
+    /// requests at `now` on state `word`.
+    #[inline]
+    fn excess_after(&self, word: u64, now: u64, cost: u32) -> u64 {
+        let extra = u64::from(cost.saturating_sub(1)) * self.t;
+        if word == 0 {
+            // nginx: a new node starts with excess 0.
+            return extra;
+        }
+        let drained_at = word - 1;
+        // nginx: excess = max(0, excess - elapsed + 1 interval), per request.
+        (drained_at.saturating_add(self.t))
+            .saturating_sub(now)
+            .saturating_add(extra)
+    }
+
+    #[inline]
+    fn step(&self, word: u64, now: u64, cost: u32) -> Step {
+        let limit = self.burst.saturating_add(1);
+        if cost > limit {
+            return Err(CheckError::CostExceedsLimit { cost, limit });
+        }
+        if cost == 0 {
+            let excess = if word == 0 {
+                0
+            } else {
+                (word - 1).saturating_sub(now)
+            };
+            let left = self.max_excess.saturating_sub(excess) / self.t + 1;
+            return Ok((Decision::allow(limit, clamp_u32(left), excess), None));
+        }
+        let excess = self.excess_after(word, now, cost);
+        if excess <= self.max_excess {
+            let mut d = Decision::allow(
+                limit,
+                clamp_u32((self.max_excess - excess) / self.t),
+                excess,
+            );
+            if let DelayMode::After(free) = self.mode {
+                let wait = excess.saturating_sub(u64::from(free) * self.t);
+                d.delay = Duration::from_nanos(wait);
+            }
+            Ok((d, Some(now.saturating_add(excess).saturating_add(1))))
+        } else {
+            let over = excess - self.max_excess;
+            let current = if word == 0 {
+                0
+            } else {
+                (word - 1).saturating_sub(now)
+            };
+            let d = Decision::deny(
+                limit,
+                clamp_u32(self.max_excess.saturating_sub(current) / self.t),
+                over,
+                current,
+            );
+            Ok((d, None))
+        }
+    }
+
+    fn fresh_word(&self, _now: u64) -> u64 {
+        0
+    }
+
+    /// Once `drained_at + interval <= now` the next request gets excess 0
+    /// (plus its own extra cost), exactly as on a new node.
+    fn word_is_fresh(&self, word: u64, now: u64) -> bool {
+        word == 0 || (word - 1).saturating_add(self.t) <= now
+    }
+}
+
+atomic_limiter!(LeakyBucket);

@@ -1,0 +1,124 @@
+//! The traits every algorithm implements.
+
+use std::time::Duration;
+
+use crate::{CheckError, Decision};
+
+/// One interface for every algorithm: ask whether `cost` cells may pass now.
+///
+/// Decisions depend only on the arrival times the limiter's
+/// [`Clock`](crate::Clock) reports, so a [`ManualClock`](crate::ManualClock)
+/// makes every decision reproducible.
+pub trait RateLimiter: Send + Sync {
+    /// Checks a request of `cost` cells and, if it is admitted, records it.
+    /// A cost of 0 is always admitted and changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::CostExceedsLimit`] if `cost` is more than this limiter
+    /// can ever admit at once: waiting would never help, so it is not a
+    /// denial.
+    fn check_n(&self, cost: u32) -> Result<Decision, CheckError>;
+
+    /// Checks a request of one cell. Every limiter built by this crate admits
+    /// at least one cell at once, so this cannot fail.
+    fn check(&self) -> Decision {
+        match self.check_n(1) {
+            Ok(d) => d,
+            // Only a hand-written limiter with a limit of 0 gets here.
+            Err(CheckError::CostExceedsLimit { limit, .. }) => Decision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                retry_after: None,
+                reset_after: Duration::ZERO,
+                delay: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Blocks the thread until `cost` cells are admitted (and, for a delaying
+    /// leaky bucket, until the returned delay has passed), then returns the
+    /// admitting decision.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::check_n`]; the error is returned at once.
+    fn wait_n(&self, cost: u32) -> Result<Decision, CheckError> {
+        self.wait_n_with(cost, &ThreadSleeper)
+    }
+
+    /// [`RateLimiter::wait_n`] sleeping through `sleeper`; a sleeper that
+    /// advances a [`ManualClock`](crate::ManualClock) makes waiting
+    /// deterministic in tests.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::check_n`].
+    fn wait_n_with(&self, cost: u32, sleeper: &dyn Sleeper) -> Result<Decision, CheckError> {
+        loop {
+            let d = self.check_n(cost)?;
+            if d.is_allowed() {
+                if !d.delay().is_zero() {
+                    sleeper.sleep(d.delay());
+                }
+                return Ok(d);
+            }
+            let wait = d.retry_after().unwrap_or(Duration::ZERO);
+            sleeper.sleep(wait.max(Duration::from_nanos(1)));
+        }
+    }
+}
+
+/// How [`RateLimiter::wait_n_with`] waits.
+pub trait Sleeper: Send + Sync {
+    /// Returns after `d` has passed on the limiter's clock.
+    fn sleep(&self, d: Duration);
+}
+
+/// Sleeps the calling thread (`std::thread::sleep`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadSleeper;
+
+impl Sleeper for ThreadSleeper {
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// Moves a [`ManualClock`](crate::ManualClock) forward instead of sleeping,
+/// for deterministic tests and simulations.
+#[derive(Debug, Clone, Default)]
+pub struct ManualSleeper(pub crate::ManualClock);
+
+impl Sleeper for ManualSleeper {
+    fn sleep(&self, d: Duration) {
+        self.0.advance(d);
+    }
+}
+
+/// An algorithm's per-key form, used by [`Keyed`](crate::Keyed): the
+/// limiter acts as a template (its configuration and clock), and each key
+/// owns a small [`Algorithm::State`] that the keyed store keeps under a
+/// shard lock.
+pub trait Algorithm: Send + Sync {
+    /// The state of one key.
+    type State: Send;
+
+    /// The limiter's clock reading, in nanoseconds.
+    fn now_nanos(&self) -> u64;
+
+    /// The state of a key first seen at `now`.
+    fn fresh_state(&self, now: u64) -> Self::State;
+
+    /// [`RateLimiter::check_n`] on one key's state.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::check_n`].
+    fn decide(&self, state: &mut Self::State, now: u64, cost: u32) -> Result<Decision, CheckError>;
+
+    /// Whether `state` can no longer be told from a fresh key's state at
+    /// `now` or later, so the keyed store may drop it.
+    fn is_fresh_equivalent(&self, state: &Self::State, now: u64) -> bool;
+}

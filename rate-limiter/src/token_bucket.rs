@@ -1,0 +1,263 @@
+//! `TokenBucket`: capacity, a discrete refill of `amount` tokens every
+//! `interval`, and an initial fill, on one atomic word.
+
+use std::fmt;
+use std::time::Duration;
+
+use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
+
+use crate::atomic::{atomic_limiter, clamp_u32, Step};
+use crate::sync::{AtomicU64, Ordering, StdArc};
+use crate::{BuildError, CheckError, Decision, Quota};
+
+/// A token bucket: holds at most `capacity` tokens, gains `amount` tokens at
+/// every multiple of `interval` on the clock (a discrete refill, as the
+/// `ratelimit` crate does), starts with `initial` tokens, and a request of
+/// `n` takes `n` tokens or is denied.
+///
+/// The state is one `u64` updated lock-free: the count of tokens ever
+/// taken, biased so that `available = min(capacity, produced(now) +
+/// capacity - taken)` where `produced(now) = floor(now / interval) *
+/// amount`. Integer arithmetic only, so decisions are exact.
+///
+/// In any interval of length `t` it admits at most
+/// `capacity + amount * ceil(t / interval)` tokens.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rate_limiter::{ManualClock, RateLimiter, TokenBucket};
+///
+/// let clock = ManualClock::new();
+/// let bucket = TokenBucket::builder()
+///     .capacity(10)
+///     .refill(2, Duration::from_millis(100))
+///     .initial(3)
+///     .clock(clock.clone())
+///     .build()?;
+/// assert!(bucket.check_n(3)?.is_allowed());
+/// let d = bucket.check();
+/// assert!(!d.is_allowed());
+/// assert_eq!(d.retry_after(), Some(Duration::from_millis(100)));
+/// clock.advance(Duration::from_millis(100));
+/// assert_eq!(bucket.check_n(2)?.remaining(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TokenBucket {
+    capacity: u32,
+    amount: u64,
+    interval: u64,
+    initial: u32,
+    state: AtomicU64,
+    clock: SharedClock,
+}
+
+impl fmt::Debug for TokenBucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenBucket")
+            .field("capacity", &self.capacity)
+            .field("amount", &self.amount)
+            .field("interval_nanos", &self.interval)
+            .field("initial", &self.initial)
+            .field("taken", &self.state.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenBucket`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TokenBucketBuilder {
+    capacity: u32,
+    amount: u32,
+    interval: Duration,
+    initial: Option<u32>,
+    clock: Option<SharedClock>,
+}
+
+impl TokenBucketBuilder {
+    /// Most tokens the bucket holds (required, > 0).
+    pub fn capacity(mut self, capacity: u32) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Adds `amount` tokens at every multiple of `interval` (required, both
+    /// > 0, at most one token per nanosecond).
+    pub fn refill(mut self, amount: u32, interval: Duration) -> Self {
+        self.amount = amount;
+        self.interval = interval;
+        self
+    }
+
+    /// Tokens at creation (default: `capacity`, a full bucket).
+    pub fn initial(mut self, initial: u32) -> Self {
+        self.initial = Some(initial);
+        self
+    }
+
+    /// The clock (default: a new [`MonotonicClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(StdArc::new(clock));
+        self
+    }
+
+    /// Builds the bucket.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Zero`] for a zero capacity, amount or interval;
+    /// [`BuildError::RateTooHigh`] for more than one token per nanosecond;
+    /// [`BuildError::TooLong`] for an interval beyond `u64` nanoseconds;
+    /// [`BuildError::InitialExceedsCapacity`].
+    pub fn build(self) -> Result<TokenBucket, BuildError> {
+        if self.capacity == 0 {
+            return Err(BuildError::Zero {
+                setting: "capacity",
+            });
+        }
+        if self.amount == 0 {
+            return Err(BuildError::Zero {
+                setting: "refill amount",
+            });
+        }
+        if self.interval.is_zero() {
+            return Err(BuildError::Zero {
+                setting: "refill interval",
+            });
+        }
+        if self.interval.as_nanos() > u128::from(u64::MAX) {
+            return Err(BuildError::TooLong {
+                setting: "refill interval",
+            });
+        }
+        let interval = saturating_nanos(self.interval);
+        if u64::from(self.amount) > interval {
+            return Err(BuildError::RateTooHigh);
+        }
+        let initial = self.initial.unwrap_or(self.capacity);
+        if initial > self.capacity {
+            return Err(BuildError::InitialExceedsCapacity {
+                initial,
+                capacity: self.capacity,
+            });
+        }
+        let clock = self
+            .clock
+            .unwrap_or_else(|| StdArc::new(MonotonicClock::new()));
+        let mut bucket = TokenBucket {
+            capacity: self.capacity,
+            amount: u64::from(self.amount),
+            interval,
+            initial,
+            state: AtomicU64::new(0),
+            clock,
+        };
+        let now = bucket.clock.now_nanos();
+        bucket.state = AtomicU64::new(bucket.fresh_word(now));
+        Ok(bucket)
+    }
+}
+
+impl TokenBucket {
+    /// A builder; `capacity` and `refill` are required.
+    pub fn builder() -> TokenBucketBuilder {
+        TokenBucketBuilder {
+            capacity: 0,
+            amount: 0,
+            interval: Duration::ZERO,
+            initial: None,
+            clock: None,
+        }
+    }
+
+    /// Capacity `quota.burst`, one token per emission interval, full at
+    /// start, on the monotonic clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::validate`].
+    pub fn new(quota: Quota) -> Result<Self, BuildError> {
+        Self::with_clock(quota, MonotonicClock::new())
+    }
+
+    /// [`TokenBucket::new`] on `clock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::validate`].
+    pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
+        let (t, burst, _) = quota.parts()?;
+        Self::builder()
+            .capacity(burst)
+            .refill(1, Duration::from_nanos(t))
+            .clock(clock)
+            .build()
+    }
+
+    #[inline]
+    fn produced(&self, now: u64) -> u64 {
+        (now / self.interval).saturating_mul(self.amount)
+    }
+
+    #[inline]
+    fn step(&self, taken: u64, now: u64, cost: u32) -> Step {
+        if cost > self.capacity {
+            return Err(CheckError::CostExceedsLimit {
+                cost,
+                limit: self.capacity,
+            });
+        }
+        let cap = u64::from(self.capacity);
+        let produced = self.produced(now);
+        // Tokens beyond capacity are lost: the floor of `taken` rises.
+        let taken = taken.max(produced);
+        let available = (produced + cap).saturating_sub(taken);
+        let cost64 = u64::from(cost);
+        let tick = now / self.interval;
+        if available >= cost64 {
+            let left = available - cost64;
+            let d = Decision::allow(
+                self.capacity,
+                clamp_u32(left),
+                self.time_to(tick, now, cap - left),
+            );
+            Ok((d, (cost > 0).then_some(taken + cost64)))
+        } else {
+            let retry = self.time_to(tick, now, cost64 - available);
+            let d = Decision::deny(
+                self.capacity,
+                clamp_u32(available),
+                retry,
+                self.time_to(tick, now, cap - available),
+            );
+            Ok((d, None))
+        }
+    }
+
+    /// Time from `now` (in tick `tick`) until `missing` more tokens have
+    /// been produced.
+    fn time_to(&self, tick: u64, now: u64, missing: u64) -> u64 {
+        if missing == 0 {
+            return 0;
+        }
+        let ticks = missing.div_ceil(self.amount);
+        tick.saturating_add(ticks)
+            .saturating_mul(self.interval)
+            .saturating_sub(now)
+    }
+
+    fn fresh_word(&self, now: u64) -> u64 {
+        self.produced(now) + u64::from(self.capacity - self.initial)
+    }
+
+    /// Full and initially full: nothing tells it from a new key. With
+    /// `initial < capacity` a stale key is dropped once full, which makes it
+    /// stricter (back to `initial` tokens), never more permissive.
+    fn word_is_fresh(&self, taken: u64, now: u64) -> bool {
+        taken <= self.produced(now)
+    }
+}
+
+atomic_limiter!(TokenBucket);
