@@ -168,6 +168,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// assert_eq!(hash_key("user:7"), stable_hash(b"user:7\xff"));
 /// ```
 #[must_use]
+#[inline]
 pub fn hash_key<K: Hash + ?Sized>(key: &K) -> u64 {
     let mut h = StableHasher::new();
     key.hash(&mut h);
@@ -196,12 +197,30 @@ impl Default for StableHasher {
 impl StableHasher {
     /// A hasher that has seen no bytes.
     #[must_use]
+    #[inline]
     pub fn new() -> Self {
         StableHasher {
             lanes: Lanes::new(0),
             buf: [0; 32],
             buf_len: 0,
             total: 0,
+        }
+    }
+}
+
+impl StableHasher {
+    /// Appends a fixed-width value: a constant-length copy into the buffer
+    /// when it fits (the common case of integer keys), the general path
+    /// otherwise.
+    #[inline]
+    fn push_fixed<const L: usize>(&mut self, bytes: [u8; L]) {
+        let at = self.buf_len;
+        if at + L < 32 {
+            self.buf[at..at + L].copy_from_slice(&bytes);
+            self.buf_len = at + L;
+            self.total = self.total.wrapping_add(L as u64);
+        } else {
+            self.write(&bytes);
         }
     }
 }
@@ -229,6 +248,7 @@ impl Hasher for StableHasher {
         self.buf_len = bytes.len();
     }
 
+    #[inline]
     fn finish(&self) -> u64 {
         let h = if self.total >= 32 {
             self.lanes.converge()
@@ -238,41 +258,53 @@ impl Hasher for StableHasher {
         finish_tail(h.wrapping_add(self.total), &self.buf[..self.buf_len])
     }
 
+    #[inline]
     fn write_u8(&mut self, i: u8) {
-        self.write(&[i]);
+        self.push_fixed([i]);
     }
+    #[inline]
     fn write_u16(&mut self, i: u16) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_u32(&mut self, i: u32) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_u64(&mut self, i: u64) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_u128(&mut self, i: u128) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_usize(&mut self, i: usize) {
-        self.write(&(i as u64).to_le_bytes());
+        self.push_fixed((i as u64).to_le_bytes());
     }
+    #[inline]
     fn write_i8(&mut self, i: i8) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_i16(&mut self, i: i16) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_i32(&mut self, i: i32) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_i64(&mut self, i: i64) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_i128(&mut self, i: i128) {
-        self.write(&i.to_le_bytes());
+        self.push_fixed(i.to_le_bytes());
     }
+    #[inline]
     fn write_isize(&mut self, i: isize) {
-        self.write(&(i as i64).to_le_bytes());
+        self.push_fixed((i as i64).to_le_bytes());
     }
 }
 

@@ -25,15 +25,22 @@ use crate::locator::NodeLocator;
 #[must_use]
 #[inline]
 pub fn jump_hash(mut key: u64, buckets: u32) -> u32 {
+    if buckets == 0 {
+        return 0;
+    }
     let n = i64::from(buckets);
-    let mut b: i64 = -1;
+    // The reference's `while (j < num_buckets)` with `j = 0` first: the body
+    // always runs at least once, so `b` ends in `0..buckets`.
+    let mut b: i64;
     let mut j: i64 = 0;
-    while j < n {
+    loop {
         b = j;
         key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
         j = ((b + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+        if j >= n {
+            return b as u32;
+        }
     }
-    b.max(0) as u32
 }
 
 /// A node list placed by [`jump_hash`]: node `i` is bucket `i`.
