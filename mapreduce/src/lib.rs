@@ -1,7 +1,26 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod board;
+mod buffer;
+mod codec;
 mod error;
+mod input;
+mod job;
+pub mod jobs;
+mod merge;
+mod partition;
+mod progress;
+mod runner;
+mod spill;
 mod sync;
 
-pub use error::BuildError;
+pub use board::TaskBoard;
+pub use codec::Codec;
+pub use error::{BuildError, DecodeError, JobError, TaskError};
+pub use input::TextInput;
+pub use job::{Emitter, Job, Origin};
+pub use partition::{HashPartitioner, Partitioner, RangePartitioner};
+pub use progress::{Phase, Progress};
+pub use runner::{Outputs, ProgressFn, Runner, RunnerBuilder};
+pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock};

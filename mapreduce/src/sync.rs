@@ -15,6 +15,15 @@ pub(crate) use self::std_impl::*;
 #[cfg(sysblocks_loom)]
 pub(crate) use self::loom_impl::*;
 
+/// The runner's workers are real scoped threads in both configurations;
+/// the loom models cover the coordination primitive ([`crate::TaskBoard`]),
+/// not the whole runner.
+pub(crate) use std::thread::{available_parallelism, scope};
+
+/// std's `Arc` in both configurations, for settings shared with user code
+/// (the clock, the progress callback), which loom does not model.
+pub(crate) use std::sync::Arc as StdArc;
+
 #[cfg(not(sysblocks_loom))]
 mod std_impl {
     pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};

@@ -1,0 +1,205 @@
+//! A map task's in-memory buffer: one hash table of distinct keys with
+//! their (combined) values, and its sorted form, the in-memory run.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::mem::size_of;
+
+use hashbrown::HashTable;
+
+use crate::codec::Codec;
+use crate::error::TaskError;
+use crate::job::CombineFn;
+use crate::partition::Partitioner;
+
+/// The seeds of the key hash. Fixed, so that a key lands in the same
+/// partition in every run of one build.
+const SEEDS: [u64; 4] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+];
+
+/// The hasher every task uses for keys.
+pub(crate) fn key_hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3])
+}
+
+/// One distinct key of a task with its values (`first` plus any that the
+/// combiner kept separate).
+#[derive(Debug)]
+pub(crate) struct Entry<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) part: u32,
+    pub(crate) key: K,
+    pub(crate) first: V,
+    pub(crate) rest: Vec<V>,
+}
+
+impl<K, V> Entry<K, V> {
+    /// All values, in emission order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        std::iter::once(&self.first).chain(self.rest.iter())
+    }
+
+    pub(crate) fn value_count(&self) -> usize {
+        1 + self.rest.len()
+    }
+}
+
+/// Estimated bytes for one table slot (entry plus control byte, and the
+/// table's spare capacity on average).
+fn entry_cost<K, V>() -> usize {
+    size_of::<Entry<K, V>>() * 3 / 2 + 2
+}
+
+/// Offers `value` to the last value of `e`.
+#[inline]
+fn absorb<K, V: Codec>(e: &mut Entry<K, V>, value: V, combine: &CombineFn<'_, K, V>) -> usize {
+    let acc = match e.rest.last_mut() {
+        Some(last) => last,
+        None => &mut e.first,
+    };
+    let before = acc.heap_bytes();
+    match combine(&e.key, acc, value) {
+        None => acc.heap_bytes().saturating_sub(before),
+        Some(v) => {
+            let grown = acc.heap_bytes().saturating_sub(before);
+            let cost = size_of::<V>() + v.heap_bytes();
+            e.rest.push(v);
+            grown + cost
+        }
+    }
+}
+
+/// The buffer of one map task.
+pub(crate) struct MapBuffer<K, V> {
+    table: HashTable<Entry<K, V>>,
+    hasher: ahash::RandomState,
+    partitions: usize,
+    /// Estimated bytes held.
+    pub(crate) bytes: usize,
+    /// A bad partition index seen since the last check.
+    pub(crate) error: Option<TaskError>,
+}
+
+impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
+    pub(crate) fn new(partitions: usize) -> Self {
+        Self {
+            table: HashTable::new(),
+            hasher: key_hasher(),
+            partitions,
+            bytes: 0,
+            error: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn emit_borrowed<Q>(
+        &mut self,
+        key: &Q,
+        value: V,
+        combine: &CombineFn<'_, K, V>,
+        partitioner: &dyn Partitioner<K>,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        if let Some(e) = self.table.find_mut(hash, |e| e.key.borrow() == key) {
+            self.bytes += absorb(e, value, combine);
+            return;
+        }
+        self.insert_new(hash, key.to_owned(), value, partitioner);
+    }
+
+    #[inline]
+    pub(crate) fn emit_owned(
+        &mut self,
+        key: K,
+        value: V,
+        combine: &CombineFn<'_, K, V>,
+        partitioner: &dyn Partitioner<K>,
+    ) {
+        let hash = self.hasher.hash_one(&key);
+        if let Some(e) = self.table.find_mut(hash, |e| e.key == key) {
+            self.bytes += absorb(e, value, combine);
+            return;
+        }
+        self.insert_new(hash, key, value, partitioner);
+    }
+
+    fn insert_new(&mut self, hash: u64, key: K, value: V, partitioner: &dyn Partitioner<K>) {
+        let part = partitioner.partition(&key, hash, self.partitions);
+        if part >= self.partitions {
+            if self.error.is_none() {
+                self.error = Some(TaskError::BadPartition {
+                    partition: part,
+                    partitions: self.partitions,
+                });
+            }
+            return;
+        }
+        self.bytes += entry_cost::<K, V>() + key.heap_bytes() + value.heap_bytes();
+        // `part < partitions <= u32::MAX`, checked by the builder.
+        let part = part as u32;
+        self.table.insert_unique(
+            hash,
+            Entry {
+                hash,
+                part,
+                key,
+                first: value,
+                rest: Vec::new(),
+            },
+            |e| e.hash,
+        );
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+impl<K: Ord, V> MapBuffer<K, V> {
+    /// Empties the buffer into a run sorted by (partition, key), releasing
+    /// the table's memory.
+    pub(crate) fn take_sorted(&mut self) -> MemRun<K, V> {
+        let bytes = std::mem::take(&mut self.bytes);
+        let table = std::mem::take(&mut self.table);
+        let mut entries: Vec<Entry<K, V>> = table.into_iter().collect();
+        entries.sort_unstable_by(|a, b| a.part.cmp(&b.part).then_with(|| a.key.cmp(&b.key)));
+        let mut bounds = vec![0usize; self.partitions + 1];
+        for e in &entries {
+            bounds[e.part as usize + 1] += 1;
+        }
+        for p in 0..self.partitions {
+            bounds[p + 1] += bounds[p];
+        }
+        MemRun {
+            entries,
+            bounds,
+            bytes,
+        }
+    }
+}
+
+/// A task's sorted output kept in memory.
+#[derive(Debug)]
+pub(crate) struct MemRun<K, V> {
+    pub(crate) entries: Vec<Entry<K, V>>,
+    bounds: Vec<usize>,
+    pub(crate) bytes: usize,
+}
+
+impl<K, V> MemRun<K, V> {
+    /// The entries of partition `p`, sorted by key.
+    pub(crate) fn partition(&self, p: usize) -> &[Entry<K, V>] {
+        &self.entries[self.bounds[p]..self.bounds[p + 1]]
+    }
+
+    pub(crate) fn partitions(&self) -> usize {
+        self.bounds.len() - 1
+    }
+}

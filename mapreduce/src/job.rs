@@ -1,0 +1,137 @@
+//! The user's side of a job: [`Job`] and the [`Emitter`] map output goes to.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::path::Path;
+
+use crate::buffer::MapBuffer;
+use crate::codec::Codec;
+use crate::error::TaskError;
+use crate::partition::Partitioner;
+
+/// A MapReduce job: `map` turns records into key-value pairs, `combine`
+/// folds values of one key as they are emitted (optional), and `reduce`
+/// turns each key's values into one output.
+///
+/// The runner calls these from several threads at once, hence `Sync`. A task
+/// may be attempted more than once (after an error or a panic), so `map` and
+/// `reduce` should not have side effects beyond what they return.
+pub trait Job: Sync {
+    /// One input record: `[u8]` (a line, without its `'\n'`) for
+    /// [`TextInput`](crate::TextInput), the item type for record iterators.
+    type Record: ?Sized;
+    /// The intermediate key. `Ord` orders the output and the spill runs.
+    type Key: Hash + Eq + Ord + Clone + Codec + Send + Sync;
+    /// The intermediate value.
+    type Value: Clone + Codec + Send + Sync;
+    /// What `reduce` returns for one key.
+    type Output: Send;
+
+    /// Maps one record, emitting any number of key-value pairs.
+    ///
+    /// # Errors
+    ///
+    /// A [`TaskError`] fails this attempt of the map task; the task is
+    /// retried from the start of its split up to the runner's retry limit.
+    fn map(
+        &self,
+        record: &Self::Record,
+        emit: &mut Emitter<'_, Self::Key, Self::Value>,
+    ) -> Result<(), TaskError>;
+
+    /// Offers `value` to the accumulator `acc` of the same key. Return `None`
+    /// when `value` was folded into `acc`, or `Some(value)` to keep it as a
+    /// separate value. The default keeps every value (no combiner).
+    ///
+    /// A combiner must be associative: the runner applies it to values in
+    /// emission order inside a map task, and again across tasks and spill
+    /// runs, always in split order (it need not be commutative).
+    fn combine(
+        &self,
+        key: &Self::Key,
+        acc: &mut Self::Value,
+        value: Self::Value,
+    ) -> Option<Self::Value> {
+        let _ = (key, acc);
+        Some(value)
+    }
+
+    /// Reduces all values of `key` (in split order, after combining) to
+    /// one output. One key's values must fit in memory.
+    ///
+    /// # Errors
+    ///
+    /// A [`TaskError`] fails this attempt of the reduce task; the partition
+    /// is reduced again from the start up to the runner's retry limit.
+    fn reduce(&self, key: &Self::Key, values: Vec<Self::Value>) -> Result<Self::Output, TaskError>;
+}
+
+/// Where the record being mapped came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub(crate) file: Option<&'a Path>,
+    pub(crate) file_index: usize,
+    pub(crate) offset: u64,
+}
+
+impl<'a> Origin<'a> {
+    /// The input file, for [`TextInput`](crate::TextInput); `None` for
+    /// record iterators.
+    #[must_use]
+    pub fn file(&self) -> Option<&'a Path> {
+        self.file
+    }
+
+    /// The file's index in the input's file list (0 for record iterators).
+    #[must_use]
+    pub fn file_index(&self) -> usize {
+        self.file_index
+    }
+
+    /// The byte offset of the line in its file, or the record's index in
+    /// the iterator.
+    #[must_use]
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// The combine function as the emitter sees it.
+pub(crate) type CombineFn<'a, K, V> = dyn Fn(&K, &mut V, V) -> Option<V> + 'a;
+
+/// Receives the key-value pairs of one map task. Values of a key already in
+/// the task's buffer are offered to [`Job::combine`] at once, so a combining
+/// job holds one value per distinct key.
+pub struct Emitter<'a, K, V> {
+    pub(crate) buf: &'a mut MapBuffer<K, V>,
+    pub(crate) combine: &'a CombineFn<'a, K, V>,
+    pub(crate) partitioner: &'a dyn Partitioner<K>,
+    pub(crate) origin: Origin<'a>,
+}
+
+impl<K: Hash + Eq + Codec, V: Codec> Emitter<'_, K, V> {
+    /// Emits `key` and `value`.
+    #[inline]
+    pub fn emit(&mut self, key: K, value: V) {
+        self.buf
+            .emit_owned(key, value, self.combine, self.partitioner);
+    }
+
+    /// Emits a borrowed key, which is copied only when the task's buffer
+    /// does not hold it yet (e.g. `&[u8]` for a `Vec<u8>` key).
+    #[inline]
+    pub fn emit_ref<Q>(&mut self, key: &Q, value: V)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.buf
+            .emit_borrowed(key, value, self.combine, self.partitioner);
+    }
+
+    /// Where the current record came from.
+    #[must_use]
+    pub fn origin(&self) -> Origin<'_> {
+        self.origin
+    }
+}
