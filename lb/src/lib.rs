@@ -1,8 +1,21 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod backend;
+mod balancer;
 mod error;
+mod health;
+mod rng;
+mod strategy;
 mod sync;
 
+pub use backend::{Backend, BackendId, BackendState};
+pub use balancer::{BackendStats, Balancer, BalancerBuilder, Pick};
 pub use error::BuildError;
+pub use health::{HealthCheck, OutlierDetection};
+pub use strategy::{
+    Candidates, Context, LeastConnections, PeakEwma, PowerOfTwoChoices, Random, RandomState,
+    Rotation, RoundRobin, SmoothWeightedRoundRobin, Strategy, SwrrState, DEFAULT_DECAY,
+    DEFAULT_INITIAL_LATENCY,
+};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};

@@ -1,0 +1,288 @@
+//! One backend: the user's value plus the state every strategy and the
+//! health machinery read (weight, tier, in-flight count, latency estimate,
+//! ejection and probe state).
+
+use std::fmt;
+
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
+
+/// A backend's identity inside one [`Balancer`](crate::Balancer): assigned in
+/// the order backends are added, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BackendId(pub u64);
+
+impl fmt::Display for BackendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "backend#{}", self.0)
+    }
+}
+
+/// The peak-EWMA latency estimate: a slower sample replaces the estimate at
+/// once, a faster one is blended in with weight `1 - exp(-elapsed / tau)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ewma {
+    /// Estimate in nanoseconds; always finite and non-negative.
+    pub(crate) estimate: f64,
+    /// Clock reading (nanoseconds) of the last update.
+    pub(crate) stamp: u64,
+}
+
+impl Ewma {
+    /// Decay factor `exp(-elapsed / tau)`; a clock that went backwards counts
+    /// as no time passed.
+    #[inline]
+    pub(crate) fn decay(stamp: u64, now: u64, tau_nanos: f64) -> f64 {
+        let elapsed = now.saturating_sub(stamp) as f64;
+        (-elapsed / tau_nanos).exp()
+    }
+
+    /// Folds in one sample (nanoseconds, finite and positive) taken at `now`.
+    pub(crate) fn observe(&mut self, sample: f64, now: u64, tau_nanos: f64) {
+        if sample > self.estimate {
+            self.estimate = sample;
+        } else {
+            let w = Self::decay(self.stamp, now, tau_nanos);
+            self.estimate = self.estimate * w + sample * (1.0 - w);
+        }
+        self.stamp = self.stamp.max(now);
+    }
+
+    /// The estimate as seen at `now` when nothing was observed since the
+    /// last update: decayed towards zero, as tower's `PeakEwma::load` does,
+    /// so an idle backend becomes attractive again over time.
+    #[inline]
+    pub(crate) fn decayed(estimate: f64, stamp: u64, now: u64, tau_nanos: f64) -> f64 {
+        estimate * Self::decay(stamp, now, tau_nanos)
+    }
+}
+
+/// The per-backend state the strategies read: weight, tier, requests in
+/// flight and the latency estimate. Obtained from a
+/// [`Candidates`](crate::Candidates) slice inside a strategy, or as a
+/// [`BackendStats`](crate::BackendStats) snapshot from the balancer.
+///
+/// Aligned to 128 bytes so that two backends' in-flight counters never share
+/// a cache line (x86 prefetches lines in pairs).
+#[repr(align(128))]
+#[derive(Debug)]
+pub struct BackendState {
+    id: BackendId,
+    weight: u32,
+    tier: u32,
+    in_flight: AtomicU64,
+    /// Bits of the `f64` estimate (nanoseconds), read without a lock.
+    ewma_bits: AtomicU64,
+    /// Clock reading of the last estimate update.
+    ewma_stamp: AtomicU64,
+    /// Serialises writers of the two fields above.
+    ewma_lock: Mutex<()>,
+    pub(crate) consecutive_failures: AtomicU32,
+    /// Clock reading until which the backend is ejected; 0 when it is not.
+    pub(crate) ejected_until: AtomicU64,
+    pub(crate) times_ejected: AtomicU32,
+    /// The active health check's verdict (true until a probe says otherwise).
+    pub(crate) probe_healthy: AtomicBool,
+    /// Consecutive probe results that disagree with `probe_healthy`.
+    pub(crate) probe_streak: AtomicU32,
+    /// Clock reading at which the next probe is due.
+    pub(crate) next_probe_at: AtomicU64,
+}
+
+impl BackendState {
+    pub(crate) fn new(
+        id: BackendId,
+        weight: u32,
+        tier: u32,
+        initial_estimate: f64,
+        now: u64,
+    ) -> Self {
+        Self {
+            id,
+            weight,
+            tier,
+            in_flight: AtomicU64::new(0),
+            ewma_bits: AtomicU64::new(initial_estimate.to_bits()),
+            ewma_stamp: AtomicU64::new(now),
+            ewma_lock: Mutex::new(()),
+            consecutive_failures: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            times_ejected: AtomicU32::new(0),
+            probe_healthy: AtomicBool::new(true),
+            probe_streak: AtomicU32::new(0),
+            next_probe_at: AtomicU64::new(now),
+        }
+    }
+
+    /// The backend's identity.
+    #[inline]
+    #[must_use]
+    pub fn id(&self) -> BackendId {
+        self.id
+    }
+
+    /// The weight given when the backend was added (at least 1).
+    #[inline]
+    #[must_use]
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// The failover tier: 0 is the most preferred.
+    #[inline]
+    #[must_use]
+    pub fn tier(&self) -> u32 {
+        self.tier
+    }
+
+    /// Requests picked for this backend and not yet dropped.
+    #[inline]
+    #[must_use]
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Release);
+    }
+
+    /// The peak-EWMA latency estimate in nanoseconds as stored (not decayed
+    /// to the present), with the clock reading of its last update.
+    #[inline]
+    #[must_use]
+    pub fn latency_estimate(&self) -> (f64, u64) {
+        (
+            f64::from_bits(self.ewma_bits.load(Ordering::Relaxed)),
+            self.ewma_stamp.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Records one latency sample (nanoseconds). Samples that are zero,
+    /// negative or not finite are ignored.
+    pub(crate) fn observe_latency(&self, sample: f64, now: u64, tau_nanos: f64) {
+        if !(sample.is_finite() && sample > 0.0) {
+            return;
+        }
+        let _g = self.ewma_lock.lock();
+        let (estimate, stamp) = self.latency_estimate();
+        let mut e = Ewma { estimate, stamp };
+        e.observe(sample, now, tau_nanos);
+        self.ewma_bits
+            .store(e.estimate.to_bits(), Ordering::Relaxed);
+        self.ewma_stamp.store(e.stamp, Ordering::Relaxed);
+    }
+
+    /// Whether outlier detection has this backend ejected (its ejection may
+    /// already have expired and be waiting for the next pick to notice).
+    #[inline]
+    #[must_use]
+    pub fn is_ejected(&self) -> bool {
+        self.ejected_until.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether the active health check currently considers it healthy.
+    #[inline]
+    #[must_use]
+    pub fn is_probe_healthy(&self) -> bool {
+        self.probe_healthy.load(Ordering::Acquire)
+    }
+
+    /// Eligible for traffic outside panic mode: not ejected, probe healthy.
+    #[inline]
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        !self.is_ejected() && self.is_probe_healthy()
+    }
+}
+
+/// A backend: the user's value and its [`BackendState`].
+#[derive(Debug)]
+pub struct Backend<T> {
+    state: BackendState,
+    value: T,
+}
+
+impl<T> Backend<T> {
+    pub(crate) fn new(value: T, state: BackendState) -> Self {
+        Self { state, value }
+    }
+
+    /// The user's value.
+    #[inline]
+    #[must_use]
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// The state strategies read.
+    #[inline]
+    #[must_use]
+    pub fn state(&self) -> &BackendState {
+        &self.state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAU: f64 = 10e9;
+
+    #[test]
+    fn slower_sample_replaces_at_once() {
+        let mut e = Ewma {
+            estimate: 5.0e6,
+            stamp: 0,
+        };
+        e.observe(9.0e6, 1, TAU);
+        assert_eq!(e.estimate, 9.0e6);
+    }
+
+    #[test]
+    fn faster_sample_decays_in_with_time_constant() {
+        let mut e = Ewma {
+            estimate: 10.0e6,
+            stamp: 0,
+        };
+        // One time constant later the old estimate keeps weight 1/e.
+        e.observe(2.0e6, 10_000_000_000, TAU);
+        let w = (-1.0f64).exp();
+        let expect = 10.0e6 * w + 2.0e6 * (1.0 - w);
+        assert!(
+            (e.estimate - expect).abs() < 1e-6,
+            "{} vs {expect}",
+            e.estimate
+        );
+        // No time passed: a faster sample changes nothing.
+        let before = e.estimate;
+        e.observe(1.0, 10_000_000_000, TAU);
+        assert_eq!(e.estimate, before);
+    }
+
+    #[test]
+    fn clock_going_back_counts_as_no_time() {
+        let mut e = Ewma {
+            estimate: 10.0,
+            stamp: 100,
+        };
+        e.observe(1.0, 50, TAU);
+        assert_eq!(e.estimate, 10.0);
+        assert_eq!(e.stamp, 100);
+    }
+
+    #[test]
+    fn bad_latency_samples_are_ignored() {
+        let s = BackendState::new(BackendId(0), 1, 0, 7.0, 0);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            s.observe_latency(bad, 10, TAU);
+            assert_eq!(s.latency_estimate(), (7.0, 0));
+        }
+        s.observe_latency(9.0, 10, TAU);
+        assert_eq!(s.latency_estimate(), (9.0, 10));
+    }
+}

@@ -1,0 +1,662 @@
+//! The [`Balancer`]: membership, the lock-free snapshot `pick` reads, health
+//! transitions, and the [`Pick`] token.
+
+use std::any::Any;
+use std::fmt;
+use std::ops::Deref;
+use std::time::Duration;
+
+use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
+
+use crate::backend::{Backend, BackendId, BackendState};
+use crate::error::BuildError;
+use crate::health::{HealthCheck, OutlierDetection};
+use crate::strategy::{Candidates, Context, Strategy};
+use crate::sync::{Arc, ArcCell, Guard, Mutex, Ordering};
+
+/// What `pick` reads: the candidates of the live tier and the strategy's
+/// state for exactly that set, replaced whole whenever either changes.
+struct View<T> {
+    eligible: Vec<Arc<Backend<T>>>,
+    /// The strategy's `State`, erased so that [`Pick`] need not name the
+    /// strategy type.
+    state: Box<dyn Any + Send + Sync>,
+    /// The earliest clock reading at which an ejected backend returns;
+    /// `u64::MAX` when none is ejected, so `pick` reads the clock only when
+    /// there is something to readmit.
+    readmit_at: u64,
+    panicking: bool,
+    tier: Option<u32>,
+}
+
+struct Inner<T> {
+    members: Vec<Arc<Backend<T>>>,
+    next_id: u64,
+    total_weight: u64,
+}
+
+/// A set of backends and a [`Strategy`] that picks one per request.
+///
+/// `Send + Sync` when `T` is: share it (`Arc<Balancer<..>>` or a `&`) and
+/// call [`Balancer::pick`] from any number of threads. `pick` takes no lock:
+/// it loads an immutable snapshot of the candidates (an `arc_swap` load) and
+/// bumps the chosen backend's in-flight counter. Adding, removing, ejecting
+/// or readmitting a backend builds a new snapshot under a lock that only
+/// those operations take, then publishes it; picks in progress keep the
+/// snapshot they loaded (and with it the backend they chose) alive.
+///
+/// Failover: each backend has a tier (0 by default, lower is preferred).
+/// Traffic goes to the healthy backends of the lowest tier that has one
+/// (active-active inside the tier) and falls to the next tier when every
+/// backend of a tier is ejected or fails its probes (active-passive across
+/// tiers). When no backend at all is healthy the balancer is in *panic
+/// mode* (on by default, as in Envoy): it ignores health and balances over
+/// every backend of the lowest tier, on the grounds that a request to a
+/// possibly-sick backend beats a certain failure. With panic mode off it
+/// returns `None` instead.
+pub struct Balancer<T, S: Strategy> {
+    strategy: S,
+    view: ArcCell<View<T>>,
+    inner: Mutex<Inner<T>>,
+    clock: SharedClock,
+    outlier: Option<OutlierDetection>,
+    health: HealthCheck,
+    panic_mode: bool,
+    tau_nanos: f64,
+    initial_nanos: f64,
+}
+
+impl<T, S: Strategy + fmt::Debug> fmt::Debug for Balancer<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Balancer")
+            .field("strategy", &self.strategy)
+            .field("backends", &self.len())
+            .field("outlier", &self.outlier)
+            .field("health", &self.health)
+            .field("panic_mode", &self.panic_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Balancer`]; see [`Balancer::builder`].
+#[must_use]
+pub struct BalancerBuilder<T, S> {
+    strategy: S,
+    backends: Vec<(T, u32, u32)>,
+    clock: Option<SharedClock>,
+    outlier: Option<OutlierDetection>,
+    health: HealthCheck,
+    panic_mode: bool,
+}
+
+impl<T, S: fmt::Debug> fmt::Debug for BalancerBuilder<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BalancerBuilder")
+            .field("strategy", &self.strategy)
+            .field("backends", &self.backends.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, S: Strategy> BalancerBuilder<T, S> {
+    /// Adds a backend in tier 0 with `weight` (must be at least 1; the
+    /// strategies that ignore weights still require one).
+    pub fn backend(self, value: T, weight: u32) -> Self {
+        self.backend_in_tier(value, weight, 0)
+    }
+
+    /// Adds a backend in failover tier `tier` (0 is the most preferred).
+    pub fn backend_in_tier(mut self, value: T, weight: u32, tier: u32) -> Self {
+        self.backends.push((value, weight, tier));
+        self
+    }
+
+    /// The clock for latency decay, ejection times and probe intervals
+    /// (default: a [`MonotonicClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(shared(clock));
+        self
+    }
+
+    /// Passive outlier detection settings (default: enabled with Envoy's
+    /// defaults, [`OutlierDetection::default`]).
+    pub fn outlier_detection(mut self, settings: OutlierDetection) -> Self {
+        self.outlier = Some(settings);
+        self
+    }
+
+    /// Turns passive outlier detection off: failures are counted but never
+    /// eject.
+    pub fn without_outlier_detection(mut self) -> Self {
+        self.outlier = None;
+        self
+    }
+
+    /// Active health check settings used by [`Balancer::check_health`]
+    /// (default: [`HealthCheck::default`]).
+    pub fn health_check(mut self, settings: HealthCheck) -> Self {
+        self.health = settings;
+        self
+    }
+
+    /// Whether to balance over unhealthy backends when none is healthy
+    /// (default `true`); with `false`, `pick` returns `None` then.
+    pub fn panic_mode(mut self, enabled: bool) -> Self {
+        self.panic_mode = enabled;
+        self
+    }
+
+    /// Builds the balancer. No backends is allowed (`pick` returns `None`
+    /// until one is added).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Zero`] for a zero weight or a zero setting,
+    /// [`BuildError::WeightOverflow`] when the weights add up to more than
+    /// `u32::MAX`, [`BuildError::OutOfRange`] for a setting out of its range,
+    /// or whatever the strategy's [`Strategy::validate`] reports.
+    pub fn build(self) -> Result<Balancer<T, S>, BuildError> {
+        self.strategy.validate()?;
+        if let Some(od) = &self.outlier {
+            od.validate()?;
+        }
+        self.health.validate()?;
+        let mut total = 0u64;
+        for (_, w, _) in &self.backends {
+            total = add_weight(total, *w)?;
+        }
+        let clock = self.clock.unwrap_or_else(|| shared(MonotonicClock::new()));
+        let tau_nanos = saturating_nanos(self.strategy.latency_decay()) as f64;
+        let initial_nanos = saturating_nanos(self.strategy.initial_latency()) as f64;
+        let now = clock.now_nanos();
+        let mut members = Vec::with_capacity(self.backends.len());
+        for (i, (value, weight, tier)) in self.backends.into_iter().enumerate() {
+            let state = BackendState::new(BackendId(i as u64), weight, tier, initial_nanos, now);
+            members.push(Arc::new(Backend::new(value, state)));
+        }
+        let next_id = members.len() as u64;
+        let inner = Inner {
+            members,
+            next_id,
+            total_weight: total,
+        };
+        let view = build_view(&self.strategy, &inner, self.panic_mode);
+        Ok(Balancer {
+            strategy: self.strategy,
+            view: ArcCell::new(Arc::new(view)),
+            inner: Mutex::new(inner),
+            clock,
+            outlier: self.outlier,
+            health: self.health,
+            panic_mode: self.panic_mode,
+            tau_nanos,
+            initial_nanos,
+        })
+    }
+}
+
+/// The clock is outside any loom model, so it is always a std `Arc`; going
+/// through `Box` keeps this module free of `std::sync`.
+fn shared(clock: impl Clock + 'static) -> SharedClock {
+    SharedClock::from(Box::new(clock) as Box<dyn Clock>)
+}
+
+fn add_weight(total: u64, weight: u32) -> Result<u64, BuildError> {
+    if weight == 0 {
+        return Err(BuildError::Zero { setting: "weight" });
+    }
+    let total = total + u64::from(weight);
+    if total > u64::from(u32::MAX) {
+        return Err(BuildError::WeightOverflow);
+    }
+    Ok(total)
+}
+
+fn build_view<T, S: Strategy>(strategy: &S, inner: &Inner<T>, panic_mode: bool) -> View<T> {
+    let members = &inner.members;
+    let best = members
+        .iter()
+        .filter(|b| b.state().is_healthy())
+        .map(|b| b.state().tier())
+        .min();
+    let (eligible, panicking, tier): (Vec<_>, bool, Option<u32>) = match best {
+        Some(t) => (
+            members
+                .iter()
+                .filter(|b| b.state().tier() == t && b.state().is_healthy())
+                .cloned()
+                .collect(),
+            false,
+            Some(t),
+        ),
+        None => match members.iter().map(|b| b.state().tier()).min() {
+            Some(t) if panic_mode => (
+                members
+                    .iter()
+                    .filter(|b| b.state().tier() == t)
+                    .cloned()
+                    .collect(),
+                true,
+                Some(t),
+            ),
+            Some(_) => (Vec::new(), true, None),
+            None => (Vec::new(), false, None),
+        },
+    };
+    let readmit_at = members
+        .iter()
+        .map(|b| b.state().ejected_until.load(Ordering::Acquire))
+        .filter(|&u| u != 0)
+        .min()
+        .unwrap_or(u64::MAX);
+    let state: Box<dyn Any + Send + Sync> = Box::new(strategy.prepare(Candidates::new(&eligible)));
+    View {
+        eligible,
+        state,
+        readmit_at,
+        panicking,
+        tier,
+    }
+}
+
+/// A snapshot of one backend's state, from [`Balancer::stats`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BackendStats {
+    /// The backend's identity.
+    pub id: BackendId,
+    /// Its weight.
+    pub weight: u32,
+    /// Its failover tier.
+    pub tier: u32,
+    /// Requests in flight.
+    pub in_flight: u64,
+    /// The peak-EWMA latency estimate as last updated (not decayed).
+    pub latency_estimate: Duration,
+    /// Ejected by outlier detection.
+    pub ejected: bool,
+    /// Healthy according to the active health check.
+    pub probe_healthy: bool,
+    /// How many times outlier detection has ejected it.
+    pub times_ejected: u32,
+}
+
+impl<T, S: Strategy> Balancer<T, S> {
+    /// Starts a builder for a balancer using `strategy`.
+    pub fn builder(strategy: S) -> BalancerBuilder<T, S> {
+        BalancerBuilder {
+            strategy,
+            backends: Vec::new(),
+            clock: None,
+            outlier: Some(OutlierDetection::default()),
+            health: HealthCheck::default(),
+            panic_mode: true,
+        }
+    }
+
+    /// Adds a backend in tier 0 while other threads keep picking.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Zero`] for weight 0, [`BuildError::WeightOverflow`] when
+    /// the total weight would exceed `u32::MAX`.
+    pub fn add(&self, value: T, weight: u32) -> Result<BackendId, BuildError> {
+        self.add_in_tier(value, weight, 0)
+    }
+
+    /// Adds a backend in failover tier `tier`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Balancer::add`].
+    pub fn add_in_tier(&self, value: T, weight: u32, tier: u32) -> Result<BackendId, BuildError> {
+        let mut inner = self.inner.lock();
+        let total = add_weight(inner.total_weight, weight)?;
+        let id = BackendId(inner.next_id);
+        let state = BackendState::new(id, weight, tier, self.initial_nanos, self.clock.now_nanos());
+        inner.members.push(Arc::new(Backend::new(value, state)));
+        inner.next_id += 1;
+        inner.total_weight = total;
+        self.publish(&inner);
+        Ok(id)
+    }
+
+    /// Removes a backend; `false` if there was none with this id. Once this
+    /// returns, no `pick` that starts afterwards yields it; picks already
+    /// holding it keep it alive and in flight until they are dropped.
+    pub fn remove(&self, id: BackendId) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(pos) = inner.members.iter().position(|b| b.state().id() == id) else {
+            return false;
+        };
+        let b = inner.members.remove(pos);
+        inner.total_weight -= u64::from(b.state().weight());
+        self.publish(&inner);
+        true
+    }
+
+    /// How many backends there are (healthy or not).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.lock().members.len()
+    }
+
+    /// Whether there are no backends.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of every backend's state, in the order they were added.
+    #[must_use]
+    pub fn stats(&self) -> Vec<BackendStats> {
+        let inner = self.inner.lock();
+        inner
+            .members
+            .iter()
+            .map(|b| {
+                let s = b.state();
+                BackendStats {
+                    id: s.id(),
+                    weight: s.weight(),
+                    tier: s.tier(),
+                    in_flight: s.in_flight(),
+                    latency_estimate: Duration::from_nanos(s.latency_estimate().0 as u64),
+                    ejected: s.is_ejected(),
+                    probe_healthy: s.is_probe_healthy(),
+                    times_ejected: s.times_ejected.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    /// Requests in flight at backend `id` (`None` if it is not a member).
+    #[must_use]
+    pub fn in_flight(&self, id: BackendId) -> Option<u64> {
+        let inner = self.inner.lock();
+        inner
+            .members
+            .iter()
+            .find(|b| b.state().id() == id)
+            .map(|b| b.state().in_flight())
+    }
+
+    /// The ids of the backends `pick` currently chooses among.
+    #[must_use]
+    pub fn candidates(&self) -> Vec<BackendId> {
+        self.view
+            .load()
+            .eligible
+            .iter()
+            .map(|b| b.state().id())
+            .collect()
+    }
+
+    /// The tier traffic currently goes to (`None` with no candidates).
+    #[must_use]
+    pub fn active_tier(&self) -> Option<u32> {
+        self.view.load().tier
+    }
+
+    /// Whether no backend is healthy (see the panic mode in the type docs).
+    #[must_use]
+    pub fn is_panicking(&self) -> bool {
+        self.view.load().panicking
+    }
+
+    /// Runs the active health check: probes each backend whose probe is
+    /// due (at most once per [`HealthCheck::interval`] by the balancer's
+    /// clock) and applies the thresholds. Call it from a timer, a thread, or
+    /// a simulation loop; calling it more often than the interval is cheap.
+    /// The probe runs without any lock held. Returns how many backends were
+    /// probed.
+    pub fn check_health(&self, mut probe: impl FnMut(&T) -> bool) -> usize {
+        let members = self.inner.lock().members.clone();
+        let now = self.clock.now_nanos();
+        let interval = saturating_nanos(self.health.interval);
+        let mut probed = 0;
+        let mut changed = false;
+        for b in &members {
+            let s = b.state();
+            let due = s.next_probe_at.load(Ordering::Acquire);
+            if now < due
+                || s.next_probe_at
+                    .compare_exchange(
+                        due,
+                        now.saturating_add(interval),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_err()
+            {
+                continue;
+            }
+            probed += 1;
+            let ok = probe(b.value());
+            let healthy = s.probe_healthy.load(Ordering::Acquire);
+            if ok == healthy {
+                s.probe_streak.store(0, Ordering::Relaxed);
+                continue;
+            }
+            let streak = s.probe_streak.fetch_add(1, Ordering::AcqRel) + 1;
+            let threshold = if healthy {
+                self.health.unhealthy_threshold
+            } else {
+                self.health.healthy_threshold
+            };
+            if streak >= threshold {
+                s.probe_healthy.store(ok, Ordering::Release);
+                s.probe_streak.store(0, Ordering::Relaxed);
+                changed = true;
+            }
+        }
+        if changed {
+            let inner = self.inner.lock();
+            self.publish(&inner);
+        }
+        probed
+    }
+
+    fn publish(&self, inner: &Inner<T>) {
+        let view = build_view(&self.strategy, inner, self.panic_mode);
+        self.view.store(Arc::new(view));
+    }
+
+    /// Readmits backends whose ejection has expired. Skipped when another
+    /// thread holds the membership lock: `pick` must not block, and the
+    /// current snapshot stays valid (it merely lacks the readmitted backend
+    /// until a later pick succeeds).
+    fn readmit(&self) {
+        let Some(inner) = self.inner.try_lock() else {
+            return;
+        };
+        let now = self.clock.now_nanos();
+        let mut changed = false;
+        for b in &inner.members {
+            let s = b.state();
+            let until = s.ejected_until.load(Ordering::Acquire);
+            if until != 0 && until <= now {
+                s.consecutive_failures.store(0, Ordering::Relaxed);
+                s.ejected_until.store(0, Ordering::Release);
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish(&inner);
+        }
+    }
+
+    fn eject(&self, od: &OutlierDetection, id: BackendId) {
+        let inner = self.inner.lock();
+        let Some(b) = inner.members.iter().find(|b| b.state().id() == id) else {
+            return;
+        };
+        let s = b.state();
+        if s.is_ejected()
+            || s.consecutive_failures.load(Ordering::Acquire) < od.consecutive_failures
+        {
+            return;
+        }
+        let ejected = inner
+            .members
+            .iter()
+            .filter(|b| b.state().is_ejected())
+            .count();
+        if ejected >= od.max_ejected(inner.members.len()) {
+            return;
+        }
+        let times = s.times_ejected.load(Ordering::Relaxed).saturating_add(1);
+        s.times_ejected.store(times, Ordering::Relaxed);
+        let now = self.clock.now_nanos();
+        let until = now
+            .saturating_add(saturating_nanos(od.ejection_time(times)))
+            .max(1);
+        s.consecutive_failures.store(0, Ordering::Relaxed);
+        s.ejected_until.store(until, Ordering::Release);
+        self.publish(&inner);
+    }
+}
+
+impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
+    /// Chooses a backend for one request. The returned [`Pick`] derefs to
+    /// the backend's value and counts as in flight until dropped; report the
+    /// outcome with [`Pick::success`] or [`Pick::failure`].
+    ///
+    /// Returns `None` when there are no backends, when none is healthy and
+    /// panic mode is off, or when the strategy refuses. Never blocks: the
+    /// only lock it may touch is taken with `try_lock`, to readmit a backend
+    /// whose ejection has expired.
+    #[inline]
+    pub fn pick(&self, ctx: &Context) -> Option<Pick<'_, T>> {
+        let mut view = self.view.load();
+        if view.readmit_at != u64::MAX && self.clock.now_nanos() >= view.readmit_at {
+            self.readmit();
+            view = self.view.load();
+        }
+        if view.eligible.is_empty() {
+            return None;
+        }
+        let state = view.state.downcast_ref::<S::State>()?;
+        let idx = self
+            .strategy
+            .pick(state, Candidates::new(&view.eligible), ctx, &*self.clock)?;
+        view.eligible.get(idx)?.state().begin();
+        Some(Pick {
+            view,
+            idx,
+            hooks: self,
+        })
+    }
+}
+
+/// What a [`Pick`] reports to its balancer, without naming the strategy.
+trait Outcomes: Sync {
+    fn on_success(&self, state: &BackendState, nanos: f64);
+    fn on_failure(&self, state: &BackendState);
+}
+
+impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
+    fn on_success(&self, s: &BackendState, nanos: f64) {
+        if s.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            s.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        if nanos.is_finite() && nanos > 0.0 {
+            s.observe_latency(nanos, self.clock.now_nanos(), self.tau_nanos);
+        }
+    }
+
+    fn on_failure(&self, s: &BackendState) {
+        let Some(od) = &self.outlier else {
+            return;
+        };
+        let streak = s
+            .consecutive_failures
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        if streak >= od.consecutive_failures && !s.is_ejected() {
+            self.eject(od, s.id());
+        }
+    }
+}
+
+/// One request's claim on a backend: derefs to the backend's value, counts
+/// as in flight until dropped, and reports the outcome.
+///
+/// Dropping it without [`Pick::success`] or [`Pick::failure`] ends the
+/// request without an outcome (a cancelled request, say): the in-flight
+/// count drops, nothing else changes.
+#[must_use = "a pick counts as in flight until dropped; report its outcome"]
+pub struct Pick<'a, T> {
+    view: Guard<View<T>>,
+    idx: usize,
+    hooks: &'a (dyn Outcomes + 'a),
+}
+
+impl<T> Pick<'_, T> {
+    #[inline]
+    fn backend(&self) -> &Backend<T> {
+        &self.view.eligible[self.idx]
+    }
+
+    /// The chosen backend's identity.
+    #[must_use]
+    pub fn id(&self) -> BackendId {
+        self.backend().state().id()
+    }
+
+    /// The chosen backend's state.
+    #[must_use]
+    pub fn state(&self) -> &BackendState {
+        self.backend().state()
+    }
+
+    /// The chosen backend's value (also reachable through `Deref`).
+    #[must_use]
+    pub fn value(&self) -> &T {
+        self.backend().value()
+    }
+
+    /// The request succeeded after `latency`: the latency feeds the peak
+    /// EWMA estimate (a zero latency is ignored) and the failure streak
+    /// resets.
+    pub fn success(self, latency: Duration) {
+        self.hooks
+            .on_success(self.state(), saturating_nanos(latency) as f64);
+    }
+
+    /// As [`Pick::success`] with the latency in seconds; a latency that is
+    /// zero, negative or not finite is ignored (the success still counts).
+    pub fn success_secs(self, latency_secs: f64) {
+        self.hooks.on_success(self.state(), latency_secs * 1e9);
+    }
+
+    /// The request failed: counts towards outlier ejection.
+    pub fn failure(self) {
+        self.hooks.on_failure(self.state());
+    }
+}
+
+impl<T> Deref for Pick<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        self.backend().value()
+    }
+}
+
+impl<T> Drop for Pick<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.backend().state().end();
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Pick<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pick")
+            .field("id", &self.id())
+            .field("value", self.value())
+            .finish()
+    }
+}
