@@ -38,6 +38,24 @@ mod std_impl {
     pub(crate) fn spin_loop() {
         std::hint::spin_loop();
     }
+
+    /// `std::cell::UnsafeCell` with loom's `with_mut` surface, so loom can
+    /// check the accesses for data races in the models.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Runs `f` with a raw pointer to the value; dereferencing it is the
+        /// caller's `unsafe` business.
+        #[inline]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
 }
 
 #[cfg(sysblocks_loom)]
@@ -45,6 +63,7 @@ mod loom_impl {
     use std::ops::{Deref, DerefMut};
     use std::time::Duration;
 
+    pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
