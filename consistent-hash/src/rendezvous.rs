@@ -15,6 +15,22 @@ pub fn pair_hash(key_hash: u64, node_hash: u64) -> u64 {
     fmix64(key_hash ^ node_hash)
 }
 
+/// fmix64's first step, `x ^ (x >> 33)`, is linear over XOR, so it is
+/// applied once per key and once per node (stored) instead of per pair.
+#[inline]
+fn pre(x: u64) -> u64 {
+    x ^ (x >> 33)
+}
+
+/// The rest of fmix64: `pair_from_pre(pre(k), pre(n)) == pair_hash(k, n)`.
+#[inline]
+fn pair_from_pre(key_pre: u64, node_pre: u64) -> u64 {
+    let mut x = (key_pre ^ node_pre).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
 /// The weighted score of the logarithmic method (Schindelhauer and
 /// Schomaker, "Weighted Distributed Hash Tables", 2005; used by Resch's
 /// weighted rendezvous): with `u = ((h >> 11) + 0.5) / 2^53` uniform in
@@ -53,7 +69,8 @@ pub fn weighted_score(pair_hash: u64, weight: u32) -> f64 {
 #[derive(Clone, Debug)]
 pub struct Rendezvous<N> {
     nodes: Vec<N>,
-    node_hashes: Vec<u64>,
+    /// `pre(hash_key(node))` for each node (a bijection of the node hash).
+    node_pre: Vec<u64>,
     weights: Vec<u32>,
     uniform: bool,
 }
@@ -70,7 +87,7 @@ impl<N> Rendezvous<N> {
     pub fn new() -> Self {
         Rendezvous {
             nodes: Vec::new(),
-            node_hashes: Vec::new(),
+            node_pre: Vec::new(),
             weights: Vec::new(),
             uniform: true,
         }
@@ -90,7 +107,7 @@ impl<N> Rendezvous<N> {
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<N>()
-            + self.node_hashes.capacity() * 8
+            + self.node_pre.capacity() * 8
             + self.weights.capacity() * 4
     }
 
@@ -115,23 +132,23 @@ impl<N> Rendezvous<N> {
         if self.nodes.is_empty() {
             return None;
         }
+        let kp = pre(hash);
         if self.uniform {
             let mut best = 0;
-            let mut best_h = pair_hash(hash, self.node_hashes[0]);
-            for (i, &nh) in self.node_hashes.iter().enumerate().skip(1) {
-                let h = pair_hash(hash, nh);
-                if h > best_h {
-                    best = i;
-                    best_h = h;
-                }
+            let mut best_h = pair_from_pre(kp, self.node_pre[0]);
+            for (i, &np) in self.node_pre.iter().enumerate().skip(1) {
+                let h = pair_from_pre(kp, np);
+                // Branch-free select: the winner changes unpredictably.
+                best = if h > best_h { i } else { best };
+                best_h = best_h.max(h);
             }
             return Some(best);
         }
         let mut best = 0;
-        let mut best_h = pair_hash(hash, self.node_hashes[0]);
+        let mut best_h = pair_from_pre(kp, self.node_pre[0]);
         let mut best_s = weighted_score(best_h, self.weights[0]);
         for i in 1..self.nodes.len() {
-            let h = pair_hash(hash, self.node_hashes[i]);
+            let h = pair_from_pre(kp, self.node_pre[i]);
             let s = weighted_score(h, self.weights[i]);
             if s > best_s || (s == best_s && h > best_h) {
                 best = i;
@@ -157,11 +174,12 @@ impl<N> Rendezvous<N> {
         if n == 0 {
             return Vec::new();
         }
+        let kp = pre(hash);
         let mut all: Vec<(usize, u64)> = self
-            .node_hashes
+            .node_pre
             .iter()
             .enumerate()
-            .map(|(i, &nh)| (i, pair_hash(hash, nh)))
+            .map(|(i, &np)| (i, pair_from_pre(kp, np)))
             .collect();
         let cmp = |a: &(usize, u64), b: &(usize, u64)| {
             if self.better(a.0, a.1, b.0, b.1) {
@@ -207,12 +225,12 @@ impl<N: Hash + Eq> Rendezvous<N> {
         if weight == 0 {
             return Err(BuildError::Zero { setting: "weight" });
         }
-        let h = hash_key(&node);
-        if self.node_hashes.contains(&h) || self.nodes.contains(&node) {
+        let p = pre(hash_key(&node));
+        if self.node_pre.contains(&p) || self.nodes.contains(&node) {
             return Err(BuildError::DuplicateNode);
         }
         self.nodes.push(node);
-        self.node_hashes.push(h);
+        self.node_pre.push(p);
         self.weights.push(weight);
         self.refresh_uniform();
         Ok(())
@@ -225,7 +243,7 @@ impl<N: Hash + Eq> Rendezvous<N> {
             return false;
         };
         self.nodes.swap_remove(i);
-        self.node_hashes.swap_remove(i);
+        self.node_pre.swap_remove(i);
         self.weights.swap_remove(i);
         self.refresh_uniform();
         true
@@ -240,5 +258,20 @@ impl<N> NodeLocator<N> for Rendezvous<N> {
 
     fn nodes(&self) -> &[N] {
         &self.nodes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_fmix_equals_pair_hash() {
+        let mut x = 1u64;
+        for _ in 0..10_000 {
+            x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
+            let y = fmix64(x ^ 0x1234);
+            assert_eq!(pair_from_pre(pre(x), pre(y)), pair_hash(x, y));
+        }
     }
 }
