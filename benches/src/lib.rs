@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+pub mod compare;
+pub mod harness;
+pub mod report;
+
 /// Where the shared data sets live relative to the workspace root
 /// (`../shared/data`), if they are present. A user's clone has no
 /// `../shared`; callers print "skipped: ../shared/data not found" then.

@@ -1,28 +1,23 @@
 //! `compare`: the side-by-side report of every sysblocks crate against the
 //! peers its users would otherwise pick.
 //!
-//! Usage: `compare [--quick | --smoke] [--only <crate>]`. The measuring cases
-//! arrive crate by crate; a crate whose cases are not written yet is listed
-//! as missing, never skipped silently.
+//! ```text
+//! compare [--smoke | --quick | --full] [--only <crate>]
+//! ```
+//!
+//! Every case runs ours and each peer in this process on the same input,
+//! interleaved, and reports medians and the ratio to the best peer. Output:
+//! Markdown on stdout, `target/compare/report.json` and
+//! `target/compare/report.html`. A crate whose cases are not written yet is
+//! listed as missing, never skipped silently.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// The crates the report covers, with the peers each is measured against.
-const CRATES: &[(&str, &str)] = &[
-    ("lru-ttl-cache", "quick_cache, moka, mini_moka, Mutex<lru::LruCache>"),
-    ("consistent-hash", "hashring, consistent_hash_ring, maglev, jump-consistent-hash, jumphash, anchorhash, hrw-hash"),
-    ("rate-limiter", "governor, ratelimit"),
-    ("task-queue", "crossbeam-channel, flume, kanal"),
-    ("lb", "tower p2c"),
-    ("mapreduce", "hand-written rayon fold + reduce"),
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Smoke,
-    Quick,
-    Full,
-}
+use benches::compare::{self, CRATES};
+use benches::harness::Mode;
+use benches::report::Report;
 
 fn main() -> ExitCode {
     let mut mode = Mode::Full;
@@ -34,16 +29,16 @@ fn main() -> ExitCode {
             "--quick" => mode = Mode::Quick,
             "--full" => mode = Mode::Full,
             "--only" => match args.next() {
-                Some(name) if CRATES.iter().any(|(c, _)| *c == name) => only = Some(name),
+                Some(name) if CRATES.iter().any(|c| *c == name) => only = Some(name),
                 Some(name) => {
                     eprintln!(
                         "compare: unknown crate {name:?}; expected one of {}",
-                        names()
+                        CRATES.join(", ")
                     );
                     return ExitCode::from(2);
                 }
                 None => {
-                    eprintln!("compare: --only needs a crate name ({})", names());
+                    eprintln!("compare: --only needs a crate name ({})", CRATES.join(", "));
                     return ExitCode::from(2);
                 }
             },
@@ -57,22 +52,91 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("# sysblocks comparison ({mode:?} mode)\n");
-    println!("| crate | peers | status |");
-    println!("|---|---|---|");
-    for (name, peers) in CRATES {
-        if only.as_deref().is_some_and(|o| o != *name) {
-            continue;
-        }
-        println!("| {name} | {peers} | missing: no cases yet |");
+    let mut report = Report {
+        machine: machine(),
+        mode: format!("{mode:?}").to_lowercase(),
+        date: utc_now(),
+        ..Report::default()
+    };
+    let selected: Vec<&str> = CRATES
+        .iter()
+        .copied()
+        .filter(|c| only.as_deref().is_none_or(|o| o == *c))
+        .collect();
+    let tty = std::io::stderr().is_terminal();
+    for (i, krate) in selected.iter().enumerate() {
+        progress(tty, i, selected.len(), krate);
+        compare::run_crate(krate, mode, &mut report);
     }
-    ExitCode::SUCCESS
+    progress(tty, selected.len(), selected.len(), "done");
+    if tty {
+        eprintln!();
+    }
+    print!("{}", report.markdown());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/compare");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("report.json"), report.json()))
+        .and_then(|()| std::fs::write(dir.join("report.html"), report.html()));
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "compare: wrote {}/report.json and report.html",
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("compare: cannot write the report to {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
-fn names() -> String {
-    CRATES
-        .iter()
-        .map(|(c, _)| *c)
-        .collect::<Vec<_>>()
-        .join(", ")
+fn progress(tty: bool, done: usize, total: usize, what: &str) {
+    const WIDTH: usize = 30;
+    let filled = WIDTH * done / total.max(1);
+    let bar = format!(
+        "[{}{}] {done}/{total} {what}",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled)
+    );
+    if tty {
+        eprint!("\r\x1b[2K{bar}");
+    } else {
+        eprintln!("{bar}");
+    }
+}
+
+/// Cores and CPU model, for the report header.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("{cores} cores, {model}")
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM UTC` (civil-from-days).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
 }

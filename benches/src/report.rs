@@ -1,0 +1,458 @@
+//! The report `compare` writes: Markdown on stdout, every sample as JSON,
+//! and a self-contained HTML page with SVG charts (no scripts, no network).
+
+use std::fmt::Write as _;
+
+use crate::harness::CaseResult;
+
+/// A line chart: hit-ratio curves, throughput against threads, latency CDFs.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    /// Crate the chart belongs to.
+    pub krate: String,
+    /// Title above the chart.
+    pub title: String,
+    /// Label of the x axis.
+    pub x_label: String,
+    /// Label of the y axis.
+    pub y_label: String,
+    /// Whether the x axis is logarithmic.
+    pub log_x: bool,
+    /// Named series of (x, y) points.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Everything one run of `compare` measured.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Machine description (cores, CPU model).
+    pub machine: String,
+    /// Mode name.
+    pub mode: String,
+    /// UTC date and time of the run.
+    pub date: String,
+    /// Timed and measured cases.
+    pub results: Vec<CaseResult>,
+    /// Curves.
+    pub charts: Vec<LineChart>,
+    /// Crates or cases not measured, with the reason.
+    pub missing: Vec<(String, String)>,
+}
+
+impl Report {
+    /// Markdown tables, one per crate, plus the missing list.
+    #[must_use]
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# sysblocks comparison\n");
+        let _ = writeln!(out, "{} mode, {}, {}\n", self.mode, self.machine, self.date);
+        for krate in self.crates() {
+            let _ = writeln!(out, "## {krate}\n");
+            let _ = writeln!(
+                out,
+                "| case | unit | ours | best peer | peer | ours vs best peer |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---|---|");
+            for r in self.results.iter().filter(|r| r.krate == krate) {
+                let ours = r.ours().map_or("-".to_owned(), |s| fmt_num(s.median()));
+                let (peer_name, peer) =
+                    r.best_peer().map_or(("-".to_owned(), "-".to_owned()), |s| {
+                        (s.name.clone(), fmt_num(s.median()))
+                    });
+                let adv = r.advantage().map_or("-".to_owned(), |a| {
+                    let better = if r.lower_is_better {
+                        "faster/leaner"
+                    } else {
+                        "higher"
+                    };
+                    format!("{a:.2}x {better}")
+                });
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {ours} | {peer_name} | {peer} | {adv} |",
+                    r.name, r.unit
+                );
+            }
+            let _ = writeln!(out);
+        }
+        if !self.missing.is_empty() {
+            let _ = writeln!(out, "## Missing\n");
+            for (what, why) in &self.missing {
+                let _ = writeln!(out, "- {what}: {why}");
+            }
+        }
+        out
+    }
+
+    /// Every case and every repetition, as JSON.
+    #[must_use]
+    pub fn json(&self) -> String {
+        let mut out = String::new();
+        out.push('{');
+        let _ = write!(
+            out,
+            "\"machine\":{},\"mode\":{},\"date\":{},\"results\":[",
+            js(&self.machine),
+            js(&self.mode),
+            js(&self.date)
+        );
+        for (i, r) in self.results.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"crate\":{},\"case\":{},\"unit\":{},\"lower_is_better\":{},\"advantage\":{},\"series\":[",
+                js(&r.krate),
+                js(&r.name),
+                js(&r.unit),
+                r.lower_is_better,
+                r.advantage().map_or("null".to_owned(), |a| format!("{a}"))
+            );
+            for (j, s) in r.series.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                let samples: Vec<String> = s.samples.iter().map(|v| num(*v)).collect();
+                let _ = write!(
+                    out,
+                    "{{\"name\":{},\"ours\":{},\"median\":{},\"samples\":[{}]}}",
+                    js(&s.name),
+                    s.ours,
+                    num(s.median()),
+                    samples.join(",")
+                );
+            }
+            out.push_str("]}");
+        }
+        out.push_str("],\"charts\":[");
+        for (i, c) in self.charts.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"crate\":{},\"title\":{},\"series\":[",
+                js(&c.krate),
+                js(&c.title)
+            );
+            for (j, (name, pts)) in c.series.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                let pts: Vec<String> = pts
+                    .iter()
+                    .map(|(x, y)| format!("[{},{}]", num(*x), num(*y)))
+                    .collect();
+                let _ = write!(
+                    out,
+                    "{{\"name\":{},\"points\":[{}]}}",
+                    js(name),
+                    pts.join(",")
+                );
+            }
+            out.push_str("]}");
+        }
+        out.push_str("],\"missing\":[");
+        for (i, (what, why)) in self.missing.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{{\"what\":{},\"why\":{}}}", js(what), js(why));
+        }
+        out.push_str("]}\n");
+        out
+    }
+
+    /// A self-contained HTML page: per crate, a bar chart of medians for
+    /// every case (ours highlighted) and the line charts.
+    #[must_use]
+    pub fn html(&self) -> String {
+        let mut out = String::from(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>sysblocks comparison</title>\
+             <style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}\
+             .charts{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fafafa;border:1px solid #ddd}\
+             table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>",
+        );
+        let _ = write!(
+            out,
+            "<h1>sysblocks comparison</h1><p>{} mode &middot; {} &middot; {}</p>",
+            esc(&self.mode),
+            esc(&self.machine),
+            esc(&self.date)
+        );
+        for krate in self.crates() {
+            let _ = write!(out, "<h2>{}</h2><div class=\"charts\">", esc(&krate));
+            for r in self.results.iter().filter(|r| r.krate == krate) {
+                out.push_str(&bar_chart(r));
+            }
+            for c in self.charts.iter().filter(|c| c.krate == krate) {
+                out.push_str(&line_chart(c));
+            }
+            out.push_str("</div>");
+        }
+        if !self.missing.is_empty() {
+            out.push_str("<h2>Missing</h2><ul>");
+            for (what, why) in &self.missing {
+                let _ = write!(out, "<li>{}: {}</li>", esc(what), esc(why));
+            }
+            out.push_str("</ul>");
+        }
+        out.push_str("</body></html>\n");
+        out
+    }
+
+    fn crates(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for k in self
+            .results
+            .iter()
+            .map(|r| &r.krate)
+            .chain(self.charts.iter().map(|c| &c.krate))
+        {
+            if !v.contains(k) {
+                v.push(k.clone());
+            }
+        }
+        v
+    }
+}
+
+const PALETTE: [&str; 8] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf",
+];
+
+fn bar_chart(r: &CaseResult) -> String {
+    let (w, row, left) = (360.0, 22.0, 130.0);
+    let h = 40.0 + row * r.series.len() as f64;
+    let max = r
+        .series
+        .iter()
+        .map(|s| s.median())
+        .fold(0.0_f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\">\
+         <text x=\"6\" y=\"16\" font-size=\"12\" font-weight=\"bold\">{} ({}{})</text>",
+        esc(&r.name),
+        esc(&r.unit),
+        if r.lower_is_better {
+            ", lower is better"
+        } else {
+            ", higher is better"
+        }
+    );
+    for (i, series) in r.series.iter().enumerate() {
+        let y = 28.0 + row * i as f64;
+        let bw = (w - left - 60.0) * series.median() / max;
+        let color = if series.ours { PALETTE[0] } else { PALETTE[1] };
+        let _ = write!(
+            s,
+            "<text x=\"6\" y=\"{}\" font-size=\"11\">{}</text>\
+             <rect x=\"{left}\" y=\"{y}\" width=\"{bw:.1}\" height=\"{}\" fill=\"{color}\"/>\
+             <text x=\"{:.1}\" y=\"{}\" font-size=\"11\">{}</text>",
+            y + 13.0,
+            esc(&series.name),
+            row - 6.0,
+            left + bw + 4.0,
+            y + 13.0,
+            fmt_num(series.median())
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn line_chart(c: &LineChart) -> String {
+    let (w, h, l, r, t, b) = (520.0, 320.0, 60.0, 130.0, 28.0, 40.0);
+    let tx = |x: f64| {
+        if c.log_x {
+            x.max(f64::MIN_POSITIVE).log10()
+        } else {
+            x
+        }
+    };
+    let pts = c.series.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, 0.0_f64, f64::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(tx(x));
+        x1 = x1.max(tx(x));
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 >= x1 {
+        x1 = x0 + 1.0;
+    }
+    if y0 >= y1 {
+        y1 = y0 + 1.0;
+    }
+    let px = |x: f64| l + (tx(x) - x0) / (x1 - x0) * (w - l - r);
+    let py = |y: f64| h - b - (y - y0) / (y1 - y0) * (h - t - b);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\">\
+         <text x=\"6\" y=\"16\" font-size=\"12\" font-weight=\"bold\">{}</text>\
+         <line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\
+         <line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{}\" stroke=\"#333\"/>\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\
+         <text x=\"12\" y=\"{}\" font-size=\"11\" transform=\"rotate(-90 12 {})\" text-anchor=\"middle\">{}</text>\
+         <text x=\"{l}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
+        esc(&c.title),
+        h - b,
+        w - r,
+        h - b,
+        h - b,
+        (l + w - r) / 2.0,
+        h - 8.0,
+        esc(&c.x_label),
+        (t + h - b) / 2.0,
+        (t + h - b) / 2.0,
+        esc(&c.y_label),
+        h - b + 14.0,
+        fmt_num(if c.log_x { 10f64.powf(x0) } else { x0 }),
+        w - r,
+        h - b + 14.0,
+        fmt_num(if c.log_x { 10f64.powf(x1) } else { x1 }),
+        l - 4.0,
+        h - b,
+        fmt_num(y0),
+        l - 4.0,
+        t + 4.0,
+        fmt_num(y1),
+    );
+    for (i, (name, points)) in c.series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let path: Vec<String> = points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\
+             <rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/>\
+             <text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
+            path.join(" "),
+            w - r + 8.0,
+            t + 16.0 * i as f64,
+            w - r + 22.0,
+            t + 9.0 + 16.0 * i as f64,
+            esc(name)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A number with a sensible number of digits.
+#[must_use]
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 0.1 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".to_owned()
+    }
+}
+
+fn js(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::Series;
+
+    fn sample() -> Report {
+        Report {
+            machine: "2 cores".into(),
+            mode: "smoke".into(),
+            date: "today".into(),
+            results: vec![CaseResult {
+                krate: "lb".into(),
+                name: "pick \"rr\" <100>".into(),
+                unit: "ns/op".into(),
+                lower_is_better: true,
+                series: vec![
+                    Series {
+                        name: "ours".into(),
+                        ours: true,
+                        samples: vec![5.0, 7.0, 6.0],
+                    },
+                    Series {
+                        name: "tower".into(),
+                        ours: false,
+                        samples: vec![12.0],
+                    },
+                ],
+            }],
+            charts: vec![LineChart {
+                krate: "lb".into(),
+                title: "cdf".into(),
+                x_label: "ms".into(),
+                y_label: "share".into(),
+                log_x: true,
+                series: vec![("ours".into(), vec![(1.0, 0.5), (10.0, 1.0)])],
+            }],
+            missing: vec![("mapreduce".into(), "not written".into())],
+        }
+    }
+
+    #[test]
+    fn markdown_has_ratio_and_missing() {
+        let md = sample().markdown();
+        assert!(
+            md.contains("| 6.000 | tower | 12.0 | 2.00x faster/leaner |"),
+            "{md}"
+        );
+        assert!(md.contains("- mapreduce: not written"));
+    }
+
+    #[test]
+    fn json_escapes_and_keeps_every_sample() {
+        let j = sample().json();
+        assert!(j.contains("\"case\":\"pick \\\"rr\\\" <100>\""), "{j}");
+        assert!(j.contains("\"samples\":[5,7,6]"), "{j}");
+    }
+
+    #[test]
+    fn html_is_escaped_and_has_svgs() {
+        let h = sample().html();
+        assert_eq!(h.matches("<svg").count(), 2);
+        assert!(h.contains("pick &quot;rr&quot; &lt;100&gt;"));
+    }
+}
