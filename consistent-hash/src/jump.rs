@@ -36,7 +36,10 @@ pub fn jump_hash(mut key: u64, buckets: u32) -> u32 {
     loop {
         b = j;
         key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
-        j = ((b + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+        // `(key >> 33) + 1` is at most 2^31, so converting it through `i64`
+        // is exact and avoids the slower unsigned conversion sequence.
+        let d = ((key >> 33) + 1) as i64;
+        j = ((b + 1) as f64 * ((1u64 << 31) as f64 / d as f64)) as i64;
         if j >= n {
             return b as u32;
         }
