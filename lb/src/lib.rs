@@ -4,6 +4,7 @@
 mod backend;
 mod balancer;
 mod error;
+mod hashing;
 mod health;
 mod rng;
 mod strategy;
@@ -12,6 +13,7 @@ mod sync;
 pub use backend::{Backend, BackendId, BackendState};
 pub use balancer::{BackendStats, Balancer, BalancerBuilder, Pick};
 pub use error::BuildError;
+pub use hashing::{ConsistentHashing, HashAlgorithm, HashState};
 pub use health::{HealthCheck, OutlierDetection};
 pub use strategy::{
     Candidates, Context, LeastConnections, PeakEwma, PowerOfTwoChoices, Random, RandomState,

@@ -19,7 +19,7 @@ pub struct Context {
 
 impl Context {
     /// A context carrying `key` (a user id, a session id, a hash of a URL):
-    /// the consistent-hashing strategy sends equal keys to the same backend.
+    /// [`ConsistentHashing`](crate::ConsistentHashing) sends equal keys to the same backend.
     #[must_use]
     pub const fn with_key(key: u64) -> Self {
         Self { key: Some(key) }

@@ -336,6 +336,7 @@ fn bad_input_is_reported_not_panicked() {
     empty(LeastConnections::new());
     empty(PowerOfTwoChoices::with_seed(1));
     empty(PeakEwma::with_seed(1));
+    empty(lb::ConsistentHashing::default());
     // Adding with a bad weight is reported too.
     let b = build(RoundRobin::new(), &[u32::MAX - 1]);
     assert_eq!(b.add(9, 0), Err(BuildError::Zero { setting: "weight" }));
@@ -374,4 +375,6 @@ fn a_share_map_is_stable_per_strategy() {
     check(LeastConnections::new());
     check(PowerOfTwoChoices::with_seed(2));
     check(PeakEwma::with_seed(2));
+    check(lb::ConsistentHashing::maglev());
+    check(lb::ConsistentHashing::ring().bounded_load(1.25));
 }

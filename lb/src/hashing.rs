@@ -1,0 +1,213 @@
+//! [`ConsistentHashing`]: route by request key on the `consistent-hash`
+//! crate's ring or Maglev table, optionally with bounded loads.
+
+use std::collections::HashMap;
+
+use consistent_hash::{fmix64, hash_key, HashRing, Maglev, NodeLocator, DEFAULT_VNODES};
+use sysblocks_clock::Clock;
+
+use crate::error::BuildError;
+use crate::rng::{Cursor, FastMod};
+use crate::strategy::{Candidates, Context, Strategy};
+
+/// Which consistent-hashing table [`ConsistentHashing`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HashAlgorithm {
+    /// Karger's ring with `vnodes` points per unit of weight
+    /// ([`consistent_hash::HashRing`]); removing a backend moves only its
+    /// keys.
+    Ring {
+        /// Virtual nodes per unit of weight.
+        vnodes: u32,
+    },
+    /// Google's Maglev lookup table ([`consistent_hash::Maglev`]): O(1)
+    /// lookups, near-perfect balance, slightly more movement on change.
+    Maglev,
+}
+
+/// Consistent hashing by request key ([`Context::with_key`]): equal keys go
+/// to the same backend while the candidate set is unchanged, and a change
+/// moves few keys. The key is hashed with the `consistent-hash` crate's
+/// pinned hash (`hash_key(&key)`), so placement is stable across processes
+/// and releases. Weights scale each backend's share.
+///
+/// With [`ConsistentHashing::bounded_load`]`(c)` (Mirrokni, Thorup and
+/// Zadimoghaddam, "Consistent Hashing with Bounded Loads", 2018) a backend
+/// whose in-flight count has reached `ceil(c * (total_in_flight + 1) * w /
+/// W)` is skipped: the ring walks on clockwise to the next backend with
+/// room; Maglev probes rehashed keys (then the first backend with room).
+/// This costs a sum over the candidates per pick.
+///
+/// A context without a key is routed round robin.
+#[derive(Debug)]
+pub struct ConsistentHashing {
+    algorithm: HashAlgorithm,
+    bounded: Option<f64>,
+    cursor: Cursor,
+}
+
+impl Default for ConsistentHashing {
+    /// A ring with 160 virtual nodes per unit of weight, no load bound.
+    fn default() -> Self {
+        Self::ring()
+    }
+}
+
+impl ConsistentHashing {
+    /// A ring with the `consistent-hash` crate's default virtual nodes.
+    #[must_use]
+    pub fn ring() -> Self {
+        Self::with_algorithm(HashAlgorithm::Ring {
+            vnodes: DEFAULT_VNODES,
+        })
+    }
+
+    /// A Maglev table.
+    #[must_use]
+    pub fn maglev() -> Self {
+        Self::with_algorithm(HashAlgorithm::Maglev)
+    }
+
+    /// The given table.
+    #[must_use]
+    pub fn with_algorithm(algorithm: HashAlgorithm) -> Self {
+        Self {
+            algorithm,
+            bounded: None,
+            cursor: Cursor::default(),
+        }
+    }
+
+    /// Bounds each backend's in-flight count to `c` times its fair share
+    /// (`c >= 1`, e.g. 1.25; checked by `build()`).
+    #[must_use]
+    pub fn bounded_load(mut self, c: f64) -> Self {
+        self.bounded = Some(c);
+        self
+    }
+}
+
+/// The table of [`ConsistentHashing`] for one candidate set.
+#[derive(Debug)]
+pub struct HashState {
+    table: Table,
+    /// Table node index -> candidate index.
+    to_candidate: Vec<usize>,
+    rotation: FastMod,
+    total_weight: u64,
+}
+
+#[derive(Debug)]
+enum Table {
+    Ring(HashRing<u64>),
+    Maglev(Maglev<u64>),
+    /// The table could not be built (cannot happen with valid settings);
+    /// every pick goes round robin.
+    None,
+}
+
+impl Strategy for ConsistentHashing {
+    type State = HashState;
+
+    fn validate(&self) -> Result<(), BuildError> {
+        if let HashAlgorithm::Ring { vnodes: 0 } = self.algorithm {
+            return Err(BuildError::Zero {
+                setting: "HashAlgorithm::Ring::vnodes",
+            });
+        }
+        if let Some(c) = self.bounded {
+            if !(c.is_finite() && c >= 1.0) {
+                return Err(BuildError::OutOfRange {
+                    setting: "ConsistentHashing::bounded_load",
+                    expected: "a finite factor of at least 1",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare<T>(&self, candidates: Candidates<'_, T>) -> HashState {
+        let nodes: Vec<(u64, u32)> = candidates.iter().map(|s| (s.id().0, s.weight())).collect();
+        let by_id: HashMap<u64, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
+        let table = match self.algorithm {
+            HashAlgorithm::Ring { vnodes } => {
+                HashRing::with_vnodes(vnodes).ok().and_then(|mut r| {
+                    for &(id, w) in &nodes {
+                        r.add_weighted(id, w).ok()?;
+                    }
+                    Some(Table::Ring(r))
+                })
+            }
+            HashAlgorithm::Maglev => Maglev::new_weighted(nodes.iter().copied())
+                .ok()
+                .map(Table::Maglev),
+        }
+        .unwrap_or(Table::None);
+        let table_nodes: &[u64] = match &table {
+            Table::Ring(r) => r.nodes(),
+            Table::Maglev(m) => m.nodes(),
+            Table::None => &[],
+        };
+        let to_candidate = table_nodes.iter().map(|id| by_id[id]).collect();
+        HashState {
+            table,
+            to_candidate,
+            rotation: FastMod::new(u32::try_from(nodes.len()).unwrap_or(u32::MAX)),
+            total_weight: nodes.iter().map(|&(_, w)| u64::from(w)).sum(),
+        }
+    }
+
+    fn pick<T>(
+        &self,
+        state: &HashState,
+        candidates: Candidates<'_, T>,
+        ctx: &Context,
+        _clock: &dyn Clock,
+    ) -> Option<usize> {
+        let round_robin = || Some(state.rotation.rem(self.cursor.next()) as usize);
+        let Some(key) = ctx.key() else {
+            return round_robin();
+        };
+        let hash = hash_key(&key);
+        let Some(c) = self.bounded else {
+            let node = match &state.table {
+                Table::Ring(r) => r.locate_index(hash),
+                Table::Maglev(m) => m.locate_index(hash),
+                Table::None => return round_robin(),
+            }?;
+            return state.to_candidate.get(node).copied();
+        };
+        // Bounded loads: the cap counts the request being placed.
+        let total: u64 = candidates.iter().map(|s| s.in_flight()).sum::<u64>() + 1;
+        let w_total = state.total_weight.max(1) as f64;
+        let has_room = |cand: usize| {
+            let s = candidates.get(cand);
+            let cap = (c * total as f64 * f64::from(s.weight()) / w_total).ceil();
+            (s.in_flight() as f64) < cap
+        };
+        match &state.table {
+            Table::Ring(r) => r
+                .locate_bounded(hash, |node| has_room(state.to_candidate[node]))
+                .map(|node| state.to_candidate[node]),
+            Table::Maglev(m) => {
+                let mut h = hash;
+                for _ in 0..candidates.len() {
+                    if let Some(node) = m.locate_index(h) {
+                        let cand = state.to_candidate[node];
+                        if has_room(cand) {
+                            return Some(cand);
+                        }
+                    }
+                    h = fmix64(h.wrapping_add(0x9e37_79b9_7f4a_7c15));
+                }
+                (0..candidates.len()).find(|&i| has_room(i))
+            }
+            Table::None => round_robin(),
+        }
+    }
+}
