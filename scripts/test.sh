@@ -41,6 +41,25 @@ if [ ${#loom_pkgs[@]} -gt 0 ]; then
     cargo test --target-dir target/loom "${loom_pkgs[@]}" --lib --tests -- loom_
 fi
 
+step "valgrind memcheck (crates that do not forbid unsafe code)"
+# miri needs a nightly toolchain these machines cannot fetch; memcheck runs
+# the library unit tests of every crate whose lib.rs does not say
+# #![forbid(unsafe_code)]. Where valgrind is missing (a user's machine) the
+# step says so; .ci/run installs it, so CI always runs it.
+for lib in */src/lib.rs; do
+  dir=${lib%/src/lib.rs}
+  grep -q 'forbid(unsafe_code)' "$lib" && continue
+  if ! command -v valgrind >/dev/null 2>&1; then
+    echo "skipped: valgrind not installed (memcheck of $dir)" >&2
+    continue
+  fi
+  exe=$(cargo test -p "$dir" --lib --no-run --message-format=json 2>/dev/null \
+        | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | tail -n 1)
+  [ -n "$exe" ] || { echo "no unit-test binary for $dir" >&2; exit 1; }
+  valgrind --tool=memcheck --error-exitcode=1 --leak-check=full --show-leak-kinds=definite \
+    --errors-for-leak-kinds=definite --quiet "$exe" --test-threads=2 -q
+done
+
 step "compare --smoke (the report code runs)"
 cargo run -p benches --bin compare --quiet -- --smoke >/dev/null
 
