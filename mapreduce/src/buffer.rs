@@ -85,9 +85,9 @@ pub(crate) struct MapBuffer<K, V> {
 }
 
 impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
-    pub(crate) fn new(partitions: usize) -> Self {
+    pub(crate) fn new(partitions: usize, capacity: usize) -> Self {
         Self {
-            table: HashTable::new(),
+            table: HashTable::with_capacity(capacity),
             hasher: key_hasher(),
             partitions,
             bytes: 0,
@@ -160,16 +160,34 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
     pub(crate) fn is_empty(&self) -> bool {
         self.table.is_empty()
     }
+
+    /// Estimated bytes per distinct key, before heap data.
+    pub(crate) fn entry_cost() -> usize {
+        entry_cost::<K, V>()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
 }
 
 impl<K: Ord, V> MapBuffer<K, V> {
-    /// Empties the buffer into a run sorted by (partition, key), releasing
-    /// the table's memory.
-    pub(crate) fn take_sorted(&mut self) -> MemRun<K, V> {
+    /// Empties the buffer into a run sorted by (partition, key), or by
+    /// (partition, hash, key) when `by_hash` (cheaper: most comparisons are
+    /// of two integers), releasing the table's memory.
+    pub(crate) fn take_sorted(&mut self, by_hash: bool) -> MemRun<K, V> {
         let bytes = std::mem::take(&mut self.bytes);
         let table = std::mem::take(&mut self.table);
         let mut entries: Vec<Entry<K, V>> = table.into_iter().collect();
-        entries.sort_unstable_by(|a, b| a.part.cmp(&b.part).then_with(|| a.key.cmp(&b.key)));
+        if by_hash {
+            entries.sort_unstable_by(|a, b| {
+                (a.part, a.hash)
+                    .cmp(&(b.part, b.hash))
+                    .then_with(|| a.key.cmp(&b.key))
+            });
+        } else {
+            entries.sort_unstable_by(|a, b| a.part.cmp(&b.part).then_with(|| a.key.cmp(&b.key)));
+        }
         let mut bounds = vec![0usize; self.partitions + 1];
         for e in &entries {
             bounds[e.part as usize + 1] += 1;

@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
+use std::hash::Hash;
 
 use crate::buffer::Entry;
 use crate::codec::Codec;
@@ -30,6 +31,8 @@ impl<K: Codec + Clone, V: Codec + Clone> Source<'_, K, V> {
 }
 
 struct Head<K, V> {
+    /// The key's hash when the merge is in hash order, else 0.
+    hash: u64,
     key: K,
     values: Vec<V>,
     src: usize,
@@ -53,33 +56,47 @@ impl<K: Ord, V> Ord for Head<K, V> {
     /// Reversed, so that the max-heap pops the smallest (key, source).
     fn cmp(&self, other: &Self) -> CmpOrdering {
         other
-            .key
-            .cmp(&self.key)
+            .hash
+            .cmp(&self.hash)
+            .then_with(|| other.key.cmp(&self.key))
             .then_with(|| other.src.cmp(&self.src))
     }
 }
 
 /// Merges sources given in split order; equal keys come out once, with the
-/// values of earlier sources first.
+/// values of earlier sources first. Sources are sorted by key, or by
+/// (hash, key) when the merger is given a hasher.
 pub(crate) struct Merger<'a, K, V> {
     sources: Vec<Source<'a, K, V>>,
     heap: BinaryHeap<Head<K, V>>,
+    hasher: Option<ahash::RandomState>,
 }
 
-impl<'a, K: Ord + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
-    pub(crate) fn new(mut sources: Vec<Source<'a, K, V>>) -> Result<Self, TaskError> {
-        let mut heap = BinaryHeap::with_capacity(sources.len());
-        for (src, s) in sources.iter_mut().enumerate() {
-            if let Some((key, values)) = s.next_entry()? {
-                heap.push(Head { key, values, src });
-            }
+impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
+    pub(crate) fn new(
+        sources: Vec<Source<'a, K, V>>,
+        hasher: Option<ahash::RandomState>,
+    ) -> Result<Self, TaskError> {
+        let mut m = Self {
+            heap: BinaryHeap::with_capacity(sources.len()),
+            sources,
+            hasher,
+        };
+        for src in 0..m.sources.len() {
+            m.refill(src)?;
         }
-        Ok(Self { sources, heap })
+        Ok(m)
     }
 
     fn refill(&mut self, src: usize) -> Result<(), TaskError> {
         if let Some((key, values)) = self.sources[src].next_entry()? {
-            self.heap.push(Head { key, values, src });
+            let hash = self.hasher.as_ref().map_or(0, |h| h.hash_one(&key));
+            self.heap.push(Head {
+                hash,
+                key,
+                values,
+                src,
+            });
         }
         Ok(())
     }

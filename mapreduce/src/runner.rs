@@ -408,8 +408,10 @@ impl<P> Runner<P> {
         Ok(self.join_sorted::<J>(parts))
     }
 
-    /// Runs `job` over text input and writes partition `i`'s outputs, in
-    /// key order, with `format` to `dir/part-{i:05}`, plus an empty
+    /// Runs `job` over text input and writes partition `i`'s outputs with
+    /// `format` to `dir/part-{i:05}` (in key order when the partitioner is
+    /// ordered, as [`RangePartitioner`](crate::RangePartitioner) is, else in
+    /// the order of the keys' hashes), plus an empty
     /// `dir/_SUCCESS`. The files are written to a hidden sibling directory
     /// and renamed to `dir` only when every partition is complete, so `dir`
     /// never holds partial output. Returns the part files' paths.
@@ -594,6 +596,9 @@ impl<P> Runner<P> {
         let outputs: Mutex<Vec<TaskOutput<'_, J::Key, J::Value>>> = Mutex::new(Vec::new());
         let failure: Mutex<Option<JobError>> = Mutex::new(None);
         let retained = AtomicUsize::new(0);
+        // Distinct keys of the largest finished task: later tasks start
+        // with a table that size instead of growing one step at a time.
+        let capacity_hint = AtomicUsize::new(0);
         scope(|s| {
             for _ in 0..map_threads {
                 s.spawn(|| {
@@ -601,7 +606,14 @@ impl<P> Runner<P> {
                     while let Some((idx, split)) = feed.next_split(&board) {
                         let r = self.with_retries(&board, || {
                             self.map_attempt(
-                                job, feed, &split, &board, &counters, &spill, &retained,
+                                job,
+                                feed,
+                                &split,
+                                &board,
+                                &counters,
+                                &spill,
+                                &retained,
+                                &capacity_hint,
                             )
                         });
                         match r {
@@ -698,6 +710,16 @@ impl<P> Runner<P> {
         Ok(parts)
     }
 
+    /// Runs are sorted by (hash, key) unless the partitioner promises
+    /// ordered partitions: integer comparisons are cheaper, and the final
+    /// in-memory result is sorted by key anyway.
+    fn merge_hasher<K>(&self) -> Option<ahash::RandomState>
+    where
+        P: Partitioner<K>,
+    {
+        (!self.partitioner.is_ordered()).then(crate::buffer::key_hasher)
+    }
+
     /// Per-task share of the budget before a running task spills.
     fn task_share(&self) -> usize {
         let b = usize::try_from(self.memory_budget).unwrap_or(usize::MAX);
@@ -719,6 +741,7 @@ impl<P> Runner<P> {
         counters: &Counters,
         spill: &'s SpillDir,
         retained: &AtomicUsize,
+        capacity_hint: &AtomicUsize,
     ) -> Result<(Vec<DiskRun<'s>>, Option<MemRun<J::Key, J::Value>>), TaskError>
     where
         J: Job,
@@ -727,7 +750,11 @@ impl<P> Runner<P> {
     {
         let r = self.partitions;
         let share = self.task_share();
-        let mut buf = MapBuffer::<J::Key, J::Value>::new(r);
+        let by_hash = !self.partitioner.is_ordered();
+        let hint = capacity_hint
+            .load(Ordering::Relaxed)
+            .min(share / MapBuffer::<J::Key, J::Value>::entry_cost());
+        let mut buf = MapBuffer::<J::Key, J::Value>::new(r, hint);
         let mut runs = Vec::new();
         let combine = |k: &J::Key, acc: &mut J::Value, v: J::Value| job.combine(k, acc, v);
         feed.for_each(
@@ -747,7 +774,7 @@ impl<P> Runner<P> {
                     return Err(e);
                 }
                 if buf.bytes > share {
-                    runs.push(write_run(spill, &buf.take_sorted())?);
+                    runs.push(write_run(spill, &buf.take_sorted(by_hash))?);
                 }
                 Ok(())
             },
@@ -755,7 +782,8 @@ impl<P> Runner<P> {
         if buf.is_empty() {
             return Ok((runs, None));
         }
-        let run = buf.take_sorted();
+        capacity_hint.fetch_max(buf.len(), Ordering::Relaxed);
+        let run = buf.take_sorted(by_hash);
         let limit = self.retained_limit();
         let kept = retained
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
@@ -782,6 +810,7 @@ impl<P> Runner<P> {
     ) -> Result<S::Done, TaskError>
     where
         J: Job,
+        P: Partitioner<J::Key>,
         S: PartSink<J::Key, J::Output>,
     {
         let combine = |k: &J::Key, acc: &mut J::Value, v: J::Value| job.combine(k, acc, v);
@@ -828,7 +857,7 @@ impl<P> Runner<P> {
                         }
                     })
                     .collect::<Result<_, _>>()?;
-                let mut m = Merger::new(group)?;
+                let mut m = Merger::new(group, self.merge_hasher::<J::Key>())?;
                 let mut w = spill.writer::<J::Key, J::Value>(1)?;
                 while let Some((k, vs)) = m.next_group(&combine)? {
                     w.write(0, &k, vs.len(), vs.iter())?;
@@ -851,7 +880,7 @@ impl<P> Runner<P> {
                 .map(|&i| Spec::Disk(&premerged[i], 0).open())
                 .collect::<Result<_, _>>()?
         };
-        let mut merger = Merger::new(sources)?;
+        let mut merger = Merger::new(sources, self.merge_hasher::<J::Key>())?;
         let mut w = sink.open(p)?;
         let mut n = 0u64;
         while let Some((key, values)) = merger.next_group(&combine)? {

@@ -1,0 +1,207 @@
+//! Word count: `mapreduce` against a hand-written rayon `fold` + `reduce`
+//! into `std` hash maps (what a Rust user would otherwise write), at 1 and
+//! 2 threads, on the Gutenberg text and on a seeded Zipf text (vocabulary
+//! 1,000,000, exponent 1.0). Both read the same file from the page cache
+//! and use the same tokenizer (`mapreduce::jobs::for_each_word`).
+//!
+//! Run: `cargo bench -p benches --bench mapreduce -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Sizes: the whole 100 MB Gutenberg text and `MR_ZIPF_MB` (default 100) MB
+//! of Zipf text when benchmarking; 4 MB of each under `cargo test --benches`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use mapreduce::jobs::{for_each_word, WordCount};
+use mapreduce::{Runner, TextInput};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+/// Whether criterion is measuring (`cargo bench`) rather than running each
+/// bench once (`cargo test --benches`).
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// A directory for this process's input files (removed at the end).
+fn scratch_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("mapreduce-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("scratch dir");
+        d
+    })
+}
+
+/// The Gutenberg text (or its first `limit` bytes, cut at a line end)
+/// in a temporary file, or `None` without `../shared/data`.
+fn gutenberg(limit: usize) -> Option<PathBuf> {
+    let src = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/text/gutenberg-100MB.txt.zst"
+    ));
+    if !src.exists() {
+        println!("skipped: ../shared/data not found");
+        return None;
+    }
+    let raw = std::fs::read(src).expect("read corpus");
+    let mut text = zstd::decode_all(&raw[..]).expect("decompress corpus");
+    if text.len() > limit {
+        let cut = text[..limit]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(limit, |i| i + 1);
+        text.truncate(cut);
+    }
+    let path = scratch_dir().join("gutenberg.txt");
+    std::fs::write(&path, &text).expect("write corpus");
+    Some(path)
+}
+
+/// `n` in base 26 with the letters a..z: distinct ranks, distinct words.
+fn word_of(mut n: u32, out: &mut Vec<u8>) {
+    let start = out.len();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    out[start..].reverse();
+}
+
+/// A seeded Zipf text of about `bytes` bytes: ranks 1..=vocabulary with
+/// probability proportional to 1/rank^exponent, ten words a line.
+fn zipf_text(bytes: usize, vocabulary: u32, exponent: f64, seed: u64) -> Vec<u8> {
+    let mut cdf = Vec::with_capacity(vocabulary as usize);
+    let mut sum = 0.0;
+    for r in 1..=vocabulary {
+        sum += 1.0 / f64::from(r).powf(exponent);
+        cdf.push(sum);
+    }
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(bytes + 64);
+    let mut on_line = 0;
+    while out.len() < bytes {
+        let u = rng.gen::<f64>() * sum;
+        let rank = cdf.partition_point(|&c| c < u).min(vocabulary as usize - 1);
+        word_of(rank as u32, &mut out);
+        on_line += 1;
+        if on_line == 10 {
+            out.push(b'\n');
+            on_line = 0;
+        } else {
+            out.push(b' ');
+        }
+    }
+    out.push(b'\n');
+    out
+}
+
+fn zipf_file(bytes: usize) -> PathBuf {
+    let path = scratch_dir().join(format!("zipf-{bytes}.txt"));
+    let text = zipf_text(bytes, 1_000_000, 1.0, 0x5eed);
+    let mut f = std::fs::File::create(&path).expect("create zipf file");
+    f.write_all(&text).expect("write zipf file");
+    path
+}
+
+/// The hand-written baseline: read the file, split it into lines in
+/// parallel, fold each rayon job's lines into a hash map, merge the maps.
+fn rayon_word_count(path: &Path, pool: &rayon::ThreadPool) -> HashMap<Vec<u8>, u64> {
+    let text = std::fs::read(path).expect("read input");
+    pool.install(|| {
+        text.par_split(|&b| b == b'\n')
+            .fold(HashMap::new, |mut m: HashMap<Vec<u8>, u64>, line| {
+                for_each_word(line, |w| match m.get_mut(w) {
+                    Some(c) => *c += 1,
+                    None => {
+                        m.insert(w.to_vec(), 1);
+                    }
+                });
+                m
+            })
+            .reduce(HashMap::new, |mut a, b| {
+                let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+                for (k, v) in small {
+                    *big.entry(k).or_insert(0) += v;
+                }
+                a = big;
+                a
+            })
+    })
+}
+
+fn ours(path: &Path, threads: usize) -> Vec<(Vec<u8>, u64)> {
+    let runner = Runner::builder()
+        .threads(threads)
+        .split_size(8 << 20)
+        .progress_bar(false)
+        .build()
+        .expect("runner");
+    runner
+        .run(&WordCount, &TextInput::path(path))
+        .expect("word count")
+}
+
+fn compare(c: &mut Criterion, name: &str, path: &Path) {
+    let bytes = std::fs::metadata(path).expect("input").len();
+    // Same answer from both before timing anything.
+    let mut base: Vec<(Vec<u8>, u64)> = rayon_word_count(
+        path,
+        &rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap(),
+    )
+    .into_iter()
+    .collect();
+    base.sort_unstable();
+    assert!(ours(path, 2) == base, "ours and rayon disagree on {name}");
+
+    let mut g = c.benchmark_group(format!("mapreduce_wordcount_{name}"));
+    g.throughput(Throughput::Bytes(bytes));
+    g.sample_size(10);
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        g.bench_with_input(BenchmarkId::new("ours", threads), &threads, |b, &t| {
+            b.iter(|| ours(path, t).len());
+        });
+        g.bench_with_input(BenchmarkId::new("rayon", threads), &threads, |b, _| {
+            b.iter(|| rayon_word_count(path, &pool).len());
+        });
+    }
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let small = 4 << 20;
+    let (g_limit, z_bytes) = if measuring() {
+        let mb: usize = std::env::var("MR_ZIPF_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
+        (usize::MAX, mb << 20)
+    } else {
+        (small, small)
+    };
+    if let Some(p) = gutenberg(g_limit) {
+        compare(c, "gutenberg", &p);
+    }
+    let z = zipf_file(z_bytes);
+    compare(c, "zipf", &z);
+    let _ = std::fs::remove_dir_all(scratch_dir());
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+}
