@@ -10,7 +10,9 @@
 use std::fmt;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use redb::{
+    Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition, TableError,
+};
 
 use crate::error::StoreError;
 use crate::store::{Recovered, Store, StoreOp, Ticket};
@@ -75,10 +77,21 @@ struct Shared {
 /// # drop(q);
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
+///
+/// Clones share the database and its committer thread, which stops (after
+/// committing what is pending) when the last clone is dropped.
+#[derive(Clone)]
 pub struct RedbStore {
     shared: Arc<Shared>,
-    committer: Option<thread::JoinHandle<()>>,
+    _committer: Arc<Committer>,
     path: String,
+}
+
+/// Owns the committer thread: dropping it commits what is pending and stops
+/// the thread.
+struct Committer {
+    shared: Arc<Shared>,
+    handle: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl fmt::Debug for RedbStore {
@@ -124,34 +137,27 @@ impl RedbStore {
             txn.commit().map_err(db_error)?;
             db
         } else {
-            let db = Database::open(path).map_err(|e| match e {
+            // Look before touching: a read-only open writes nothing, so a
+            // foreign file is refused unchanged. A file that needs repair
+            // (its last writer was killed) cannot be opened read-only; it
+            // is opened for writing (redb repairs it) and checked then.
+            let not_redb = |e: redb::DatabaseError| match e {
                 redb::DatabaseError::Storage(s) => foreign(format!("not a redb database ({s})")),
                 other => db_error(other),
-            })?;
-            let txn = db.begin_read().map_err(db_error)?;
-            let meta = txn.open_table(META).map_err(|e| match e {
-                TableError::TableDoesNotExist(_) => {
-                    foreign("a redb database without task-queue tables".into())
+            };
+            match ReadOnlyDatabase::open(path) {
+                Ok(ro) => {
+                    check_format(&ro, &foreign)?;
+                    ro.close().map_err(db_error)?;
+                    Database::open(path).map_err(not_redb)?
                 }
-                TableError::TableTypeMismatch { .. } => {
-                    foreign("a redb database with other tables of the same name".into())
+                Err(redb::DatabaseError::RepairAborted) => {
+                    let db = Database::open(path).map_err(not_redb)?;
+                    check_format(&db, &foreign)?;
+                    db
                 }
-                other => db_error(other),
-            })?;
-            let format = meta.get(FORMAT_KEY).map_err(db_error)?;
-            match format {
-                Some(f) if f.value() == FORMAT => {}
-                Some(f) => {
-                    return Err(foreign(format!(
-                        "unknown format {:?}",
-                        String::from_utf8_lossy(f.value())
-                    )))
-                }
-                None => return Err(foreign("no format marker".into())),
+                Err(e) => return Err(not_redb(e)),
             }
-            drop(meta);
-            drop(txn);
-            db
         };
         let shared = Arc::new(Shared {
             db,
@@ -168,10 +174,13 @@ impl RedbStore {
             done: Condvar::new(),
         });
         let worker = Arc::clone(&shared);
-        let committer = thread::spawn(move || committer_loop(&worker));
+        let handle = thread::spawn(move || committer_loop(&worker));
         Ok(Self {
+            _committer: Arc::new(Committer {
+                shared: Arc::clone(&shared),
+                handle: Mutex::new(Some(handle)),
+            }),
             shared,
-            committer: Some(committer),
             path: shown,
         })
     }
@@ -187,6 +196,31 @@ impl RedbStore {
     #[must_use]
     pub fn appends(&self) -> u64 {
         self.shared.state.lock().appended
+    }
+}
+
+/// Checks that `db` holds the task-queue tables and format marker.
+fn check_format(
+    db: &impl ReadableDatabase,
+    foreign: &dyn Fn(String) -> StoreError,
+) -> Result<(), StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let meta = txn.open_table(META).map_err(|e| match e {
+        TableError::TableDoesNotExist(_) => {
+            foreign("a redb database without task-queue tables".into())
+        }
+        TableError::TableTypeMismatch { .. } => {
+            foreign("a redb database with other tables of the same name".into())
+        }
+        other => db_error(other),
+    })?;
+    match meta.get(FORMAT_KEY).map_err(db_error)? {
+        Some(f) if f.value() == FORMAT => Ok(()),
+        Some(f) => Err(foreign(format!(
+            "unknown format {:?}",
+            String::from_utf8_lossy(f.value())
+        ))),
+        None => Err(foreign("no format marker".into())),
     }
 }
 
@@ -320,12 +354,12 @@ impl Store for RedbStore {
     }
 }
 
-impl Drop for RedbStore {
+impl Drop for Committer {
     /// Commits what is pending, then stops the committer.
     fn drop(&mut self) {
         self.shared.state.lock().shutdown = true;
         self.shared.work.notify_all();
-        if let Some(h) = self.committer.take() {
+        if let Some(h) = self.handle.lock().take() {
             let _ = h.join();
         }
     }
