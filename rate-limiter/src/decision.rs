@@ -9,7 +9,10 @@ use std::time::Duration;
 pub struct Decision {
     pub(crate) allowed: bool,
     pub(crate) limit: u32,
-    pub(crate) remaining: u32,
+    /// `remaining() = slack / per_cell`, divided only when asked for, so
+    /// the GCRA hot path does no division.
+    pub(crate) slack: u64,
+    pub(crate) per_cell: u64,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) reset_after: Duration,
     pub(crate) delay: Duration,
@@ -20,7 +23,8 @@ impl Decision {
         Self {
             allowed: true,
             limit,
-            remaining,
+            slack: u64::from(remaining),
+            per_cell: 1,
             retry_after: None,
             reset_after: Duration::from_nanos(reset_after_ns),
             delay: Duration::ZERO,
@@ -36,11 +40,20 @@ impl Decision {
         Self {
             allowed: false,
             limit,
-            remaining,
+            slack: u64::from(remaining),
+            per_cell: 1,
             retry_after: Some(Duration::from_nanos(retry_after_ns)),
             reset_after: Duration::from_nanos(reset_after_ns),
             delay: Duration::ZERO,
         }
+    }
+
+    /// A decision whose `remaining` is `slack_ns / per_cell_ns`.
+    #[inline]
+    pub(crate) fn with_slack(mut self, slack_ns: u64, per_cell_ns: u64) -> Self {
+        self.slack = slack_ns;
+        self.per_cell = per_cell_ns.max(1);
+        self
     }
 
     /// Whether the request may go ahead (after [`Decision::delay`], if any).
@@ -59,7 +72,7 @@ impl Decision {
     /// (`RateLimit-Remaining`).
     #[must_use]
     pub fn remaining(&self) -> u32 {
-        self.remaining
+        u32::try_from(self.slack / self.per_cell).unwrap_or(u32::MAX)
     }
 
     /// For a denial, how long until the same request would be admitted if

@@ -21,6 +21,13 @@ pub enum BuildError {
         /// The setting that overflowed.
         setting: &'static str,
     },
+    /// A count setting is above the most the structure supports.
+    TooMany {
+        /// The setting.
+        setting: &'static str,
+        /// The most allowed.
+        max: usize,
+    },
     /// A token bucket's initial fill is larger than its capacity.
     InitialExceedsCapacity {
         /// The requested initial fill.
@@ -40,6 +47,7 @@ impl fmt::Display for BuildError {
             Self::TooLong { setting } => {
                 write!(f, "{setting} does not fit in 64-bit nanoseconds")
             }
+            Self::TooMany { setting, max } => write!(f, "{setting} must be at most {max}"),
             Self::InitialExceedsCapacity { initial, capacity } => write!(
                 f,
                 "initial fill {initial} exceeds the bucket capacity {capacity}"

@@ -4,7 +4,7 @@ use std::fmt;
 
 use sysblocks_clock::{Clock, MonotonicClock, SharedClock};
 
-use crate::atomic::{atomic_limiter, clamp_u32, Step};
+use crate::atomic::{atomic_limiter, Step};
 use crate::sync::{AtomicU64, Ordering, StdArc};
 use crate::{BuildError, CheckError, Decision, Quota};
 
@@ -104,19 +104,12 @@ impl Gcra {
         let horizon = now.saturating_add(self.tau);
         let new_tat = base.saturating_add(u64::from(cost) * self.t);
         if new_tat <= horizon {
-            let d = Decision::allow(
-                self.burst,
-                clamp_u32((horizon - new_tat) / self.t),
-                new_tat - now,
-            );
+            let d =
+                Decision::allow(self.burst, 0, new_tat - now).with_slack(horizon - new_tat, self.t);
             Ok((d, (cost > 0).then_some(new_tat)))
         } else {
-            let d = Decision::deny(
-                self.burst,
-                clamp_u32(horizon.saturating_sub(base) / self.t),
-                new_tat - horizon,
-                base - now,
-            );
+            let d = Decision::deny(self.burst, 0, new_tat - horizon, base - now)
+                .with_slack(horizon.saturating_sub(base), self.t);
             Ok((d, None))
         }
     }

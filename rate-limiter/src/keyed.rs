@@ -11,6 +11,9 @@ use crate::{Algorithm, BuildError, CheckError, Decision};
 /// The fewest entries a shard holds before a full sweep is worth it.
 const MIN_SWEEP: usize = 64;
 
+/// The most shards (the shard index takes 16 bits of the key's hash).
+const MAX_SHARDS: usize = 1 << 16;
+
 /// One shard: keys in least-recently-seen order, and the length at which the
 /// next full sweep of fresh-equivalent states runs.
 struct Shard<K, S> {
@@ -95,8 +98,8 @@ impl<A: Algorithm> KeyedBuilder<A> {
         self
     }
 
-    /// Number of shards, rounded up to a power of two (default: 4 per
-    /// available core). Fewer than `max_keys` are used if `max_keys` is
+    /// Number of shards, rounded up to a power of two, at most 65,536
+    /// (default: 4 per available core). Fewer than `max_keys` are used if `max_keys` is
     /// small, so that the cap holds exactly.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
@@ -113,7 +116,8 @@ impl<A: Algorithm> KeyedBuilder<A> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::Zero`] for `max_keys` or `shards` of 0.
+    /// [`BuildError::Zero`] for `max_keys` or `shards` of 0;
+    /// [`BuildError::TooMany`] for more than 65,536 shards.
     pub fn build<K: Hash + Eq + Clone>(self) -> Result<Keyed<K, A>, BuildError> {
         if self.max_keys == 0 {
             return Err(BuildError::Zero {
@@ -122,6 +126,12 @@ impl<A: Algorithm> KeyedBuilder<A> {
         }
         let wanted = match self.shards {
             Some(0) => return Err(BuildError::Zero { setting: "shards" }),
+            Some(n) if n > MAX_SHARDS => {
+                return Err(BuildError::TooMany {
+                    setting: "shards",
+                    max: MAX_SHARDS,
+                })
+            }
             Some(n) => n,
             None => default_shards(),
         };
@@ -180,12 +190,9 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     #[inline]
     fn shard(&self, key: &K) -> &Mutex<Shard<K, A::State>> {
         let h = self.hasher.hash_one(key);
-        // High bits pick the shard; the map inside uses the whole hash.
-        let i = if self.shard_bits == 0 {
-            0
-        } else {
-            (h >> (64 - self.shard_bits)) as usize
-        };
+        // Bits 40.. pick the shard: the map inside takes its bucket from the
+        // low bits and its tag from the top 7, which must still vary.
+        let i = ((h >> 40) as usize) & ((1usize << self.shard_bits) - 1);
         &self.shards[i].0
     }
 
@@ -196,7 +203,8 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
             Err(CheckError::CostExceedsLimit { limit, .. }) => Decision {
                 allowed: false,
                 limit,
-                remaining: 0,
+                slack: 0,
+                per_cell: 1,
                 retry_after: None,
                 reset_after: std::time::Duration::ZERO,
                 delay: std::time::Duration::ZERO,

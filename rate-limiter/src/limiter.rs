@@ -29,7 +29,8 @@ pub trait RateLimiter: Send + Sync {
             Err(CheckError::CostExceedsLimit { limit, .. }) => Decision {
                 allowed: false,
                 limit,
-                remaining: 0,
+                slack: 0,
+                per_cell: 1,
                 retry_after: None,
                 reset_after: Duration::ZERO,
                 delay: Duration::ZERO,
