@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use sysblocks_clock::{Clock, MonotonicClock, SharedClock};
+use sysblocks_clock::{Clock, SharedClock};
 
 use crate::atomic::{atomic_limiter, Step};
 use crate::sync::{AtomicU64, Ordering, StdArc};
@@ -58,13 +58,13 @@ impl fmt::Debug for Gcra {
 }
 
 impl Gcra {
-    /// A limiter on the real monotonic clock.
+    /// A limiter on the default [`QuantaClock`](crate::QuantaClock).
     ///
     /// # Errors
     ///
     /// As [`Quota::validate`].
     pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, MonotonicClock::new())
+        Self::with_clock(quota, crate::QuantaClock::new())
     }
 
     /// A limiter reading `clock`.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::hash::Hash;
 
-use lru::LruCache;
+use std::collections::HashMap;
 
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::{Algorithm, BuildError, CheckError, Decision};
@@ -14,10 +14,17 @@ const MIN_SWEEP: usize = 64;
 /// The most shards (the shard index takes 16 bits of the key's hash).
 const MAX_SHARDS: usize = 1 << 16;
 
-/// One shard: keys in least-recently-seen order, and the length at which the
-/// next full sweep of fresh-equivalent states runs.
+/// A key's state and when it was last seen, on the shard's access counter.
+struct Entry<S> {
+    state: S,
+    seen: u64,
+}
+
+/// One shard: states stored inline in a hash map, a counter that orders
+/// accesses, and the length at which the next full sweep runs.
 struct Shard<K, S> {
-    map: LruCache<K, S, ahash::RandomState>,
+    map: HashMap<K, Entry<S>, ahash::RandomState>,
+    tick: u64,
     sweep_at: usize,
 }
 
@@ -34,14 +41,17 @@ struct Padded<T>(T);
 ///
 /// - a key whose state can no longer be told from a new key's (a GCRA key
 ///   whose theoretical arrival time has passed, an empty window, a full
-///   bucket) is dropped: each insertion checks the two least recently seen
-///   keys of its shard, and a shard sweeps all its keys whenever it has
-///   doubled since its last sweep (amortised O(1) per insertion). Dropping
-///   such state never changes a decision;
-/// - a hard cap of `max_keys` evicts the least recently seen key of the
-///   shard (an exact LRU per shard; keys are spread over shards by hash).
-///   Only this can forget live state, which makes that key's next request
-///   be judged as a new key's.
+///   bucket) is dropped: an insertion sweeps its shard whenever the shard
+///   has doubled since its last sweep or is full (amortised O(1) per
+///   insertion). Dropping such state never changes a decision;
+/// - a hard cap of `max_keys`: when a shard is full of live states after
+///   its sweep, the least recently seen eighth of it (at least one key) is
+///   evicted, exactly by access order within the shard (keys are spread
+///   over shards by hash). Only this can forget live state, which makes
+///   that key's next request be judged as a new key's.
+///
+/// States are stored inline in each shard's hash map (no per-key
+/// allocation).
 ///
 /// The template limiter passed to [`Keyed::builder`] supplies the
 /// configuration and the clock; its own state is not used.
@@ -147,7 +157,8 @@ impl<A: Algorithm> KeyedBuilder<A> {
         let shards: Box<[_]> = (0..shards)
             .map(|_| {
                 Padded(Mutex::new(Shard {
-                    map: LruCache::unbounded_with_hasher(hasher.clone()),
+                    map: HashMap::with_hasher(hasher.clone()),
+                    tick: 0,
                     sweep_at: MIN_SWEEP,
                 }))
             })
@@ -219,46 +230,53 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     /// [`CheckError::CostExceedsLimit`] as for the template limiter.
     pub fn check_key_n(&self, key: &K, cost: u32) -> Result<Decision, CheckError> {
         let now = self.template.now_nanos();
-        let mut shard = self.shard(key).lock();
-        if let Some(state) = shard.map.get_mut(key) {
-            return self.template.decide(state, now, cost);
+        let mut guard = self.shard(key).lock();
+        let shard = &mut *guard;
+        shard.tick += 1;
+        if let Some(entry) = shard.map.get_mut(key) {
+            entry.seen = shard.tick;
+            return self.template.decide(&mut entry.state, now, cost);
         }
         let mut state = self.template.fresh_state(now);
         let decision = self.template.decide(&mut state, now, cost)?;
         if !self.template.is_fresh_equivalent(&state, now) {
-            self.insert(&mut shard, key.clone(), state, now);
+            self.insert(shard, key.clone(), state, now);
         }
         Ok(decision)
     }
 
     fn insert(&self, shard: &mut Shard<K, A::State>, key: K, state: A::State, now: u64) {
         let t = &self.template;
-        if shard.map.len() >= shard.sweep_at {
-            let stale: Vec<K> = shard
+        if shard.map.len() >= shard.sweep_at.min(self.shard_cap) {
+            // Amortised: a sweep costs the shard's length and runs again only
+            // after the shard has doubled (or reached its cap).
+            shard
                 .map
-                .iter()
-                .filter(|(_, s)| t.is_fresh_equivalent(s, now))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &stale {
-                shard.map.pop(k);
+                .retain(|_, e| !t.is_fresh_equivalent(&e.state, now));
+            if shard.map.len() >= self.shard_cap {
+                self.evict_oldest(shard);
             }
             shard.sweep_at = (shard.map.len() * 2).max(MIN_SWEEP);
-        } else {
-            for _ in 0..2 {
-                match shard.map.peek_lru() {
-                    Some((_, s)) if t.is_fresh_equivalent(s, now) => {
-                        shard.map.pop_lru();
-                    }
-                    _ => break,
-                }
-            }
         }
-        if shard.map.len() >= self.shard_cap {
-            shard.map.pop_lru();
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-        }
-        shard.map.push(key, state);
+        let seen = shard.tick;
+        shard.map.insert(key, Entry { state, seen });
+    }
+
+    /// Evicts the least recently seen eighth of a full shard (at least
+    /// one key), so the O(len) selection is paid once per `len / 8`
+    /// insertions.
+    fn evict_oldest(&self, shard: &mut Shard<K, A::State>) {
+        let len = shard.map.len();
+        let count = (self.shard_cap / 8)
+            .max(1)
+            .min(len)
+            .max(len + 1 - self.shard_cap);
+        let mut seen: Vec<u64> = shard.map.values().map(|e| e.seen).collect();
+        // Access ticks are unique within a shard, so the cut is exact.
+        let (_, &mut cut, _) = seen.select_nth_unstable(count - 1);
+        shard.map.retain(|_, e| e.seen > cut);
+        self.evictions
+            .fetch_add((len - shard.map.len()) as u64, Ordering::Relaxed);
     }
 
     /// Blocks until `cost` cells are admitted for `key`; see
@@ -292,16 +310,11 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     pub fn sweep(&self) {
         let now = self.template.now_nanos();
         for shard in self.shards.iter() {
-            let mut shard = shard.0.lock();
-            let stale: Vec<K> = shard
+            shard
+                .0
+                .lock()
                 .map
-                .iter()
-                .filter(|(_, s)| self.template.is_fresh_equivalent(s, now))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &stale {
-                shard.map.pop(k);
-            }
+                .retain(|_, e| !self.template.is_fresh_equivalent(&e.state, now));
         }
     }
 

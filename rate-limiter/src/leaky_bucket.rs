@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use sysblocks_clock::{Clock, MonotonicClock, SharedClock};
+use sysblocks_clock::{Clock, SharedClock};
 
 use crate::atomic::{atomic_limiter, clamp_u32, Step};
 use crate::sync::{AtomicU64, Ordering, StdArc};
@@ -99,7 +99,7 @@ impl LeakyBucketBuilder {
         self
     }
 
-    /// The clock (default: a new [`MonotonicClock`]).
+    /// The clock (default: a new [`QuantaClock`](crate::QuantaClock)).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(StdArc::new(clock));
         self
@@ -125,7 +125,7 @@ impl LeakyBucketBuilder {
             state: AtomicU64::new(0),
             clock: self
                 .clock
-                .unwrap_or_else(|| StdArc::new(MonotonicClock::new())),
+                .unwrap_or_else(|| StdArc::new(crate::QuantaClock::new())),
         })
     }
 }
@@ -144,13 +144,13 @@ impl LeakyBucket {
     }
 
     /// A rejecting limiter comparable to the others: `quota.burst` requests
-    /// at once (nginx `burst = quota.burst - 1`, `nodelay`), monotonic clock.
+    /// at once (nginx `burst = quota.burst - 1`, `nodelay`), default clock.
     ///
     /// # Errors
     ///
     /// As [`Quota::validate`].
     pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, MonotonicClock::new())
+        Self::with_clock(quota, crate::QuantaClock::new())
     }
 
     /// [`LeakyBucket::new`] on `clock`.

@@ -4,6 +4,7 @@
 #[cfg(feature = "async")]
 mod r#async;
 mod atomic;
+mod clock;
 mod concurrency;
 mod decision;
 mod error;
@@ -17,6 +18,7 @@ mod sync;
 mod token_bucket;
 mod windows;
 
+pub use clock::QuantaClock;
 pub use concurrency::{ConcurrencyLimiter, Permit};
 pub use decision::Decision;
 pub use error::{BuildError, CheckError};

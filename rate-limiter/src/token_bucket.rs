@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
+use sysblocks_clock::{saturating_nanos, Clock, SharedClock};
 
 use crate::atomic::{atomic_limiter, clamp_u32, Step};
 use crate::sync::{AtomicU64, Ordering, StdArc};
@@ -97,7 +97,7 @@ impl TokenBucketBuilder {
         self
     }
 
-    /// The clock (default: a new [`MonotonicClock`]).
+    /// The clock (default: a new [`QuantaClock`](crate::QuantaClock)).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(StdArc::new(clock));
         self
@@ -145,7 +145,7 @@ impl TokenBucketBuilder {
         }
         let clock = self
             .clock
-            .unwrap_or_else(|| StdArc::new(MonotonicClock::new()));
+            .unwrap_or_else(|| StdArc::new(crate::QuantaClock::new()));
         let mut bucket = TokenBucket {
             capacity: self.capacity,
             amount: u64::from(self.amount),
@@ -173,13 +173,13 @@ impl TokenBucket {
     }
 
     /// Capacity `quota.burst`, one token per emission interval, full at
-    /// start, on the monotonic clock.
+    /// start, on the default [`QuantaClock`](crate::QuantaClock).
     ///
     /// # Errors
     ///
     /// As [`Quota::validate`].
     pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, MonotonicClock::new())
+        Self::with_clock(quota, crate::QuantaClock::new())
     }
 
     /// [`TokenBucket::new`] on `clock`.

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use sysblocks_clock::{Clock, MonotonicClock, SharedClock};
+use sysblocks_clock::{Clock, SharedClock};
 
 use crate::atomic::clamp_u32;
 use crate::locked::locked_limiter;
@@ -69,13 +69,13 @@ impl fmt::Debug for FixedWindow {
 
 impl FixedWindow {
     /// `quota.burst` cells per window of `burst` emission intervals, on the
-    /// monotonic clock.
+    /// default clock.
     ///
     /// # Errors
     ///
     /// As [`Quota::validate`].
     pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, MonotonicClock::new())
+        Self::with_clock(quota, crate::QuantaClock::new())
     }
 
     /// [`FixedWindow::new`] on `clock`.
@@ -182,13 +182,13 @@ impl fmt::Debug for SlidingWindowLog {
 
 impl SlidingWindowLog {
     /// `quota.burst` cells per sliding window of `burst` emission
-    /// intervals, on the monotonic clock.
+    /// intervals, on the default [`QuantaClock`](crate::QuantaClock).
     ///
     /// # Errors
     ///
     /// As [`Quota::validate`].
     pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, MonotonicClock::new())
+        Self::with_clock(quota, crate::QuantaClock::new())
     }
 
     /// [`SlidingWindowLog::new`] on `clock`.
@@ -327,13 +327,13 @@ impl fmt::Debug for SlidingWindowCounter {
 
 impl SlidingWindowCounter {
     /// `quota.burst` cells per sliding window of `burst` emission
-    /// intervals, on the monotonic clock.
+    /// intervals, on the default [`QuantaClock`](crate::QuantaClock).
     ///
     /// # Errors
     ///
     /// As [`Quota::validate`].
     pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, MonotonicClock::new())
+        Self::with_clock(quota, crate::QuantaClock::new())
     }
 
     /// [`SlidingWindowCounter::new`] on `clock`.

@@ -331,8 +331,9 @@ fn keyed_memory_stays_bounded() {
         assert!(keyed.check_key(&k).is_allowed());
         assert!(keyed.len() <= 1000);
     }
-    assert_eq!(keyed.len(), 1000);
-    assert!(keyed.evictions() > 0);
+    // A full shard evicts its least recently seen eighth at once.
+    assert!(keyed.len() >= 1000 * 7 / 8 - 4, "{}", keyed.len());
+    assert!(keyed.evictions() >= 99_000);
     // Two seconds later every state is fresh-equivalent: 800 new live keys
     // replace them and no live state is evicted.
     clock.advance(Duration::from_secs(2));
@@ -342,13 +343,14 @@ fn keyed_memory_stays_bounded() {
         clock.advance(Duration::from_micros(1));
     }
     assert_eq!(keyed.evictions(), before, "only stale states were dropped");
-    // Idle keys are dropped by the store itself as new keys arrive: each
-    // insertion drops up to two stale ones.
+    // Idle keys are dropped by the store itself as new keys arrive: a
+    // shard sweeps when it fills, so only live keys are ever evicted.
     clock.advance(Duration::from_secs(2));
     for k in 0..300u64 {
         keyed.check_key(&(5_000_000 + k));
     }
-    assert!(keyed.len() <= 500, "stale keys linger: {}", keyed.len());
+    assert_eq!(keyed.evictions(), before);
+    assert!(keyed.len() <= 1000);
     keyed.sweep();
     assert_eq!(keyed.len(), 300);
 }
