@@ -139,7 +139,6 @@ fn rayon_word_count(path: &Path, pool: &rayon::ThreadPool) -> HashMap<Vec<u8>, u
 fn ours(path: &Path, threads: usize) -> Vec<(Vec<u8>, u64)> {
     let runner = Runner::builder()
         .threads(threads)
-        .split_size(8 << 20)
         .progress_bar(false)
         .build()
         .expect("runner");

@@ -112,14 +112,29 @@ fn line_end_after(f: &mut File, from: u64, len: u64) -> io::Result<u64> {
 }
 
 impl TextFeed {
-    pub(crate) fn plan(input: &TextInput, split_size: u64) -> Result<Self, JobError> {
+    /// Cuts the input into splits of at most `split_size` bytes, and of
+    /// about `total / (2 * threads)` bytes (but at least 1 MiB) when that is
+    /// smaller, so that every thread has work and a slow thread can be
+    /// balanced by the others.
+    pub(crate) fn plan(
+        input: &TextInput,
+        split_size: u64,
+        threads: usize,
+    ) -> Result<Self, JobError> {
         let files = input.files()?;
+        let mut lens = Vec::with_capacity(files.len());
+        let mut total = 0u64;
+        for path in &files {
+            let len = fs::metadata(path).map_err(input_err(path))?.len();
+            total = total.saturating_add(len);
+            lens.push(len);
+        }
+        let per_thread = total.div_ceil(2 * threads as u64).max(1 << 20);
+        let split_size = split_size.min(per_thread);
         let mut splits = Vec::new();
-        let mut total = 0;
-        for (i, path) in files.iter().enumerate() {
+        for (i, (path, &len)) in files.iter().zip(&lens).enumerate() {
+            // Opened here, one file at a time: also checks it is readable.
             let mut f = File::open(path).map_err(input_err(path))?;
-            let len = f.metadata().map_err(input_err(path))?.len();
-            total += len;
             let mut start = 0;
             while start < len {
                 let target = start.saturating_add(split_size);

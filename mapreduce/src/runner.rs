@@ -131,7 +131,10 @@ impl<P> RunnerBuilder<P> {
         self
     }
 
-    /// Bytes per split of text input (cut at the next line end). Default 64 MiB.
+    /// The largest split of text input, in bytes (cut at the next line
+    /// end). Default 64 MiB. Inputs smaller than `2 * threads` such splits
+    /// are cut into about `2 * threads` splits (of at least 1 MiB), so that
+    /// every thread has work.
     #[must_use]
     pub fn split_size(mut self, bytes: u64) -> Self {
         self.split_size = bytes;
@@ -383,7 +386,7 @@ impl<P> Runner<P> {
         J: Job<Record = [u8]>,
         P: Partitioner<J::Key>,
     {
-        let feed = TextFeed::plan(input, self.split_size)?;
+        let feed = TextFeed::plan(input, self.split_size, self.threads)?;
         let parts = self.execute(job, &feed, &MemSink)?;
         Ok(self.join_sorted::<J>(parts))
     }
@@ -433,7 +436,7 @@ impl<P> Runner<P> {
         P: Partitioner<J::Key>,
         F: Fn(&J::Key, &J::Output, &mut dyn Write) -> io::Result<()> + Sync,
     {
-        let feed = TextFeed::plan(input, self.split_size)?;
+        let feed = TextFeed::plan(input, self.split_size, self.threads)?;
         self.to_dir(job, &feed, dir, &format)
     }
 
