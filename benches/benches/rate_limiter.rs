@@ -12,8 +12,8 @@
 //!   with each algorithm) vs governor's `DashMapStateStore`; `keyed2/*` with
 //!   two threads.
 //!
-//! Each limiter reads its crate's default real clock (ours:
-//! `MonotonicClock`, `Instant`-based; governor: `quanta`), as its users
+//! Each limiter reads its crate's default real clock (ours: `QuantaClock`;
+//! governor: its `quanta` clock; ratelimit: `clocksource`), as its users
 //! would. Bytes per key of the keyed stores are printed once at start
 //! (heap bytes counted by a global allocator).
 //!
