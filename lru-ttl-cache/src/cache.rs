@@ -162,7 +162,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The number of shards. 1 gives an exact global LRU. Default: four per
+    /// The number of shards. 1 gives an exact global LRU. Default: 16 per
     /// available core, rounded up to a power of two, at most the capacity.
     #[must_use]
     pub fn shards(mut self, n: usize) -> Self {
@@ -249,7 +249,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             Some(n) => n,
             None => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                (cores * 4)
+                (cores * 16)
                     .next_power_of_two()
                     .min(MAX_SHARDS)
                     .min(capacity as usize)
@@ -362,8 +362,14 @@ where
         V: Clone,
     {
         let hash = self.hash_of(key);
+        let lock = self.shard_for(hash);
+        if self.inner.listener.is_none() {
+            let mut shard = lock.lock();
+            let i = shard.lru.get_index(hash, key, &mut |_, _, _| {});
+            return i.map(|i| shard.lru.value_at(i).clone());
+        }
         let mut pending = Pending::new(self.inner.listener.as_ref());
-        let mut shard = self.shard_for(hash).lock();
+        let mut shard = lock.lock();
         let i = shard.lru.get_index(hash, key, &mut pending.sink());
         let v = i.map(|i| shard.lru.value_at(i).clone());
         drop(shard);

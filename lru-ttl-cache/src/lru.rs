@@ -1,21 +1,30 @@
 //! The single-threaded exact LRU, which is also the shard of [`Cache`](crate::Cache).
 //!
-//! Layout: entries live in a slab (`Vec<Node>`) linked into a recency list by
-//! `u32` indices; a `hashbrown::HashTable<u32>` maps a key's hash to its slot
-//! (the hash is recomputed from the key when the table grows, so it is not
-//! stored). A removed slot is filled by moving the last slot into it, so the
-//! slab never has holes and needs no free list. Weights and expiry times live
-//! in parallel vectors that exist only when a weigher or a TTL is in use, so
-//! a plain `u64 -> u64` cache pays 24 bytes of slab and about 10 bytes of
-//! table per entry.
+//! Layout: entries live in a slab (`Vec<Node>`); a `hashbrown::HashTable<u32>`
+//! maps a key's hash to its slot (the hash is recomputed from the key when
+//! the table grows, so it is not stored). A removed slot is filled by moving
+//! the last slot into it, so the slab never has holes.
 //!
-//! Expiry: every entry with a deadline has an entry in a min-heap of
-//! `(deadline, slot)`. Heap entries are never updated in place: a heap entry
-//! is acted on only if its slot still holds an entry whose current deadline
-//! has passed; if the slot's deadline moved later (time to idle), it is
-//! pushed again. The invariant "every live entry has a heap entry no later
-//! than its deadline" makes `purge` exact, and the heap is rebuilt from the
-//! slab when stale entries outnumber live ones, so it stays bounded.
+//! Recency is an append-only log of slot numbers (a ring of `u32`): every
+//! use appends a record and stamps the node with the record's position; a
+//! record is live iff its node still carries its position. The least
+//! recently used entry is the oldest live record, which is exactly LRU
+//! order. A hit therefore writes only to its own node and to the log's
+//! tail, never to neighbouring nodes as a linked list must, which saves two
+//! cache misses per hit. When the log fills, stale records are dropped and
+//! the log is resized to three times the live entries, so compaction is
+//! O(1) amortised per use. A `u64 -> u64` cache pays 24 bytes of slab,
+//! about 10 bytes of table and 6 to 12 bytes of log per entry.
+//!
+//! Weights and expiry times live in parallel vectors that exist only when a
+//! weigher or a TTL is in use. Expiry: every entry with a deadline has an
+//! entry in a min-heap of `(deadline, slot)`. Heap entries are never updated
+//! in place: a heap entry is acted on only if its slot still holds an entry
+//! whose current deadline has passed; if the slot's deadline moved later
+//! (time to idle), it is pushed again. The invariant "every live entry has a
+//! heap entry no later than its deadline" makes `purge` exact, and the heap
+//! is rebuilt from the slab when stale entries outnumber live ones, so it
+//! stays bounded.
 
 use std::borrow::Borrow;
 use std::cmp::Reverse;
@@ -32,7 +41,6 @@ use crate::error::BuildError;
 use crate::stats::{RemovalCause, Stats};
 use crate::sync::Shared;
 
-const NIL: u32 = u32::MAX;
 const NEVER: u64 = u64::MAX;
 
 /// The most entries one [`LruCache`] (or one shard of a
@@ -53,8 +61,9 @@ type LocalListener<K, V> = Box<dyn FnMut(K, V, RemovalCause) + Send>;
 struct Node<K, V> {
     key: K,
     value: V,
-    prev: u32,
-    next: u32,
+    /// Position (truncated to `u32`) of this entry's latest record in the
+    /// recency log.
+    qpos: u32,
 }
 
 /// Expiry state: present only when a TTL or TTI is configured or a per-entry
@@ -92,9 +101,11 @@ impl Expiry {
         }
     }
 
+    /// The current time, never `NEVER` (so a saturated deadline is never
+    /// reached, even by a saturated clock).
     #[inline]
     fn now(&mut self) -> u64 {
-        let n = self.clock.now_nanos();
+        let n = self.clock.now_nanos().min(NEVER - 1);
         if n > self.last_now {
             self.last_now = n;
         }
@@ -103,7 +114,7 @@ impl Expiry {
 
     #[inline]
     fn peek_now(&self) -> u64 {
-        self.clock.now_nanos().max(self.last_now)
+        self.clock.now_nanos().min(NEVER - 1).max(self.last_now)
     }
 
     #[inline]
@@ -188,8 +199,13 @@ impl Expiry {
 pub struct LruCache<K, V, S = ahash::RandomState> {
     table: HashTable<u32>,
     nodes: Vec<Node<K, V>>,
-    head: u32,
-    tail: u32,
+    /// The recency log: a ring of slot numbers, one record per use, oldest
+    /// at `qtail`. A record is live iff its slot's `qpos` is its position.
+    ring: Vec<u32>,
+    /// Absolute position of the next record.
+    qhead: u64,
+    /// Absolute position of the oldest record that may be live.
+    qtail: u64,
     hasher: S,
     capacity: u64,
     weigher: Option<Weigher<K, V>>,
@@ -379,8 +395,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         Self {
             table: HashTable::with_capacity(prealloc),
             nodes: Vec::with_capacity(prealloc),
-            head: NIL,
-            tail: NIL,
+            ring: Vec::new(),
+            qhead: 0,
+            qtail: 0,
             hasher,
             capacity,
             weights: if weigher.is_some() {
@@ -416,40 +433,66 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             .map(|&i| i as usize)
     }
 
+    /// Appends a use of slot `i` to the recency log (compacting the log
+    /// first when it is full).
     #[inline]
-    fn unlink(&mut self, i: usize) {
-        let (p, n) = (self.nodes[i].prev, self.nodes[i].next);
-        if p == NIL {
-            self.head = n;
-        } else {
-            self.nodes[p as usize].next = n;
+    fn log_use(&mut self, i: usize) {
+        if (self.qhead - self.qtail) as usize >= self.ring.len() {
+            self.compact_log();
         }
-        if n == NIL {
-            self.tail = p;
-        } else {
-            self.nodes[n as usize].prev = p;
-        }
+        let mask = self.ring.len() - 1;
+        self.ring[self.qhead as usize & mask] = i as u32;
+        self.nodes[i].qpos = self.qhead as u32;
+        self.qhead += 1;
     }
 
+    /// The slot whose record at `pos` is live, if it is.
     #[inline]
-    fn push_front(&mut self, i: usize) {
-        let old = self.head;
-        self.nodes[i].prev = NIL;
-        self.nodes[i].next = old;
-        if old == NIL {
-            self.tail = i as u32;
-        } else {
-            self.nodes[old as usize].prev = i as u32;
-        }
-        self.head = i as u32;
+    fn live_at(&self, pos: u64) -> Option<usize> {
+        let s = self.ring[pos as usize & (self.ring.len() - 1)] as usize;
+        (s < self.nodes.len() && self.nodes[s].qpos == pos as u32).then_some(s)
     }
 
+    /// Drops stale records and resizes the log to at least three times the
+    /// live entries, so compaction (O(log)) happens at most once per
+    /// `2 * len` uses: O(1) amortised.
+    #[cold]
+    fn compact_log(&mut self) {
+        let live = self.nodes.len();
+        let cap = (3 * live).max(64).next_power_of_two();
+        let mut ring = Vec::with_capacity(cap);
+        for p in self.qtail..self.qhead {
+            if let Some(s) = self.live_at(p) {
+                ring.push(s as u32);
+            }
+        }
+        for (j, &s) in ring.iter().enumerate() {
+            self.nodes[s as usize].qpos = j as u32;
+        }
+        self.qtail = 0;
+        self.qhead = ring.len() as u64;
+        ring.resize(cap, 0);
+        self.ring = ring;
+    }
+
+    /// Makes slot `i` the most recently used.
     #[inline]
     fn touch(&mut self, i: usize) {
-        if self.head != i as u32 {
-            self.unlink(i);
-            self.push_front(i);
+        if self.qhead == 0 || self.nodes[i].qpos != (self.qhead - 1) as u32 {
+            self.log_use(i);
         }
+    }
+
+    /// The least recently used slot (skipping stale records for good).
+    #[inline]
+    fn lru_slot(&mut self) -> Option<usize> {
+        while self.qtail < self.qhead {
+            if let Some(s) = self.live_at(self.qtail) {
+                return Some(s);
+            }
+            self.qtail += 1;
+        }
+        None
     }
 
     #[inline]
@@ -475,7 +518,6 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     /// Removes slot `i` from the list, the table and the slab (the last slot
     /// moves into its place) and returns its entry.
     fn take_slot(&mut self, i: usize) -> (K, V) {
-        self.unlink(i);
         let hash = self.hasher.hash_one(&self.nodes[i].key);
         if let Ok(e) = self.table.find_entry(hash, |&x| x as usize == i) {
             e.remove();
@@ -490,17 +532,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             exp.swap_remove(i);
         }
         if i != last {
-            let (p, n) = (self.nodes[i].prev, self.nodes[i].next);
-            if p == NIL {
-                self.head = i as u32;
-            } else {
-                self.nodes[p as usize].next = i as u32;
-            }
-            if n == NIL {
-                self.tail = i as u32;
-            } else {
-                self.nodes[n as usize].prev = i as u32;
-            }
+            // The moved entry keeps its place in the log, under its new slot.
+            let mask = self.ring.len() - 1;
+            self.ring[self.nodes[i].qpos as usize & mask] = i as u32;
             let h = self.hasher.hash_one(&self.nodes[i].key);
             if let Some(slot) = self.table.find_mut(h, |&x| x as usize == last) {
                 *slot = i as u32;
@@ -543,8 +577,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
 
     /// Expiry bookkeeping before a lookup or a write: the current time (0
     /// without expiry) after reclaiming what has expired.
-    #[inline]
+    #[inline(always)]
     fn advance<F>(&mut self, sink: &mut F) -> u64
+    where
+        F: FnMut(K, V, RemovalCause) + ?Sized,
+    {
+        if self.expiry.is_none() {
+            return 0;
+        }
+        self.advance_expiry(sink)
+    }
+
+    #[inline(never)]
+    fn advance_expiry<F>(&mut self, sink: &mut F) -> u64
     where
         F: FnMut(K, V, RemovalCause) + ?Sized,
     {
@@ -655,12 +700,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             self.evict_to_fit(0, sink);
             return Some((old_k, old_v));
         }
-        let i = if self.weigher.is_none()
-            && self.nodes.len() as u64 >= self.capacity
-            && self.tail != NIL
-        {
+        let reuse = if self.weigher.is_none() && self.nodes.len() as u64 >= self.capacity {
+            self.lru_slot()
+        } else {
+            None
+        };
+        let i = if let Some(i) = reuse {
             // Full unweighted cache: reuse the LRU slot in place.
-            let i = self.tail as usize;
             let old_hash = self.hasher.hash_one(&self.nodes[i].key);
             if let Ok(e) = self.table.find_entry(old_hash, |&x| x as usize == i) {
                 e.remove();
@@ -681,8 +727,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             self.nodes.push(Node {
                 key,
                 value,
-                prev: NIL,
-                next: NIL,
+                qpos: 0,
             });
             self.total_weight += w;
             if self.weigher.is_some() {
@@ -691,7 +736,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             if let Some(exp) = self.expiry.as_mut() {
                 exp.push_slot(ttl_at, now);
             }
-            self.push_front(i);
+            self.log_use(i);
             i
         };
         let nodes = &self.nodes;
@@ -712,11 +757,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         F: FnMut(K, V, RemovalCause) + ?Sized,
     {
         let extra_entry = u64::from(extra > 0);
-        while self.tail != NIL
-            && (self.total_weight + extra > self.capacity
-                || self.nodes.len() as u64 + extra_entry > MAX_ENTRIES)
+        while self.total_weight + extra > self.capacity
+            || self.nodes.len() as u64 + extra_entry > MAX_ENTRIES
         {
-            let (k, v) = self.take_slot(self.tail as usize);
+            let Some(i) = self.lru_slot() else {
+                break;
+            };
+            let (k, v) = self.take_slot(i);
             self.stats.count(RemovalCause::Size);
             sink(k, v, RemovalCause::Size);
         }
@@ -760,8 +807,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         F: FnMut(K, V, RemovalCause) + ?Sized,
     {
         self.table.clear();
-        self.head = NIL;
-        self.tail = NIL;
+        self.qhead = 0;
+        self.qtail = 0;
         self.total_weight = 0;
         self.weights.clear();
         if let Some(exp) = self.expiry.as_mut() {
@@ -889,10 +936,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     pub fn pop_lru(&mut self) -> Option<(K, V)> {
         self.notify(|c, s| {
             c.advance(s);
-            if c.tail == NIL {
-                return None;
-            }
-            let kv = c.take_slot(c.tail as usize);
+            let i = c.lru_slot()?;
+            let kv = c.take_slot(i);
             c.stats.count(RemovalCause::Explicit);
             Some(kv)
         })
@@ -900,10 +945,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
 
     /// Entries from the most to the least recently used, skipping expired
     /// ones.
-    pub fn iter(&self) -> Iter<'_, K, V> {
+    pub fn iter(&self) -> Iter<'_, K, V, S> {
         Iter {
-            nodes: &self.nodes,
-            next: self.head,
+            cache: Some(self),
+            pos: self.qhead,
             expiry: self.expiry.as_deref().map(|e| (e, e.peek_now())),
         }
     }
@@ -981,30 +1026,33 @@ impl<K, V, S> fmt::Debug for LruBuilder<K, V, S> {
 
 /// Iterator over `(key, value)` from the most to the least recently used;
 /// see [`LruCache::iter`].
-pub struct Iter<'a, K, V> {
-    nodes: &'a [Node<K, V>],
-    next: u32,
+pub struct Iter<'a, K, V, S = ahash::RandomState> {
+    cache: Option<&'a LruCache<K, V, S>>,
+    /// One past the next log position to look at (walking down).
+    pos: u64,
     expiry: Option<(&'a Expiry, u64)>,
 }
 
-impl<'a, K, V> Iterator for Iter<'a, K, V> {
+impl<'a, K: Hash + Eq, V, S: BuildHasher> Iterator for Iter<'a, K, V, S> {
     type Item = (&'a K, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.next != NIL {
-            let i = self.next as usize;
-            let n = &self.nodes[i];
-            self.next = n.next;
+        let c = self.cache?;
+        while self.pos > c.qtail {
+            self.pos -= 1;
+            let Some(i) = c.live_at(self.pos) else {
+                continue;
+            };
             match self.expiry {
                 Some((e, now)) if e.deadline(i) <= now => continue,
-                _ => return Some((&n.key, &n.value)),
+                _ => return Some((&c.nodes[i].key, &c.nodes[i].value)),
             }
         }
         None
     }
 }
 
-impl<K, V> fmt::Debug for Iter<'_, K, V> {
+impl<K, V, S> fmt::Debug for Iter<'_, K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter").finish_non_exhaustive()
     }

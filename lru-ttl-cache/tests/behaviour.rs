@@ -1,0 +1,269 @@
+//! Behaviour of the concurrent cache with real threads: single flight,
+//! failing and panicking loaders, listeners that re-enter, bad input,
+//! read-through and write-through.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use lru_ttl_cache::{BuildError, Cache, ManualClock, RemovalCause, Store, WriteThrough};
+
+#[test]
+fn single_flight_with_many_threads() {
+    let c: Cache<u32, u32> = Cache::builder().max_capacity(100).build().unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, runs, start) = (c.clone(), runs.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                c.get_or_insert_with(1, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(50));
+                    11
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 11);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn panicking_loader_releases_waiters_and_does_not_poison() {
+    let c: Cache<u32, u32> = Cache::builder().max_capacity(100).build().unwrap();
+    let entered = Arc::new(Barrier::new(2));
+    let c1 = c.clone();
+    let e1 = entered.clone();
+    let loader = std::thread::spawn(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c1.get_or_insert_with(5, || {
+                e1.wait();
+                std::thread::sleep(Duration::from_millis(30));
+                panic!("loader failed");
+            })
+        }))
+    });
+    entered.wait();
+    // This caller waits on the panicking flight, is released, and loads.
+    assert_eq!(c.get_or_insert_with(5, || 50), 50);
+    assert!(loader.join().unwrap().is_err());
+    assert_eq!(c.get(&5), Some(50));
+    // A failing loader returns its error and caches nothing.
+    assert_eq!(
+        c.try_get_or_insert_with(6, || Err::<u32, &str>("down")),
+        Err("down")
+    );
+    assert!(!c.contains_key(&6));
+    assert_eq!(c.try_get_or_insert_with(6, || Ok::<u32, &str>(60)), Ok(60));
+}
+
+#[test]
+fn listener_may_call_back_into_the_cache() {
+    let slot: Arc<Mutex<Option<Cache<u32, u32>>>> = Arc::default();
+    let s2 = slot.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let c: Cache<u32, u32> = Cache::builder()
+        .max_capacity(2)
+        .shards(1)
+        .eviction_listener(move |k, v, cause| {
+            let cache = s2.lock().unwrap().clone();
+            if let Some(c) = cache {
+                // Re-enter: read and even write the cache.
+                let _ = c.get(&k);
+                if cause == RemovalCause::Size && k < 100 {
+                    c.insert(k + 100, v);
+                }
+            }
+            seen2.lock().unwrap().push((k, cause));
+        })
+        .build()
+        .unwrap();
+    *slot.lock().unwrap() = Some(c.clone());
+    c.insert(1, 1);
+    c.insert(2, 2);
+    c.insert(3, 3); // evicts 1; the listener inserts 101, which evicts 2 ...
+    assert!(c.len() <= 2);
+    assert!(seen.lock().unwrap().contains(&(1, RemovalCause::Size)));
+    assert!(c.contains_key(&101) || seen.lock().unwrap().contains(&(101, RemovalCause::Size)));
+    slot.lock().unwrap().take();
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let e = |r: Result<Cache<u32, u32>, BuildError>| r.unwrap_err();
+    assert_eq!(
+        e(Cache::builder().max_capacity(0).build()),
+        BuildError::Zero {
+            setting: "max_capacity"
+        }
+    );
+    assert_eq!(
+        e(Cache::builder().max_capacity(10).shards(0).build()),
+        BuildError::Zero { setting: "shards" }
+    );
+    assert_eq!(
+        e(Cache::builder()
+            .max_capacity(10)
+            .time_to_live(Duration::ZERO)
+            .build()),
+        BuildError::Zero {
+            setting: "time_to_live"
+        }
+    );
+    assert_eq!(
+        e(Cache::builder()
+            .max_capacity(10)
+            .time_to_idle(Duration::ZERO)
+            .build()),
+        BuildError::Zero {
+            setting: "time_to_idle"
+        }
+    );
+    assert!(matches!(
+        e(Cache::builder().max_capacity(2).shards(3).build()),
+        BuildError::Conflict {
+            setting: "shards",
+            ..
+        }
+    ));
+    assert!(matches!(
+        e(Cache::builder().max_capacity(10).shards(usize::MAX).build()),
+        BuildError::TooLarge {
+            setting: "shards",
+            ..
+        }
+    ));
+    // Default shards never exceed a small capacity.
+    let c: Cache<u32, u32> = Cache::builder().max_capacity(1).build().unwrap();
+    assert_eq!(c.shard_count(), 1);
+}
+
+#[test]
+fn too_heavy_is_rejected_and_huge_ttl_saturates() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let clock = ManualClock::starting_at(Duration::from_secs(1));
+    let c: Cache<u32, u64> = Cache::builder()
+        .max_capacity(10)
+        .shards(1)
+        .weigher(|_, v| *v)
+        .time_to_live(Duration::MAX)
+        .clock(clock.clone())
+        .eviction_listener(move |k, _, cause| s2.lock().unwrap().push((k, cause)))
+        .build()
+        .unwrap();
+    c.insert(1, 11);
+    assert!(!c.contains_key(&1));
+    assert_eq!(*seen.lock().unwrap(), [(1, RemovalCause::Rejected)]);
+    c.insert_with_ttl(2, 3, Duration::MAX);
+    clock.advance(Duration::from_secs(1 << 40));
+    assert_eq!(c.get(&2), Some(3));
+    c.insert(3, 3);
+    assert_eq!(c.get(&3), Some(3));
+    assert_eq!(c.stats().rejected, 1);
+}
+
+#[test]
+fn read_through_loader() {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let l2 = loads.clone();
+    let c: Cache<u32, String> = Cache::builder()
+        .max_capacity(10)
+        .loader(move |k| {
+            l2.fetch_add(1, Ordering::SeqCst);
+            (*k < 5).then(|| format!("v{k}"))
+        })
+        .build()
+        .unwrap();
+    assert_eq!(c.get_or_load(&1).as_deref(), Some("v1"));
+    assert_eq!(c.get_or_load(&1).as_deref(), Some("v1"));
+    assert_eq!(c.get_or_load(&9), None);
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+    let s = c.stats();
+    assert_eq!((s.hits, s.insertions), (1, 1));
+}
+
+#[derive(Default)]
+struct FlakyDb {
+    rows: Mutex<HashMap<u32, u32>>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Store<u32, u32> for FlakyDb {
+    type Error = &'static str;
+    fn read(&self, k: &u32) -> Result<Option<u32>, Self::Error> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("down");
+        }
+        Ok(self.rows.lock().unwrap().get(k).copied())
+    }
+    fn write(&self, k: &u32, v: &u32) -> Result<(), Self::Error> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("down");
+        }
+        self.rows.lock().unwrap().insert(*k, *v);
+        Ok(())
+    }
+    fn delete(&self, k: &u32) -> Result<(), Self::Error> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("down");
+        }
+        self.rows.lock().unwrap().remove(k);
+        Ok(())
+    }
+}
+
+#[test]
+fn write_through_store_first() {
+    let wt = WriteThrough::new(
+        Cache::builder().max_capacity(10).build().unwrap(),
+        FlakyDb::default(),
+    );
+    wt.put(1, 10).unwrap();
+    assert_eq!(wt.store().rows.lock().unwrap().get(&1), Some(&10));
+    assert_eq!(wt.cache().get(&1), Some(10));
+    wt.store().fail.store(true, Ordering::SeqCst);
+    assert_eq!(wt.put(1, 11), Err("down"));
+    assert_eq!(
+        wt.cache().get(&1),
+        Some(10),
+        "cache unchanged on store error"
+    );
+    assert_eq!(wt.delete(&1), Err("down"));
+    assert_eq!(wt.cache().get(&1), Some(10));
+    assert_eq!(wt.get(&2), Err("down"));
+    wt.store().fail.store(false, Ordering::SeqCst);
+    assert_eq!(wt.get(&2), Ok(None));
+    wt.delete(&1).unwrap();
+    assert_eq!(wt.cache().get(&1), None);
+    assert_eq!(wt.get(&1), Ok(None));
+    wt.store().rows.lock().unwrap().insert(3, 30);
+    assert_eq!(wt.get(&3), Ok(Some(30)));
+    assert_eq!(wt.cache().get(&3), Some(30));
+}
+
+#[test]
+fn sharded_cache_holds_its_capacity() {
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_capacity(1000)
+        .shards(8)
+        .build()
+        .unwrap();
+    for k in 0..10_000 {
+        c.insert(k, k);
+    }
+    assert!(c.len() <= 1000);
+    assert!(c.len() > 900, "shards fill evenly enough: {}", c.len());
+    c.clear();
+    assert!(c.is_empty());
+    assert_eq!(
+        c.stats().removed_explicit as usize + c.stats().evicted_size as usize,
+        10_000
+    );
+}

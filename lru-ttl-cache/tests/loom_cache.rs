@@ -1,0 +1,141 @@
+//! loom models of the concurrent cache (run with `--cfg sysblocks_loom`;
+//! without it this file is empty).
+#![cfg(sysblocks_loom)]
+
+use std::collections::HashSet;
+
+use loom::sync::Arc;
+use loom::thread;
+use lru_ttl_cache::{Cache, RemovalCause};
+
+type Log = Arc<loom::sync::Mutex<Vec<(u8, u8, RemovalCause)>>>;
+
+fn logged(cap: u64, log: &Log) -> Cache<u8, u8> {
+    let l = Arc::clone(log);
+    Cache::builder()
+        .max_capacity(cap)
+        .shards(1)
+        .eviction_listener(move |k, v, c| l.lock().unwrap().push((k, v, c)))
+        .build()
+        .unwrap()
+}
+
+/// Concurrent insert/get/remove on a tiny cache: `len` and
+/// `weighted_size` agree with what is present, nothing is lost (every
+/// inserted key is present, removed, or reported evicted) and nothing is
+/// resurrected (a key reported as evicted by size is not present unless
+/// inserted again).
+#[test]
+fn loom_concurrent_ops_stay_consistent() {
+    for cap in [1u64, 2] {
+        loom::model(move || {
+            let log: Log = Arc::default();
+            let c = logged(cap, &log);
+            let c1 = c.clone();
+            let t = thread::spawn(move || {
+                c1.insert(1, 10);
+                c1.get(&2)
+            });
+            c.insert(2, 20);
+            let removed = c.remove(&1);
+            let got2 = t.join().unwrap();
+            assert!(got2.is_none() || got2 == Some(20));
+            let present: HashSet<u8> = [1u8, 2].into_iter().filter(|k| c.contains_key(k)).collect();
+            assert_eq!(c.len(), present.len());
+            assert_eq!(c.weighted_size(), present.len() as u64);
+            assert!(c.len() as u64 <= cap);
+            let log = log.lock().unwrap();
+            for k in [1u8, 2] {
+                let evicted = log
+                    .iter()
+                    .filter(|e| e.0 == k && e.2 == RemovalCause::Size)
+                    .count();
+                let explicit = usize::from(k == 1 && removed.is_some());
+                // Each key was inserted once: it is in exactly one place.
+                assert_eq!(
+                    usize::from(present.contains(&k)) + evicted + explicit,
+                    1,
+                    "key {k}"
+                );
+            }
+            if let Some(v) = removed {
+                assert_eq!(v, 10);
+            }
+        });
+    }
+}
+
+/// Two concurrent misses on one key run the loader once; both get its value.
+#[test]
+fn loom_single_flight_runs_one_loader() {
+    loom::model(|| {
+        let c: Cache<u8, u8> = Cache::builder().max_capacity(2).shards(1).build().unwrap();
+        let runs = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let (c1, r1) = (c.clone(), Arc::clone(&runs));
+        let t = thread::spawn(move || {
+            c1.get_or_insert_with(7, || {
+                r1.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+                70
+            })
+        });
+        let r2 = Arc::clone(&runs);
+        let mine = c.get_or_insert_with(7, || {
+            r2.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+            70
+        });
+        assert_eq!(mine, 70);
+        assert_eq!(t.join().unwrap(), 70);
+        assert_eq!(runs.load(loom::sync::atomic::Ordering::SeqCst), 1);
+    });
+}
+
+/// A failing loader releases the waiter, which then loads itself.
+#[test]
+fn loom_failed_loader_releases_waiters() {
+    loom::model(|| {
+        let c: Cache<u8, u8> = Cache::builder().max_capacity(2).shards(1).build().unwrap();
+        let c1 = c.clone();
+        let t = thread::spawn(move || c1.try_get_or_insert_with(7, || Err::<u8, ()>(())));
+        let mine = c.try_get_or_insert_with(7, || Ok::<u8, ()>(5));
+        assert_eq!(mine, Ok(5));
+        // The failing caller either got its error or found the value.
+        let theirs = t.join().unwrap();
+        assert!(theirs == Err(()) || theirs == Ok(5));
+        assert_eq!(c.get(&7), Some(5));
+    });
+}
+
+/// The listener runs after the shard lock is released: it calls back into
+/// the same shard, which would deadlock (and loom would report it) if it
+/// ran under the lock.
+#[test]
+fn loom_listener_runs_outside_the_shard_lock() {
+    loom::model(|| {
+        let slot: Arc<loom::sync::Mutex<Option<Cache<u8, u8>>>> = Arc::default();
+        let s2 = Arc::clone(&slot);
+        let calls = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let calls2 = Arc::clone(&calls);
+        let c: Cache<u8, u8> = Cache::builder()
+            .max_capacity(1)
+            .shards(1)
+            .eviction_listener(move |k, _v, _cause| {
+                let cache = s2.lock().unwrap().clone();
+                if let Some(cache) = cache {
+                    // Re-enters the shard lock.
+                    let _ = cache.contains_key(&k);
+                    calls2.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+                }
+            })
+            .build()
+            .unwrap();
+        *slot.lock().unwrap() = Some(c.clone());
+        let c1 = c.clone();
+        let t = thread::spawn(move || c1.insert(1, 1));
+        c.insert(2, 2);
+        t.join().unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(calls.load(loom::sync::atomic::Ordering::SeqCst), 1);
+        // Break the cycle cache -> listener -> slot -> cache.
+        slot.lock().unwrap().take();
+    });
+}
