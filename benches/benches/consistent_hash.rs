@@ -17,143 +17,23 @@
 //!   paper reports 1.8 ms), M = 100003 at 1000 nodes.
 //!
 //! Memory per node (heap bytes counted by a global allocator, ours and the
-//! peers, at 100 and 1000 nodes) is printed once at start.
+//! peers, at 100 and 1000 nodes) is printed once at start. The setups live
+//! in `benches::workloads::consistent_hash`, shared with `compare`.
 //!
 //! Run: `cargo bench -p benches --bench consistent_hash -- --warm-up-time 1 --measurement-time 3`
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
-use consistent_hash::{hash_key, jump_hash, HashRing, JumpHash, Maglev, MultiProbe, Rendezvous};
+use benches::alloc::heap_of;
+use benches::workloads::consistent_hash::{
+    keys, our_jump, our_maglev, our_multiprobe, our_rendezvous, our_ring, peer_anchor, peer_chr,
+    peer_hashring, peer_hrw, peer_maglev, table_for, BATCH, NODES, VNODES,
+};
+use consistent_hash::{hash_key, jump_hash, Maglev};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
-// ----- counting allocator (memory report only) ------------------------------
-
-/// Counts live heap bytes while `COUNTING` is set; otherwise forwards only.
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees are ours; the counter is bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; `ptr` came from `System.alloc`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// Heap bytes held by what `build` returns (built and kept while counting).
-fn heap_of<T>(build: impl FnOnce() -> T) -> (T, isize) {
-    LIVE.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    let v = build();
-    COUNTING.store(false, Ordering::SeqCst);
-    (v, LIVE.load(Ordering::SeqCst))
-}
-
-// ----- inputs ----------------------------------------------------------------
-
-const BATCH: usize = 256;
-const VNODES: u32 = 100;
-/// The Maglev table size for `n` nodes, the same for ours and the peer:
-/// 65537 (the paper's), or the smallest prime of at least 100 x n.
-fn table_for(n: u32) -> u64 {
-    let mut m = 65_537u64.max(100 * u64::from(n));
-    while !consistent_hash::is_prime(m) {
-        m += 1;
-    }
-    m
-}
-
-fn keys() -> Vec<u64> {
-    let mut s = 0x5eed_u64;
-    (0..BATCH)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        })
-        .collect()
-}
-
-fn our_ring(n: u32) -> HashRing<u32> {
-    let mut r = HashRing::with_vnodes(VNODES).unwrap();
-    for i in 0..n {
-        r.add(i).unwrap();
-    }
-    r
-}
-
-fn peer_hashring(n: u32) -> hashring::HashRing<(u32, u32)> {
-    let mut r = hashring::HashRing::new();
-    r.batch_add(
-        (0..n)
-            .flat_map(|i| (0..VNODES).map(move |v| (i, v)))
-            .collect(),
-    );
-    r
-}
-
-fn peer_chr(n: u32) -> consistent_hash_ring::Ring<u32> {
-    consistent_hash_ring::RingBuilder::default()
-        .vnodes(VNODES as usize)
-        .nodes_iter(0..n)
-        .build()
-}
-
-fn our_rendezvous(n: u32) -> Rendezvous<u32> {
-    let mut r = Rendezvous::new();
-    for i in 0..n {
-        r.add(i).unwrap();
-    }
-    r
-}
-
-fn our_multiprobe(n: u32) -> MultiProbe<u32> {
-    let mut r = MultiProbe::new();
-    for i in 0..n {
-        r.add(i).unwrap();
-    }
-    r
-}
-
-fn peer_anchor(
-    n: u32,
-) -> anchorhash::AnchorHash<u64, u32, std::collections::hash_map::RandomState> {
-    anchorhash::Builder::default()
-        .with_resources(0..n)
-        .build(n as u16)
-}
+static ALLOC: benches::alloc::Counting = benches::alloc::Counting;
 
 // ----- memory ----------------------------------------------------------------
 
@@ -163,12 +43,12 @@ fn memory_report() {
         let (a, ring) = heap_of(|| our_ring(n));
         let (b, hr) = heap_of(|| peer_hashring(n));
         let (c, chr) = heap_of(|| peer_chr(n));
-        let (d, mg) = heap_of(|| Maglev::with_table_size(0..n, table_for(n)).unwrap());
-        let (e, pmg) = heap_of(|| maglev::Maglev::with_capacity(0..n, table_for(n) as usize));
+        let (d, mg) = heap_of(|| our_maglev(n));
+        let (e, pmg) = heap_of(|| peer_maglev(n));
         let (f, rv) = heap_of(|| our_rendezvous(n));
-        let (g, hrw) = heap_of(|| hrw_hash::HrwNodes::new(0..n));
+        let (g, hrw) = heap_of(|| peer_hrw(n));
         let (h, mp) = heap_of(|| our_multiprobe(n));
-        let (i, jh) = heap_of(|| JumpHash::new(0..n).unwrap());
+        let (i, jh) = heap_of(|| our_jump(n));
         let (j, ah) = heap_of(|| peer_anchor(n));
         println!(
             "memory per node at {n} nodes (bytes): ring/100 vnodes ours {:.0} hashring {:.0} \
@@ -196,7 +76,7 @@ fn lookups(c: &mut Criterion) {
     memory_report();
     let ks = keys();
     let hashes: Vec<u64> = ks.iter().map(hash_key).collect();
-    for n in [10u32, 100, 1000] {
+    for n in NODES {
         let ring = our_ring(n);
         let hr = peer_hashring(n);
         let chr = peer_chr(n);
@@ -240,8 +120,8 @@ fn lookups(c: &mut Criterion) {
         });
         g.finish();
 
-        let mg = Maglev::with_table_size(0..n, table_for(n)).unwrap();
-        let pmg = maglev::Maglev::with_capacity(0..n, table_for(n) as usize);
+        let mg = our_maglev(n);
+        let pmg = peer_maglev(n);
         let ah = peer_anchor(n);
         let mut g = c.benchmark_group(format!("maglev_lookup/{n}_nodes"));
         g.throughput(Throughput::Elements(BATCH as u64));
@@ -275,7 +155,7 @@ fn lookups(c: &mut Criterion) {
         });
         g.finish();
 
-        let jh = JumpHash::new(0..n).unwrap();
+        let jh = our_jump(n);
         let pjh = jumphash::JumpHasher::new();
         let mut g = c.benchmark_group(format!("jump/{n}_nodes"));
         g.throughput(Throughput::Elements(BATCH as u64));
@@ -321,7 +201,7 @@ fn lookups(c: &mut Criterion) {
         g.finish();
 
         let rv = our_rendezvous(n);
-        let hrw = hrw_hash::HrwNodes::new(0..n);
+        let hrw = peer_hrw(n);
         let mp = our_multiprobe(n);
         let mut g = c.benchmark_group(format!("rendezvous/{n}_nodes"));
         g.throughput(Throughput::Elements(BATCH as u64));

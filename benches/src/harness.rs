@@ -190,6 +190,32 @@ pub fn run_timed(
     }
 }
 
+/// A measured (not timed) case: one series per `(name, ours, samples)`, for
+/// example heap bytes per node or a hit ratio. Ours should come first.
+#[must_use]
+pub fn measured(
+    krate: &str,
+    name: &str,
+    unit: &str,
+    lower_is_better: bool,
+    series: Vec<(&str, bool, Vec<f64>)>,
+) -> CaseResult {
+    CaseResult {
+        krate: krate.to_owned(),
+        name: name.to_owned(),
+        unit: unit.to_owned(),
+        lower_is_better,
+        series: series
+            .into_iter()
+            .map(|(name, ours, samples)| Series {
+                name: name.to_owned(),
+                ours,
+                samples,
+            })
+            .collect(),
+    }
+}
+
 /// Doubles the iteration count until one run takes a tenth of the target,
 /// then scales to the target.
 fn calibrate(routine: &mut Routine<'_>, target: Duration) -> u64 {
@@ -258,6 +284,23 @@ mod tests {
         };
         assert_eq!(r.best_peer().unwrap().name, "b");
         assert_eq!(r.advantage(), Some(2.0));
+    }
+
+    #[test]
+    fn measured_case_ranks_higher_is_better() {
+        let r = measured(
+            "x",
+            "hit ratio",
+            "ratio",
+            false,
+            vec![
+                ("ours", true, vec![0.5]),
+                ("a", false, vec![0.4]),
+                ("b", false, vec![0.25]),
+            ],
+        );
+        assert_eq!(r.best_peer().unwrap().name, "a");
+        assert_eq!(r.advantage(), Some(1.25));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
+pub mod alloc;
 pub mod compare;
 pub mod harness;
 pub mod report;
+pub mod workloads;
 
 /// Where the shared data sets live relative to the workspace root
 /// (`../shared/data`), if they are present. A user's clone has no

@@ -19,6 +19,10 @@ use benches::compare::{self, CRATES};
 use benches::harness::Mode;
 use benches::report::Report;
 
+/// Counts heap bytes for the memory cases (idle outside them).
+#[global_allocator]
+static ALLOC: benches::alloc::Counting = benches::alloc::Counting;
+
 fn main() -> ExitCode {
     let mut mode = Mode::Full;
     let mut only: Option<String> = None;

@@ -1,5 +1,9 @@
 //! The cases of the comparison report, one module per crate.
 
+pub mod consistent_hash;
+pub mod mapreduce;
+pub mod task_queue;
+
 use crate::harness::Mode;
 use crate::report::Report;
 
@@ -16,7 +20,12 @@ pub const CRATES: &[&str] = &[
 /// Runs every case of `krate` in `mode` and adds the results, charts and
 /// missing items to `report`.
 pub fn run_crate(krate: &str, mode: Mode, report: &mut Report) {
-    let _ = mode;
+    match krate {
+        "consistent-hash" => return consistent_hash::run(mode, report),
+        "mapreduce" => return mapreduce::run(mode, report),
+        "task-queue" => return task_queue::run(mode, report),
+        _ => {}
+    }
     let peers = match krate {
         "lru-ttl-cache" => "quick_cache, moka, mini_moka, Mutex<lru::LruCache>",
         "consistent-hash" => {

@@ -1,0 +1,149 @@
+//! Word count inputs and contenders for `mapreduce`, shared by `compare`
+//! (and meant for the criterion bench): a seeded Zipf text, the Gutenberg
+//! text when `../shared/data` is present, ours (`Runner` + `WordCount`) and
+//! the hand-written rayon `fold` + `reduce` into `std` hash maps that a Rust
+//! user would otherwise write. Both use `mapreduce::jobs::for_each_word`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use mapreduce::jobs::{for_each_word, WordCount};
+use mapreduce::{Runner, TextInput};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+/// `n` in base 26 with the letters a..z: distinct ranks, distinct words.
+fn word_of(mut n: u32, out: &mut Vec<u8>) {
+    let start = out.len();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    out[start..].reverse();
+}
+
+/// A seeded Zipf text of about `bytes` bytes: ranks 1..=vocabulary with
+/// probability proportional to 1/rank^exponent, ten words a line.
+#[must_use]
+pub fn zipf_text(bytes: usize, vocabulary: u32, exponent: f64, seed: u64) -> Vec<u8> {
+    let vocabulary = vocabulary.max(1);
+    let mut cdf = Vec::with_capacity(vocabulary as usize);
+    let mut sum = 0.0;
+    for r in 1..=vocabulary {
+        sum += 1.0 / f64::from(r).powf(exponent);
+        cdf.push(sum);
+    }
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(bytes + 64);
+    let mut on_line = 0;
+    while out.len() < bytes {
+        let u = rng.gen::<f64>() * sum;
+        let rank = cdf.partition_point(|&c| c < u).min(vocabulary as usize - 1);
+        word_of(rank as u32, &mut out);
+        on_line += 1;
+        if on_line == 10 {
+            out.push(b'\n');
+            on_line = 0;
+        } else {
+            out.push(b' ');
+        }
+    }
+    out.push(b'\n');
+    out
+}
+
+/// The first `limit` bytes (cut at a line end) of the shared Gutenberg
+/// text, or `None` without `../shared/data`.
+///
+/// # Errors
+///
+/// Reading or decompressing the corpus fails.
+pub fn gutenberg(limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(dir) = crate::shared_data_dir() else {
+        return Ok(None);
+    };
+    let src = dir.join("text/gutenberg-100MB.txt.zst");
+    if !src.exists() {
+        return Ok(None);
+    }
+    let mut text = zstd::decode_all(std::fs::File::open(src)?)?;
+    if text.len() > limit {
+        let cut = text[..limit]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(limit, |i| i + 1);
+        text.truncate(cut);
+    }
+    Ok(Some(text))
+}
+
+/// Writes `text` to `name` in a per-process scratch directory.
+///
+/// # Errors
+///
+/// The file cannot be written.
+pub fn scratch_file(name: &str, text: &[u8]) -> std::io::Result<PathBuf> {
+    let dir = scratch_dir();
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// The per-process scratch directory of [`scratch_file`].
+#[must_use]
+pub fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("sysblocks-wordcount-{}", std::process::id()))
+}
+
+/// The hand-written baseline: read the file, split it into lines in
+/// parallel, fold each rayon job's lines into a hash map, merge the maps.
+///
+/// # Panics
+///
+/// The file cannot be read.
+#[must_use]
+pub fn rayon_word_count(path: &Path, pool: &rayon::ThreadPool) -> HashMap<Vec<u8>, u64> {
+    let text = std::fs::read(path).expect("read input");
+    pool.install(|| {
+        text.par_split(|&b| b == b'\n')
+            .fold(HashMap::new, |mut m: HashMap<Vec<u8>, u64>, line| {
+                for_each_word(line, |w| match m.get_mut(w) {
+                    Some(c) => *c += 1,
+                    None => {
+                        m.insert(w.to_vec(), 1);
+                    }
+                });
+                m
+            })
+            .reduce(HashMap::new, |a, b| {
+                let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+                for (k, v) in small {
+                    *big.entry(k).or_insert(0) += v;
+                }
+                big
+            })
+    })
+}
+
+/// Ours: a `Runner` with `threads` threads (and `split` bytes per map task
+/// when given, else the crate default) running `WordCount` over the file.
+///
+/// # Panics
+///
+/// The runner cannot be built or the job fails.
+#[must_use]
+pub fn our_word_count(path: &Path, threads: usize, split: Option<u64>) -> Vec<(Vec<u8>, u64)> {
+    let mut b = Runner::builder().threads(threads).progress_bar(false);
+    if let Some(s) = split {
+        b = b.split_size(s);
+    }
+    b.build()
+        .expect("runner")
+        .run(&WordCount, &TextInput::path(path))
+        .expect("word count")
+}
