@@ -38,6 +38,9 @@ pub fn run_crate(krate: &str, mode: Mode, report: &mut Report) {
     };
     report.missing.push((
         krate.to_owned(),
-        format!("cases against {peers} are not written yet"),
+        format!(
+            "cases against {peers} are not written yet (the crate's helper was still at work \
+             on its criterion bench when the compare cases were written)"
+        ),
     ));
 }
