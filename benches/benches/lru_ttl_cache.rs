@@ -386,6 +386,12 @@ fn replay<C: Contender>(c: &C, keys: &[u64]) -> f64 {
 }
 
 fn curve<C: Contender>(name: &str, caps: &[u64], keys: &[u64], make: fn(u64) -> C) {
+    if let Ok(only) = std::env::var("LRU_TTL_CACHE_ONLY") {
+        let first = name.split(' ').next().unwrap_or(name);
+        if !only.split(',').any(|o| o == first) {
+            return;
+        }
+    }
     let cells: Vec<String> = caps
         .iter()
         .map(|&cap| format!("{:6.2}%", 100.0 * replay(&make(cap), keys)))
