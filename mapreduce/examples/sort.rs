@@ -43,7 +43,7 @@ fn sample(files: &[std::path::PathBuf]) -> std::io::Result<Vec<Vec<u8>>> {
         let mut line = Vec::new();
         let mut i = 0u64;
         while r.read_until(b'\n', &mut line)? > 0 {
-            if i % 97 == 0 {
+            if i.is_multiple_of(97) {
                 if line.last() == Some(&b'\n') {
                     line.pop();
                 }

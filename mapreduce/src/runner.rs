@@ -890,7 +890,7 @@ impl<P> Runner<P> {
             let out = job.reduce(&key, values)?;
             sink.write(&mut w, key, out)?;
             n += 1;
-            if n % 4096 == 0 && board.is_cancelled() {
+            if n.is_multiple_of(4096) && board.is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
         }
