@@ -10,127 +10,12 @@
 
 use std::time::{Duration, Instant};
 
+use benches::workloads::task_queue::{transfer, Kind};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use task_queue::{BoundedQueue, Delivery, MemoryStore, RedbStore, Task, TaskQueue, WorkerPool};
 
 /// Items moved per measured run of the throughput bench.
 const ITEMS: u64 = 40_000;
-
-type Sender = Box<dyn Fn(u64) + Send>;
-type Receiver = Box<dyn Fn() -> u64 + Send>;
-/// Makes one sender (or receiver) per thread.
-type Factory<T> = Box<dyn Fn() -> T>;
-type Run = fn(u64, u64, usize) -> Duration;
-
-/// One channel under test: a way to make a sender and a receiver per thread.
-trait Channel {
-    fn make(cap: usize) -> (Factory<Sender>, Factory<Receiver>);
-}
-
-struct Ours;
-impl Channel for Ours {
-    fn make(cap: usize) -> (Factory<Sender>, Factory<Receiver>) {
-        let q = BoundedQueue::new(cap).expect("capacity > 0");
-        let q2 = q.clone();
-        (
-            Box::new(move || {
-                let q = q.clone();
-                Box::new(move |v| q.push(v).expect("open"))
-            }),
-            Box::new(move || {
-                let q = q2.clone();
-                Box::new(move || q.pop().expect("open"))
-            }),
-        )
-    }
-}
-
-struct Crossbeam;
-impl Channel for Crossbeam {
-    fn make(cap: usize) -> (Factory<Sender>, Factory<Receiver>) {
-        let (tx, rx) = crossbeam_channel::bounded(cap);
-        (
-            Box::new(move || {
-                let tx = tx.clone();
-                Box::new(move |v| tx.send(v).expect("open"))
-            }),
-            Box::new(move || {
-                let rx = rx.clone();
-                Box::new(move || rx.recv().expect("open"))
-            }),
-        )
-    }
-}
-
-struct Flume;
-impl Channel for Flume {
-    fn make(cap: usize) -> (Factory<Sender>, Factory<Receiver>) {
-        let (tx, rx) = flume::bounded(cap);
-        (
-            Box::new(move || {
-                let tx = tx.clone();
-                Box::new(move |v| tx.send(v).expect("open"))
-            }),
-            Box::new(move || {
-                let rx = rx.clone();
-                Box::new(move || rx.recv().expect("open"))
-            }),
-        )
-    }
-}
-
-struct Kanal;
-impl Channel for Kanal {
-    fn make(cap: usize) -> (Factory<Sender>, Factory<Receiver>) {
-        let (tx, rx) = kanal::bounded(cap);
-        (
-            Box::new(move || {
-                let tx = tx.clone();
-                Box::new(move |v| tx.send(v).expect("open"))
-            }),
-            Box::new(move || {
-                let rx = rx.clone();
-                Box::new(move || rx.recv().expect("open"))
-            }),
-        )
-    }
-}
-
-/// Moves `ITEMS` items from `p` producer threads to `c` consumer threads
-/// through a fresh channel; returns the wall time from start to the last
-/// item received. Every consumer checks the sum of what it got.
-fn run<C: Channel>(p: u64, c: u64, cap: usize) -> Duration {
-    let (senders, receivers) = C::make(cap);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for i in 0..p {
-            let send = senders();
-            s.spawn(move || {
-                for k in (i..ITEMS).step_by(p as usize) {
-                    send(k);
-                }
-            });
-        }
-        let handles: Vec<_> = (0..c)
-            .map(|_| {
-                let recv = receivers();
-                s.spawn(move || {
-                    let mut sum = 0u64;
-                    for _ in 0..ITEMS / c {
-                        sum = sum.wrapping_add(recv());
-                    }
-                    sum
-                })
-            })
-            .collect();
-        let total: u64 = handles
-            .into_iter()
-            .map(|h| h.join().expect("consumer"))
-            .sum();
-        assert_eq!(total, ITEMS * (ITEMS - 1) / 2);
-    });
-    start.elapsed()
-}
 
 fn throughput(cr: &mut Criterion) {
     for (p, c) in [(1u64, 1u64), (2, 2)] {
@@ -138,15 +23,16 @@ fn throughput(cr: &mut Criterion) {
             let mut g = cr.benchmark_group(format!("queue_throughput/{p}p{c}c/cap{cap}"));
             g.throughput(Throughput::Elements(ITEMS));
             g.sample_size(10);
-            let cases: [(&str, Run); 4] = [
-                ("task_queue::BoundedQueue", run::<Ours>),
-                ("crossbeam_channel", run::<Crossbeam>),
-                ("flume", run::<Flume>),
-                ("kanal", run::<Kanal>),
-            ];
-            for (name, f) in cases {
+            for kind in Kind::ALL {
+                let name = match kind {
+                    Kind::Ours => "task_queue::BoundedQueue",
+                    Kind::Crossbeam => "crossbeam_channel",
+                    other => other.name(),
+                };
                 g.bench_function(BenchmarkId::from_parameter(name), |b| {
-                    b.iter_custom(|iters| (0..iters).map(|_| f(p, c, cap)).sum());
+                    b.iter_custom(|iters| {
+                        (0..iters).map(|_| transfer(kind, p, c, cap, ITEMS)).sum()
+                    });
                 });
             }
             g.finish();
