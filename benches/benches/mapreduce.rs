@@ -9,16 +9,13 @@
 //! Sizes: the whole 100 MB Gutenberg text and `MR_ZIPF_MB` (default 100) MB
 //! of Zipf text when benchmarking; 4 MB of each under `cargo test --benches`.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use benches::workloads::mapreduce::{rayon_word_count, zipf_text};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use mapreduce::jobs::{for_each_word, WordCount};
+use mapreduce::jobs::WordCount;
 use mapreduce::{Runner, TextInput};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 
 /// Whether criterion is measuring (`cargo bench`) rather than running each
 /// bench once (`cargo test --benches`).
@@ -61,79 +58,12 @@ fn gutenberg(limit: usize) -> Option<PathBuf> {
     Some(path)
 }
 
-/// `n` in base 26 with the letters a..z: distinct ranks, distinct words.
-fn word_of(mut n: u32, out: &mut Vec<u8>) {
-    let start = out.len();
-    loop {
-        out.push(b'a' + (n % 26) as u8);
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
-    out[start..].reverse();
-}
-
-/// A seeded Zipf text of about `bytes` bytes: ranks 1..=vocabulary with
-/// probability proportional to 1/rank^exponent, ten words a line.
-fn zipf_text(bytes: usize, vocabulary: u32, exponent: f64, seed: u64) -> Vec<u8> {
-    let mut cdf = Vec::with_capacity(vocabulary as usize);
-    let mut sum = 0.0;
-    for r in 1..=vocabulary {
-        sum += 1.0 / f64::from(r).powf(exponent);
-        cdf.push(sum);
-    }
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(bytes + 64);
-    let mut on_line = 0;
-    while out.len() < bytes {
-        let u = rng.gen::<f64>() * sum;
-        let rank = cdf.partition_point(|&c| c < u).min(vocabulary as usize - 1);
-        word_of(rank as u32, &mut out);
-        on_line += 1;
-        if on_line == 10 {
-            out.push(b'\n');
-            on_line = 0;
-        } else {
-            out.push(b' ');
-        }
-    }
-    out.push(b'\n');
-    out
-}
-
 fn zipf_file(bytes: usize) -> PathBuf {
     let path = scratch_dir().join(format!("zipf-{bytes}.txt"));
     let text = zipf_text(bytes, 1_000_000, 1.0, 0x5eed);
     let mut f = std::fs::File::create(&path).expect("create zipf file");
     f.write_all(&text).expect("write zipf file");
     path
-}
-
-/// The hand-written baseline: read the file, split it into lines in
-/// parallel, fold each rayon job's lines into a hash map, merge the maps.
-fn rayon_word_count(path: &Path, pool: &rayon::ThreadPool) -> HashMap<Vec<u8>, u64> {
-    let text = std::fs::read(path).expect("read input");
-    pool.install(|| {
-        text.par_split(|&b| b == b'\n')
-            .fold(HashMap::new, |mut m: HashMap<Vec<u8>, u64>, line| {
-                for_each_word(line, |w| match m.get_mut(w) {
-                    Some(c) => *c += 1,
-                    None => {
-                        m.insert(w.to_vec(), 1);
-                    }
-                });
-                m
-            })
-            .reduce(HashMap::new, |mut a, b| {
-                let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-                for (k, v) in small {
-                    *big.entry(k).or_insert(0) += v;
-                }
-                a = big;
-                a
-            })
-    })
 }
 
 fn ours(path: &Path, threads: usize) -> Vec<(Vec<u8>, u64)> {
