@@ -1,7 +1,10 @@
 //! The cases of the comparison report, one module per crate.
 
 pub mod consistent_hash;
+pub mod lb;
+pub mod lru_ttl_cache;
 pub mod mapreduce;
+pub mod rate_limiter;
 pub mod task_queue;
 
 use crate::harness::Mode;
@@ -21,26 +24,14 @@ pub const CRATES: &[&str] = &[
 /// missing items to `report`.
 pub fn run_crate(krate: &str, mode: Mode, report: &mut Report) {
     match krate {
-        "consistent-hash" => return consistent_hash::run(mode, report),
-        "mapreduce" => return mapreduce::run(mode, report),
-        "task-queue" => return task_queue::run(mode, report),
-        _ => {}
+        "lru-ttl-cache" => lru_ttl_cache::run(mode, report),
+        "consistent-hash" => consistent_hash::run(mode, report),
+        "rate-limiter" => rate_limiter::run(mode, report),
+        "task-queue" => task_queue::run(mode, report),
+        "lb" => lb::run(mode, report),
+        "mapreduce" => mapreduce::run(mode, report),
+        other => report
+            .missing
+            .push((other.to_owned(), "no cases for this crate".to_owned())),
     }
-    let peers = match krate {
-        "lru-ttl-cache" => "quick_cache, moka, mini_moka, Mutex<lru::LruCache>",
-        "consistent-hash" => {
-            "hashring, consistent_hash_ring, maglev, jump-consistent-hash, jumphash, anchorhash, hrw-hash"
-        }
-        "rate-limiter" => "governor, ratelimit",
-        "task-queue" => "crossbeam-channel, flume, kanal",
-        "lb" => "tower p2c",
-        _ => "hand-written rayon fold + reduce",
-    };
-    report.missing.push((
-        krate.to_owned(),
-        format!(
-            "cases against {peers} are not written yet (the crate's helper was still at work \
-             on its criterion bench when the compare cases were written)"
-        ),
-    ));
 }

@@ -2,5 +2,8 @@
 //! `compare` binary, so that both measure the same thing from one source.
 
 pub mod consistent_hash;
+pub mod lb;
+pub mod lru_ttl_cache;
 pub mod mapreduce;
+pub mod rate_limiter;
 pub mod task_queue;

@@ -1,0 +1,2 @@
+//! Inputs and contender setups for `rate-limiter`, shared by its criterion bench
+//! and the `compare` binary.
