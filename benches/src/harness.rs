@@ -151,6 +151,30 @@ impl CaseResult {
         };
         r.is_finite().then_some(r)
     }
+
+    /// The lowest and highest per-repetition advantage: repetition `i` of
+    /// ours against repetition `i` of the best peer (they ran back to back,
+    /// interleaved). This is the noise a rerun's ratio should fall within.
+    /// `None` for single-sample cases.
+    #[must_use]
+    pub fn advantage_spread(&self) -> Option<(f64, f64)> {
+        let (ours, peer) = (self.ours()?, self.best_peer()?);
+        if ours.samples.len() < 2 || ours.samples.len() != peer.samples.len() {
+            return None;
+        }
+        let ratios = ours
+            .samples
+            .iter()
+            .zip(&peer.samples)
+            .filter_map(|(&o, &p)| {
+                let r = if self.lower_is_better { p / o } else { o / p };
+                r.is_finite().then_some(r)
+            });
+        let (lo, hi) = ratios.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(r), hi.max(r))
+        });
+        (lo <= hi).then_some((lo, hi))
+    }
 }
 
 /// Runs a timed case: calibrates each contender to the mode's sample time,
@@ -255,6 +279,41 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn spread_pairs_repetitions() {
+        let r = CaseResult {
+            krate: "x".into(),
+            name: "y".into(),
+            unit: "ns/op".into(),
+            lower_is_better: true,
+            series: vec![
+                Series {
+                    name: "ours".into(),
+                    ours: true,
+                    samples: vec![10.0, 20.0, 10.0],
+                },
+                Series {
+                    name: "peer".into(),
+                    ours: false,
+                    samples: vec![30.0, 20.0, 15.0],
+                },
+            ],
+        };
+        assert_eq!(r.advantage_spread(), Some((1.0, 3.0)));
+        let single = CaseResult {
+            series: r
+                .series
+                .iter()
+                .map(|s| Series {
+                    samples: s.samples[..1].to_vec(),
+                    ..s.clone()
+                })
+                .collect(),
+            ..r.clone()
+        };
+        assert_eq!(single.advantage_spread(), None);
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! peers its users would otherwise pick.
 //!
 //! ```text
-//! compare [--smoke | --quick | --full] [--only <crate>]
+//! compare [--smoke | --quick | --full] [--only <crate>] [--write-readme]
 //! ```
+//!
+//! `--write-readme` also replaces the results section of the root
+//! `README.md` (between its `compare-results` markers) with this run's table.
 //!
 //! Every case runs ours and each peer in this process on the same input,
 //! interleaved, and reports medians and the ratio to the best peer. Output:
@@ -26,12 +29,14 @@ static ALLOC: benches::alloc::Counting = benches::alloc::Counting;
 fn main() -> ExitCode {
     let mut mode = Mode::Full;
     let mut only: Option<String> = None;
+    let mut write_readme = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--smoke" => mode = Mode::Smoke,
             "--quick" => mode = Mode::Quick,
             "--full" => mode = Mode::Full,
+            "--write-readme" => write_readme = true,
             "--only" => match args.next() {
                 Some(name) if CRATES.iter().any(|c| *c == name) => only = Some(name),
                 Some(name) => {
@@ -47,7 +52,9 @@ fn main() -> ExitCode {
                 }
             },
             "-h" | "--help" => {
-                println!("usage: compare [--smoke | --quick | --full] [--only <crate>]");
+                println!(
+                    "usage: compare [--smoke | --quick | --full] [--only <crate>] [--write-readme]"
+                );
                 return ExitCode::SUCCESS;
             }
             other => {
@@ -81,19 +88,60 @@ fn main() -> ExitCode {
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("report.json"), report.json()))
         .and_then(|()| std::fs::write(dir.join("report.html"), report.html()));
-    match written {
-        Ok(()) => {
-            eprintln!(
-                "compare: wrote {}/report.json and report.html",
-                dir.display()
-            );
-            ExitCode::SUCCESS
+    if let Err(e) = written {
+        eprintln!("compare: cannot write the report to {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "compare: wrote {}/report.json and report.html",
+        dir.display()
+    );
+    if write_readme {
+        let mut command = String::from("cargo run --release -p benches --bin compare --");
+        if mode != Mode::Full {
+            command.push_str(&format!(" --{}", report.mode));
         }
-        Err(e) => {
-            eprintln!("compare: cannot write the report to {}: {e}", dir.display());
-            ExitCode::FAILURE
+        if let Some(o) = &only {
+            command.push_str(&format!(" --only {o}"));
+        }
+        command.push_str(" --write-readme");
+        let readme = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        match replace_section(&readme, &report.readme_section(&command)) {
+            Ok(()) => eprintln!(
+                "compare: rewrote the results section of {}",
+                readme.display()
+            ),
+            Err(e) => {
+                eprintln!("compare: cannot update {}: {e}", readme.display());
+                return ExitCode::FAILURE;
+            }
         }
     }
+    ExitCode::SUCCESS
+}
+
+const BEGIN: &str = "<!-- compare-results:begin -->";
+const END: &str = "<!-- compare-results:end -->";
+
+/// Replaces what lies between the README's result markers with `section`.
+fn replace_section(readme: &std::path::Path, section: &str) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(readme)?;
+    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the markers {BEGIN} and {END} are missing"),
+        ));
+    };
+    if e < b {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{END} comes before {BEGIN}"),
+        ));
+    }
+    let new = format!("{}{BEGIN}\n{section}{}", &text[..b], &text[e..]);
+    let tmp = readme.with_extension("md.tmp");
+    std::fs::write(&tmp, new)?;
+    std::fs::rename(&tmp, readme)
 }
 
 fn progress(tty: bool, done: usize, total: usize, what: &str) {
