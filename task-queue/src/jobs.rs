@@ -217,7 +217,6 @@ impl TaskQueueBuilder {
                 max_attempts: self.max_attempts,
                 lease_nanos: saturating_nanos(self.lease),
                 backoff: self.backoff,
-                stopping: AtomicBool::new(false),
             }),
         })
     }
@@ -390,7 +389,6 @@ struct Inner {
     max_attempts: u32,
     lease_nanos: u64,
     backoff: Backoff,
-    stopping: AtomicBool,
 }
 
 /// A task queue: back-pressured submission, leases, retries, delayed tasks,
@@ -724,15 +722,27 @@ impl TaskQueue {
     }
 
     /// Leases a task, waiting up to `timeout` (real time) for one to become
-    /// ready. Returns `None` at the timeout, or at once when a
-    /// [`WorkerPool`](crate::WorkerPool) over the queue is stopping.
+    /// ready. Returns `None` at the timeout.
     #[must_use]
     pub fn lease_timeout(&self, timeout: Duration) -> Option<Delivery> {
+        self.lease_unless_stopped(timeout, None)
+    }
+
+    /// [`TaskQueue::lease_timeout`] that also returns `None` at once when
+    /// `stop` is set. `stop` belongs to one [`WorkerPool`](crate::WorkerPool),
+    /// so pools sharing a queue stop independently; the pool sets it and then
+    /// calls [`TaskQueue::wake_workers`], and the flag is read under the
+    /// lock the wait releases, so that wake-up is never lost.
+    pub(crate) fn lease_unless_stopped(
+        &self,
+        timeout: Duration,
+        stop: Option<&AtomicBool>,
+    ) -> Option<Delivery> {
         let inner = &*self.inner;
         let deadline = Instant::now().checked_add(timeout);
         let mut core = inner.core.lock();
         loop {
-            if inner.stopping.load(Ordering::Acquire) {
+            if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
                 return None;
             }
             if let Some(d) = self.lease_locked(&mut core) {
@@ -887,14 +897,9 @@ impl TaskQueue {
         self.inner.store.wait(ticket)
     }
 
-    /// Whether a pool over the queue is stopping.
-    pub(crate) fn stopping(&self) -> bool {
-        self.inner.stopping.load(Ordering::Acquire)
-    }
-
-    /// Tells waiting workers to stop (used by the pool).
-    pub(crate) fn set_stopping(&self, stopping: bool) {
-        self.inner.stopping.store(stopping, Ordering::Release);
+    /// Wakes every worker waiting in [`TaskQueue::lease_unless_stopped`] so
+    /// that it looks at its pool's stop flag (set before this call).
+    pub(crate) fn wake_workers(&self) {
         let _guard = self.inner.core.lock();
         self.inner.work.notify_all();
     }

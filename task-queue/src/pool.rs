@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{BuildError, TaskError};
 use crate::jobs::{Delivery, TaskQueue};
-use crate::sync::{thread, Arc, AtomicUsize, Ordering};
+use crate::sync::{thread, Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::task::TaskId;
 
 /// What a worker runs for each delivery. `Ok` completes the task; `Err`
@@ -72,6 +72,8 @@ pub struct WorkerPool {
     queue: TaskQueue,
     workers: usize,
     running: Arc<AtomicUsize>,
+    /// This pool's stop flag: pools sharing a queue stop independently.
+    stop: Arc<AtomicBool>,
     handles: Vec<thread::JoinHandle<()>>,
 }
 
@@ -91,16 +93,17 @@ impl WorkerPool {
         if workers == 0 {
             return Err(BuildError::Zero { setting: "workers" });
         }
-        queue.set_stopping(false);
         let handler = Arc::new(handler);
         let running = Arc::new(AtomicUsize::new(workers));
+        let stop = Arc::new(AtomicBool::new(false));
         let handles = (0..workers)
             .map(|_| {
                 let queue = queue.clone();
                 let handler = Arc::clone(&handler);
                 let running = Arc::clone(&running);
+                let stop = Arc::clone(&stop);
                 thread::spawn(move || {
-                    worker_loop(&queue, &*handler);
+                    worker_loop(&queue, &*handler, &stop);
                     running.fetch_sub(1, Ordering::AcqRel);
                 })
             })
@@ -109,6 +112,7 @@ impl WorkerPool {
             queue: queue.clone(),
             workers,
             running,
+            stop,
             handles,
         })
     }
@@ -119,13 +123,19 @@ impl WorkerPool {
         self.workers
     }
 
+    /// Tells this pool's workers (and no other pool's) to take no new task.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.queue.wake_workers();
+    }
+
     /// Graceful shutdown: the queue stops accepting tasks, workers take no
     /// new task, running handlers get until `deadline` (real time) to
     /// finish. Tasks not done stay in the store.
     #[must_use = "the report says what was left undone"]
     pub fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
         self.queue.close();
-        self.queue.set_stopping(true);
+        self.stop();
         let end = Instant::now().checked_add(deadline);
         while self.running.load(Ordering::Acquire) > 0 {
             match end {
@@ -161,19 +171,20 @@ impl Drop for WorkerPool {
         if self.handles.is_empty() {
             return;
         }
-        self.queue.set_stopping(true);
+        self.stop();
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
 }
 
-fn worker_loop(queue: &TaskQueue, handler: &dyn Handler) {
+fn worker_loop(queue: &TaskQueue, handler: &dyn Handler, stop: &AtomicBool) {
     loop {
-        if queue.stopping() {
+        if stop.load(Ordering::Acquire) {
             return;
         }
-        let Some(delivery) = queue.lease_timeout(Duration::from_millis(100)) else {
+        let Some(delivery) = queue.lease_unless_stopped(Duration::from_millis(100), Some(stop))
+        else {
             continue;
         };
         let result = match catch_unwind(AssertUnwindSafe(|| handler.handle(&delivery))) {

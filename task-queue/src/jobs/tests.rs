@@ -266,6 +266,43 @@ fn shutdown_reports_what_is_left() {
     release_tx.send(()).unwrap();
 }
 
+/// Each pool has its own stop flag: shutting one pool down leaves another
+/// pool on the same queue running (it drains the tasks that come due).
+#[test]
+fn two_pools_on_one_queue_stop_independently() {
+    use std::sync::atomic::{AtomicUsize, Ordering as O};
+    use std::sync::Arc as StdArc;
+    let clock = ManualClock::new();
+    let q = queue(&clock).build().unwrap();
+    for i in 0..20 {
+        q.submit_after(Task::new(format!("t{i}")), SEC).unwrap();
+    }
+    let counter = |c: &StdArc<AtomicUsize>| {
+        let c = StdArc::clone(c);
+        move |_: &Delivery| -> Result<(), TaskError> {
+            c.fetch_add(1, O::Relaxed);
+            Ok(())
+        }
+    };
+    let (a, b) = (StdArc::default(), StdArc::default());
+    let pool_a = WorkerPool::start(&q, 2, counter(&a)).unwrap();
+    let pool_b = WorkerPool::start(&q, 2, counter(&b)).unwrap();
+    let report = pool_a.shutdown(Duration::from_secs(5));
+    assert_eq!(report.busy_workers, 0);
+    assert_eq!(report.pending, 20);
+    clock.advance(2 * SEC);
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while q.stats().completed < 20 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(q.stats().completed, 20, "pool B stopped with pool A");
+    assert_eq!(a.load(O::Relaxed), 0);
+    assert_eq!(b.load(O::Relaxed), 20);
+    let report = pool_b.shutdown(Duration::from_secs(5));
+    assert_eq!(report.stopped_workers, 2);
+    assert_eq!(report.pending, 0);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Submit(u8, u8),
