@@ -20,6 +20,8 @@ pub use error::{
 pub use jobs::{DeadLetter, Delivery, Outcome, Stats, TaskQueue, TaskQueueBuilder};
 pub use pool::{Handler, ShutdownReport, WorkerPool};
 pub use queue::BoundedQueue;
+#[cfg(any(feature = "async", sysblocks_loom))]
+pub use queue::{PopFuture, PushFuture};
 pub use redb_store::RedbStore;
 pub use store::{MemoryStore, Recovered, Store, StoreOp, Ticket};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};

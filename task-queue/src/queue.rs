@@ -28,7 +28,9 @@
 //! retry sees the claimed position (and waits for the stamp): no wake-up is
 //! lost. Producers waiting for room work the same way with `head`.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::error::{BuildError, PopError, PushError};
@@ -53,9 +55,13 @@ struct Shared<T> {
     mark_bit: usize,
     /// Adding `one_lap` to a stamp moves it to the same index one lap on.
     one_lap: usize,
+    /// Consumers that may need a wake-up: blocked `pop`s plus registered
+    /// async pops. Producers look at it (`SeqCst`) before taking the lock.
     pop_waiters: AtomicUsize,
+    /// The same for producers waiting for room.
     push_waiters: AtomicUsize,
-    lock: Mutex<()>,
+    /// Guards the condition variables and the async waiter lists.
+    lock: Mutex<Waiters>,
     not_empty: Condvar,
     not_full: Condvar,
 }
@@ -111,6 +117,32 @@ impl<T> fmt::Debug for BoundedQueue<T> {
             .field("len", &self.len())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+/// The async waiters, under [`Shared::lock`]. Blocked threads wait on the
+/// condition variables instead; both kinds count in the waiter counters.
+#[derive(Default)]
+struct Waiters {
+    pop: WaitList,
+    push: WaitList,
+}
+
+/// Registered async operations, oldest first. A wake-up removes the entry
+/// it wakes, so a future whose entry is gone knows it was woken.
+#[derive(Default)]
+struct WaitList {
+    /// The id of the next registration (read by the async futures only).
+    #[cfg_attr(not(any(feature = "async", sysblocks_loom)), allow(dead_code))]
+    next_id: u64,
+    entries: VecDeque<(u64, Waker)>,
+}
+
+impl WaitList {
+    /// Wakes (removes) the oldest entry, if any; the caller wakes the
+    /// returned waker once the lock is released.
+    fn pop_front(&mut self) -> Option<Waker> {
+        self.entries.pop_front().map(|(_, w)| w)
     }
 }
 
@@ -183,7 +215,7 @@ impl<T> BoundedQueue<T> {
                 one_lap,
                 pop_waiters: AtomicUsize::new(0),
                 push_waiters: AtomicUsize::new(0),
-                lock: Mutex::new(()),
+                lock: Mutex::new(Waiters::default()),
                 not_empty: Condvar::new(),
                 not_full: Condvar::new(),
             }),
@@ -241,9 +273,17 @@ impl<T> BoundedQueue<T> {
     pub fn close(&self) -> bool {
         let s = &*self.shared;
         let prev = s.tail.0.fetch_or(s.mark_bit, Ordering::SeqCst);
-        let _guard = s.lock.lock();
+        let mut guard = s.lock.lock();
         s.not_empty.notify_all();
         s.not_full.notify_all();
+        let pops = std::mem::take(&mut guard.pop.entries);
+        let pushes = std::mem::take(&mut guard.push.entries);
+        s.pop_waiters.fetch_sub(pops.len(), Ordering::Relaxed);
+        s.push_waiters.fetch_sub(pushes.len(), Ordering::Relaxed);
+        drop(guard);
+        for (_, w) in pops.into_iter().chain(pushes) {
+            w.wake();
+        }
         prev & s.mark_bit == 0
     }
 
@@ -407,21 +447,42 @@ impl<T> BoundedQueue<T> {
         }
     }
 
+    /// After a push: wakes one blocked consumer and the oldest async one.
+    /// Waking one of each kind (rather than guessing which kind is still
+    /// asleep: a notified thread may not have left the condition variable's
+    /// count yet) costs a spurious wake-up at worst, never a lost one.
     fn wake_consumer(&self) {
         let s = &*self.shared;
         seqcst_load_fence();
         if s.pop_waiters.load(Ordering::SeqCst) > 0 {
-            let _guard = s.lock.lock();
+            let mut guard = s.lock.lock();
             s.not_empty.notify_one();
+            let waker = guard.pop.pop_front();
+            if waker.is_some() {
+                s.pop_waiters.fetch_sub(1, Ordering::Relaxed);
+            }
+            drop(guard);
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 
+    /// After a pop: wakes one blocked producer and the oldest async one.
     fn wake_producer(&self) {
         let s = &*self.shared;
         seqcst_load_fence();
         if s.push_waiters.load(Ordering::SeqCst) > 0 {
-            let _guard = s.lock.lock();
+            let mut guard = s.lock.lock();
             s.not_full.notify_one();
+            let waker = guard.push.pop_front();
+            if waker.is_some() {
+                s.push_waiters.fetch_sub(1, Ordering::Relaxed);
+            }
+            drop(guard);
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 
@@ -558,6 +619,11 @@ impl<T> BoundedQueue<T> {
         }
     }
 }
+
+#[cfg(any(feature = "async", sysblocks_loom))]
+mod future;
+#[cfg(any(feature = "async", sysblocks_loom))]
+pub use future::{PopFuture, PushFuture};
 
 #[cfg(all(test, not(sysblocks_loom)))]
 mod tests {
