@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use benches::workloads::mapreduce::{rayon_word_count, zipf_text};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mapreduce::jobs::WordCount;
-use mapreduce::{Runner, TextInput};
+use mapreduce::{Runner, TextInput, Word};
 
 /// Whether criterion is measuring (`cargo bench`) rather than running each
 /// bench once (`cargo test --benches`).
@@ -66,7 +66,7 @@ fn zipf_file(bytes: usize) -> PathBuf {
     path
 }
 
-fn ours(path: &Path, threads: usize) -> Vec<(Vec<u8>, u64)> {
+fn ours(path: &Path, threads: usize) -> Vec<(Word, u64)> {
     let runner = Runner::builder()
         .threads(threads)
         .progress_bar(false)
@@ -90,7 +90,11 @@ fn compare(c: &mut Criterion, name: &str, path: &Path) {
     .into_iter()
     .collect();
     base.sort_unstable();
-    assert!(ours(path, 2) == base, "ours and rayon disagree on {name}");
+    let got: Vec<(Vec<u8>, u64)> = ours(path, 2)
+        .into_iter()
+        .map(|(w, n)| (w.into_vec(), n))
+        .collect();
+    assert!(got == base, "ours and rayon disagree on {name}");
 
     let mut g = c.benchmark_group(format!("mapreduce_wordcount_{name}"));
     g.throughput(Throughput::Bytes(bytes));

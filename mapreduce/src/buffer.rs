@@ -103,15 +103,15 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
         combine: &CombineFn<'_, K, V>,
         partitioner: &dyn Partitioner<K>,
     ) where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
         if let Some(e) = self.table.find_mut(hash, |e| e.key.borrow() == key) {
             self.bytes += absorb(e, value, combine);
             return;
         }
-        self.insert_new(hash, key.to_owned(), value, partitioner);
+        self.insert_new(hash, K::from(key), value, partitioner);
     }
 
     #[inline]

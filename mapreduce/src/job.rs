@@ -117,13 +117,14 @@ impl<K: Hash + Eq + Codec, V: Codec> Emitter<'_, K, V> {
             .emit_owned(key, value, self.combine, self.partitioner);
     }
 
-    /// Emits a borrowed key, which is copied only when the task's buffer
-    /// does not hold it yet (e.g. `&[u8]` for a `Vec<u8>` key).
+    /// Emits a borrowed key, which is converted to `K` only when the task's
+    /// buffer does not hold it yet (e.g. `&[u8]` for a `Vec<u8>` or
+    /// [`Word`](crate::Word) key).
     #[inline]
     pub fn emit_ref<Q>(&mut self, key: &Q, value: V)
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Hash + Eq + ?Sized,
     {
         self.buf
             .emit_borrowed(key, value, self.combine, self.partitioner);

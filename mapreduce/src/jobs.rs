@@ -2,6 +2,7 @@
 
 use crate::error::TaskError;
 use crate::job::{Emitter, Job};
+pub use crate::word::Word;
 
 /// For each byte: its lowercase form if it is an ASCII letter, else 0.
 const LOWER: [u8; 256] = {
@@ -58,34 +59,34 @@ pub fn for_each_word(text: &[u8], mut f: impl FnMut(&[u8])) {
 }
 
 /// Counts words (see [`for_each_word`]) in text lines; combines counts as
-/// they are emitted.
+/// they are emitted. Keys are [`Word`]s (short words inline).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WordCount;
 
 impl Job for WordCount {
     type Record = [u8];
-    type Key = Vec<u8>;
+    type Key = Word;
     type Value = u64;
     type Output = u64;
 
-    fn map(&self, line: &[u8], emit: &mut Emitter<'_, Vec<u8>, u64>) -> Result<(), TaskError> {
+    fn map(&self, line: &[u8], emit: &mut Emitter<'_, Word, u64>) -> Result<(), TaskError> {
         for_each_word(line, |w| emit.emit_ref(w, 1));
         Ok(())
     }
 
-    fn combine(&self, _key: &Vec<u8>, acc: &mut u64, value: u64) -> Option<u64> {
+    fn combine(&self, _key: &Word, acc: &mut u64, value: u64) -> Option<u64> {
         *acc += value;
         None
     }
 
-    fn reduce(&self, _key: &Vec<u8>, values: Vec<u64>) -> Result<u64, TaskError> {
+    fn reduce(&self, _key: &Word, values: Vec<u64>) -> Result<u64, TaskError> {
         Ok(values.iter().sum())
     }
 }
 
 /// Sorts word counts by descending count, then ascending word: the order
 /// of the `word_count` example's output.
-pub fn sort_by_count(counts: &mut [(Vec<u8>, u64)]) {
+pub fn sort_by_count<W: Ord>(counts: &mut [(W, u64)]) {
     counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 }
 

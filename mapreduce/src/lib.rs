@@ -14,6 +14,7 @@ mod progress;
 mod runner;
 mod spill;
 mod sync;
+mod word;
 
 pub use board::TaskBoard;
 pub use codec::Codec;
@@ -24,3 +25,4 @@ pub use partition::{HashPartitioner, Partitioner, RangePartitioner};
 pub use progress::{Phase, Progress};
 pub use runner::{Outputs, ProgressFn, Runner, RunnerBuilder};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock};
+pub use word::Word;

@@ -5,7 +5,9 @@ mod common;
 use std::io::Write;
 
 use mapreduce::jobs::WordCount;
-use mapreduce::{BuildError, Emitter, Job, JobError, Partitioner, Runner, TaskError, TextInput};
+use mapreduce::{
+    BuildError, Emitter, Job, JobError, Partitioner, Runner, TaskError, TextInput, Word,
+};
 
 fn runner() -> Runner {
     Runner::builder().threads(2).build().unwrap()
@@ -54,16 +56,16 @@ struct WordCount2;
 
 impl Job for WordCount2 {
     type Record = Vec<u8>;
-    type Key = Vec<u8>;
+    type Key = Word;
     type Value = u64;
     type Output = u64;
-    fn map(&self, r: &Vec<u8>, e: &mut Emitter<'_, Vec<u8>, u64>) -> Result<(), TaskError> {
+    fn map(&self, r: &Vec<u8>, e: &mut Emitter<'_, Word, u64>) -> Result<(), TaskError> {
         WordCount.map(r, e)
     }
-    fn combine(&self, k: &Vec<u8>, a: &mut u64, v: u64) -> Option<u64> {
+    fn combine(&self, k: &Word, a: &mut u64, v: u64) -> Option<u64> {
         WordCount.combine(k, a, v)
     }
-    fn reduce(&self, k: &Vec<u8>, v: Vec<u64>) -> Result<u64, TaskError> {
+    fn reduce(&self, k: &Word, v: Vec<u64>) -> Result<u64, TaskError> {
         WordCount.reduce(k, v)
     }
 }
@@ -90,7 +92,11 @@ fn bytes_not_text() {
         .unwrap();
     assert_eq!(
         got,
-        vec![(b"caf".to_vec(), 1), (b"ok".to_vec(), 3), (long, 1)]
+        vec![
+            (Word::from("caf"), 1),
+            (Word::from("ok"), 3),
+            (Word::from(long), 1)
+        ]
     );
 }
 
@@ -114,8 +120,8 @@ fn zero_settings_are_build_errors() {
 /// error instead of panicking.
 struct Broken;
 
-impl Partitioner<Vec<u8>> for Broken {
-    fn partition(&self, _k: &Vec<u8>, _h: u64, partitions: usize) -> usize {
+impl Partitioner<Word> for Broken {
+    fn partition(&self, _k: &Word, _h: u64, partitions: usize) -> usize {
         partitions
     }
 }

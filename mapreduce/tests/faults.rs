@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mapreduce::jobs::WordCount;
-use mapreduce::{Emitter, Job, JobError, Phase, RangePartitioner, Runner, TaskError, TextInput};
+use mapreduce::{
+    Emitter, Job, JobError, Phase, RangePartitioner, Runner, TaskError, TextInput, Word,
+};
 
 /// A small text file of numbered lines, with `marker` on line 500.
 fn input(dir: &Path, marker: &str) -> PathBuf {
@@ -45,11 +47,11 @@ impl Flaky {
 
 impl Job for Flaky {
     type Record = [u8];
-    type Key = Vec<u8>;
+    type Key = Word;
     type Value = u64;
     type Output = u64;
 
-    fn map(&self, line: &[u8], emit: &mut Emitter<'_, Vec<u8>, u64>) -> Result<(), TaskError> {
+    fn map(&self, line: &[u8], emit: &mut Emitter<'_, Word, u64>) -> Result<(), TaskError> {
         if line == b"fail" {
             self.attempts.fetch_add(1, Ordering::SeqCst);
             let left = self.remaining.load(Ordering::SeqCst);
@@ -64,12 +66,12 @@ impl Job for Flaky {
         WordCount.map(line, emit)
     }
 
-    fn combine(&self, k: &Vec<u8>, acc: &mut u64, v: u64) -> Option<u64> {
+    fn combine(&self, k: &Word, acc: &mut u64, v: u64) -> Option<u64> {
         WordCount.combine(k, acc, v)
     }
 
-    fn reduce(&self, key: &Vec<u8>, values: Vec<u64>) -> Result<u64, TaskError> {
-        if key == b"boom" {
+    fn reduce(&self, key: &Word, values: Vec<u64>) -> Result<u64, TaskError> {
+        if key.as_bytes() == b"boom" {
             panic!("reducer blew up on boom");
         }
         Ok(values.iter().sum())
@@ -145,7 +147,8 @@ fn panicking_reducer_names_its_partition() {
     let spill = tempfile::tempdir().unwrap();
     let path = input(tmp.path(), "boom");
     // Range partitioning puts "boom" in partition 1 of 3.
-    let partitioner = RangePartitioner::from_bounds(vec![b"b".to_vec(), b"c".to_vec()]).unwrap();
+    let partitioner =
+        RangePartitioner::from_bounds(vec![Word::from("b"), Word::from("c")]).unwrap();
     let runner = Runner::builder()
         .threads(2)
         .partitions(3)

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use mapreduce::jobs::WordCount;
-use mapreduce::{JobError, ManualClock, Phase, RangePartitioner, Runner, TextInput};
+use mapreduce::{JobError, ManualClock, Phase, RangePartitioner, Runner, TextInput, Word};
 
 fn write_input(dir: &std::path::Path) -> std::path::PathBuf {
     let p = dir.join("in.txt");
@@ -24,8 +24,7 @@ fn write_input(dir: &std::path::Path) -> std::path::PathBuf {
     p
 }
 
-#[allow(clippy::ptr_arg)] // the signature `run_to_dir` asks for
-fn fmt(k: &Vec<u8>, v: &u64, w: &mut dyn Write) -> std::io::Result<()> {
+fn fmt(k: &Word, v: &u64, w: &mut dyn Write) -> std::io::Result<()> {
     w.write_all(k)?;
     writeln!(w, "\t{v}")
 }
@@ -69,7 +68,11 @@ fn range_partitioner_gives_globally_sorted_parts() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write_input(tmp.path());
     let text = std::fs::read(&path).unwrap();
-    let sample: Vec<Vec<u8>> = common::model_counts(&text).into_keys().step_by(7).collect();
+    let sample: Vec<Word> = common::model_counts(&text)
+        .into_keys()
+        .step_by(7)
+        .map(Word::from)
+        .collect();
     let runner = Runner::builder()
         .threads(2)
         .partitions(5)
@@ -79,7 +82,12 @@ fn range_partitioner_gives_globally_sorted_parts() {
         .build()
         .unwrap();
     let input = TextInput::path(&path);
-    let got = runner.run(&WordCount, &input).unwrap();
+    let got: Vec<(Vec<u8>, u64)> = runner
+        .run(&WordCount, &input)
+        .unwrap()
+        .into_iter()
+        .map(|(w, n)| (w.into_vec(), n))
+        .collect();
     let expected: Vec<_> = common::model_counts(&text).into_iter().collect();
     assert_eq!(got, expected);
     let out = tmp.path().join("sorted");

@@ -59,7 +59,12 @@ proptest! {
             .spill_dir(tmp.path())
             .build()
             .unwrap();
-        let got = runner.run(&WordCount, &TextInput::path(&path)).unwrap();
+        let got: Vec<(Vec<u8>, u64)> = runner
+            .run(&WordCount, &TextInput::path(&path))
+            .unwrap()
+            .into_iter()
+            .map(|(w, n)| (w.into_vec(), n))
+            .collect();
         let want: Vec<_> = common::model_counts(&text).into_iter().collect();
         prop_assert_eq!(got, want);
         prop_assert_eq!(common::leftovers(tmp.path()).len(), 1);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mapreduce::jobs::{for_each_word, WordCount};
-use mapreduce::{Runner, TextInput};
+use mapreduce::{Runner, TextInput, Word};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -137,7 +137,7 @@ pub fn rayon_word_count(path: &Path, pool: &rayon::ThreadPool) -> HashMap<Vec<u8
 ///
 /// The runner cannot be built or the job fails.
 #[must_use]
-pub fn our_word_count(path: &Path, threads: usize, split: Option<u64>) -> Vec<(Vec<u8>, u64)> {
+pub fn our_word_count(path: &Path, threads: usize, split: Option<u64>) -> Vec<(Word, u64)> {
     let mut b = Runner::builder().threads(threads).progress_bar(false);
     if let Some(s) = split {
         b = b.split_size(s);
