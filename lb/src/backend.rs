@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::sync::{
+    fence, Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, Shared, WeakShared,
+};
 
 /// A backend's identity inside one [`Balancer`](crate::Balancer): assigned in
 /// the order backends are added, never reused.
@@ -56,20 +58,24 @@ impl Ewma {
     }
 }
 
-/// The per-backend state the strategies read: weight, tier, requests in
-/// flight and the latency estimate. Obtained from a
-/// [`Candidates`](crate::Candidates) slice inside a strategy, or as a
-/// [`BackendStats`](crate::BackendStats) snapshot from the balancer.
+/// The per-backend state the strategies read: weight, tier, the latency
+/// estimate and the health state. Obtained from a
+/// [`Candidates`](crate::Candidates) slice inside a strategy (which also
+/// gives the in-flight count, [`Candidates::in_flight`](crate::Candidates::in_flight)),
+/// or as a [`BackendStats`](crate::BackendStats) snapshot from the balancer.
 ///
-/// Aligned to 128 bytes so that two backends' in-flight counters never share
-/// a cache line (x86 prefetches lines in pairs).
+/// Aligned to 128 bytes so that two backends' estimates never share a cache
+/// line (x86 prefetches lines in pairs).
 #[repr(align(128))]
 #[derive(Debug)]
 pub struct BackendState {
     id: BackendId,
     weight: u32,
     tier: u32,
-    in_flight: AtomicU64,
+    /// Still a member of its balancer (cleared by `remove` before the
+    /// membership reference is dropped, so a count read meanwhile is high,
+    /// never low).
+    pub(crate) member: AtomicBool,
     /// Bits of the `f64` estimate (nanoseconds), read without a lock.
     ewma_bits: AtomicU64,
     /// Clock reading of the last estimate update.
@@ -100,7 +106,7 @@ impl BackendState {
             id,
             weight,
             tier,
-            in_flight: AtomicU64::new(0),
+            member: AtomicBool::new(true),
             ewma_bits: AtomicU64::new(initial_estimate.to_bits()),
             ewma_stamp: AtomicU64::new(now),
             ewma_lock: Mutex::new(()),
@@ -132,23 +138,6 @@ impl BackendState {
     #[must_use]
     pub fn tier(&self) -> u32 {
         self.tier
-    }
-
-    /// Requests picked for this backend and not yet dropped.
-    #[inline]
-    #[must_use]
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    pub(crate) fn begin(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn end(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Release);
     }
 
     /// The peak-EWMA latency estimate in nanoseconds as stored (not decayed
@@ -201,15 +190,31 @@ impl BackendState {
 }
 
 /// A backend: the user's value and its [`BackendState`].
+///
+/// The balancer keeps each backend in a strong handle (`Arc`) of which it
+/// owns exactly one while the backend is a member; every [`Pick`](crate::Pick)
+/// owns one more. The handle's strong count is therefore the in-flight count
+/// plus one, and taking or dropping a pick is one atomic increment or
+/// decrement: there is no separate counter to keep in step. Aligned to 128
+/// bytes so that the counter (at the start of the allocation) has its cache
+/// lines to itself.
+#[repr(align(128))]
 #[derive(Debug)]
 pub struct Backend<T> {
-    state: BackendState,
+    state: Arc<BackendState>,
     value: T,
 }
 
 impl<T> Backend<T> {
     pub(crate) fn new(value: T, state: BackendState) -> Self {
-        Self { state, value }
+        Self {
+            state: Arc::new(state),
+            value,
+        }
+    }
+
+    pub(crate) fn shared_state(&self) -> &Arc<BackendState> {
+        &self.state
     }
 
     /// The user's value.
@@ -225,6 +230,45 @@ impl<T> Backend<T> {
     pub fn state(&self) -> &BackendState {
         &self.state
     }
+}
+
+/// One candidate in a snapshot: the state strategies read and a weak handle
+/// that `pick` upgrades into the [`Pick`](crate::Pick)'s strong one.
+pub(crate) struct Slot<T> {
+    pub(crate) state: Arc<BackendState>,
+    pub(crate) backend: WeakShared<Backend<T>>,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new(b: &Shared<Backend<T>>) -> Self {
+        Self {
+            state: Arc::clone(b.shared_state()),
+            backend: Shared::downgrade(b),
+        }
+    }
+}
+
+/// Requests in flight on a backend, from its strong handle: the count less
+/// the balancer's own reference while it is a member.
+#[inline]
+pub(crate) fn in_flight_of<T>(b: &Shared<Backend<T>>) -> u64 {
+    // The count first, then the flag: `remove` clears the flag before it
+    // drops its reference, so a count that no longer includes that reference
+    // is followed (through the fence) by a cleared flag. The other order
+    // could subtract a reference that is already gone.
+    let n = Shared::strong_count(b) as u64;
+    fence(Ordering::Acquire);
+    let member = b.state().member.load(Ordering::Relaxed);
+    n.saturating_sub(u64::from(member))
+}
+
+/// The same from a weak handle held by a snapshot. The snapshot only holds
+/// members, so the balancer's reference is subtracted unconditionally (a
+/// backend removed while a stale snapshot is read counts one low; such a
+/// snapshot is replaced before the next pick after the removal).
+#[inline]
+pub(crate) fn in_flight_weak<T>(b: &WeakShared<Backend<T>>) -> u64 {
+    (b.strong_count() as u64).saturating_sub(1)
 }
 
 #[cfg(test)]

@@ -1,26 +1,24 @@
 //! The [`Balancer`]: membership, the lock-free snapshot `pick` reads, health
 //! transitions, and the [`Pick`] token.
 
-use std::any::Any;
 use std::fmt;
 use std::ops::Deref;
 use std::time::Duration;
 
 use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
 
-use crate::backend::{Backend, BackendId, BackendState};
+use crate::backend::{in_flight_of, Backend, BackendId, BackendState, Slot};
 use crate::error::BuildError;
 use crate::health::{HealthCheck, OutlierDetection};
 use crate::strategy::{Candidates, Context, Strategy};
-use crate::sync::{Arc, ArcCell, Guard, Mutex, Ordering};
+use crate::sync::{spin, Arc, ArcCell, AtomicU64, Mutex, Ordering, PerThread, Shared};
 
 /// What `pick` reads: the candidates of the live tier and the strategy's
 /// state for exactly that set, replaced whole whenever either changes.
-struct View<T> {
-    eligible: Vec<Arc<Backend<T>>>,
-    /// The strategy's `State`, erased so that [`Pick`] need not name the
-    /// strategy type.
-    state: Box<dyn Any + Send + Sync>,
+struct View<T, St> {
+    eligible: Vec<Slot<T>>,
+    /// The strategy's `State` for `eligible`.
+    state: St,
     /// The earliest clock reading at which an ejected backend returns;
     /// `u64::MAX` when none is ejected, so `pick` reads the clock only when
     /// there is something to readmit.
@@ -29,21 +27,31 @@ struct View<T> {
     tier: Option<u32>,
 }
 
+/// A thread's cached snapshot and the generation it was loaded under.
+type Cached<T, St> = Option<(u64, Arc<View<T, St>>)>;
+
 struct Inner<T> {
-    members: Vec<Arc<Backend<T>>>,
+    members: Vec<Shared<Backend<T>>>,
     next_id: u64,
     total_weight: u64,
 }
 
 /// A set of backends and a [`Strategy`] that picks one per request.
 ///
-/// `Send + Sync` when `T` is: share it (`Arc<Balancer<..>>` or a `&`) and
+/// `Send + Sync` (its values must be): share it (`Arc<Balancer<..>>` or a `&`) and
 /// call [`Balancer::pick`] from any number of threads. `pick` takes no lock:
-/// it loads an immutable snapshot of the candidates (an `arc_swap` load) and
-/// bumps the chosen backend's in-flight counter. Adding, removing, ejecting
-/// or readmitting a backend builds a new snapshot under a lock that only
-/// those operations take, then publishes it; picks in progress keep the
-/// snapshot they loaded (and with it the backend they chose) alive.
+/// each thread keeps the immutable snapshot of the candidates it last
+/// loaded, and checks it against the balancer's generation counter (one
+/// atomic load) before using it; the chosen backend's handle is then
+/// taken, one atomic increment that is also its in-flight count. Adding,
+/// removing, ejecting or readmitting a backend builds a new snapshot under
+/// a lock that only those operations take, publishes it and bumps the
+/// generation before returning, so no pick that starts afterwards uses an
+/// older snapshot. A [`Pick`] owns its backend's handle, which keeps a
+/// removed backend alive until the last pick of it is dropped. Each thread
+/// that has picked holds on to one snapshot until its next pick (the
+/// snapshot holds the backends weakly, so it keeps their values alive for no
+/// longer than that).
 ///
 /// Failover: each backend has a tier (0 by default, lower is preferred).
 /// Traffic goes to the healthy backends of the lowest tier that has one
@@ -54,9 +62,13 @@ struct Inner<T> {
 /// every backend of the lowest tier, on the grounds that a request to a
 /// possibly-sick backend beats a certain failure. With panic mode off it
 /// returns `None` instead.
-pub struct Balancer<T, S: Strategy> {
+pub struct Balancer<T: Send + Sync, S: Strategy> {
     strategy: S,
-    view: ArcCell<View<T>>,
+    view: ArcCell<View<T, S::State>>,
+    /// Bumped after every publication of `view`.
+    generation: AtomicU64,
+    /// Per thread: the generation and snapshot it last loaded.
+    cache: PerThread<Cached<T, S::State>>,
     inner: Mutex<Inner<T>>,
     clock: SharedClock,
     outlier: Option<OutlierDetection>,
@@ -66,7 +78,7 @@ pub struct Balancer<T, S: Strategy> {
     initial_nanos: f64,
 }
 
-impl<T, S: Strategy + fmt::Debug> fmt::Debug for Balancer<T, S> {
+impl<T: Send + Sync, S: Strategy + fmt::Debug> fmt::Debug for Balancer<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Balancer")
             .field("strategy", &self.strategy)
@@ -98,7 +110,7 @@ impl<T, S: fmt::Debug> fmt::Debug for BalancerBuilder<T, S> {
     }
 }
 
-impl<T, S: Strategy> BalancerBuilder<T, S> {
+impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
     /// Adds a backend in tier 0 with `weight` (must be at least 1; the
     /// strategies that ignore weights still require one).
     pub fn backend(self, value: T, weight: u32) -> Self {
@@ -172,7 +184,7 @@ impl<T, S: Strategy> BalancerBuilder<T, S> {
         let mut members = Vec::with_capacity(self.backends.len());
         for (i, (value, weight, tier)) in self.backends.into_iter().enumerate() {
             let state = BackendState::new(BackendId(i as u64), weight, tier, initial_nanos, now);
-            members.push(Arc::new(Backend::new(value, state)));
+            members.push(Shared::new(Backend::new(value, state)));
         }
         let next_id = members.len() as u64;
         let inner = Inner {
@@ -184,6 +196,8 @@ impl<T, S: Strategy> BalancerBuilder<T, S> {
         Ok(Balancer {
             strategy: self.strategy,
             view: ArcCell::new(Arc::new(view)),
+            generation: AtomicU64::new(0),
+            cache: PerThread::new(),
             inner: Mutex::new(inner),
             clock,
             outlier: self.outlier,
@@ -212,30 +226,29 @@ fn add_weight(total: u64, weight: u32) -> Result<u64, BuildError> {
     Ok(total)
 }
 
-fn build_view<T, S: Strategy>(strategy: &S, inner: &Inner<T>, panic_mode: bool) -> View<T> {
+fn build_view<T, S: Strategy>(
+    strategy: &S,
+    inner: &Inner<T>,
+    panic_mode: bool,
+) -> View<T, S::State> {
     let members = &inner.members;
     let best = members
         .iter()
         .filter(|b| b.state().is_healthy())
         .map(|b| b.state().tier())
         .min();
-    let (eligible, panicking, tier): (Vec<_>, bool, Option<u32>) = match best {
+    let (eligible, panicking, tier): (Vec<&Shared<Backend<T>>>, bool, Option<u32>) = match best {
         Some(t) => (
             members
                 .iter()
                 .filter(|b| b.state().tier() == t && b.state().is_healthy())
-                .cloned()
                 .collect(),
             false,
             Some(t),
         ),
         None => match members.iter().map(|b| b.state().tier()).min() {
             Some(t) if panic_mode => (
-                members
-                    .iter()
-                    .filter(|b| b.state().tier() == t)
-                    .cloned()
-                    .collect(),
+                members.iter().filter(|b| b.state().tier() == t).collect(),
                 true,
                 Some(t),
             ),
@@ -249,7 +262,8 @@ fn build_view<T, S: Strategy>(strategy: &S, inner: &Inner<T>, panic_mode: bool) 
         .filter(|&u| u != 0)
         .min()
         .unwrap_or(u64::MAX);
-    let state: Box<dyn Any + Send + Sync> = Box::new(strategy.prepare(Candidates::new(&eligible)));
+    let eligible: Vec<Slot<T>> = eligible.into_iter().map(Slot::new).collect();
+    let state = strategy.prepare(Candidates::new(&eligible));
     View {
         eligible,
         state,
@@ -281,7 +295,7 @@ pub struct BackendStats {
     pub times_ejected: u32,
 }
 
-impl<T, S: Strategy> Balancer<T, S> {
+impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
     /// Starts a builder for a balancer using `strategy`.
     pub fn builder(strategy: S) -> BalancerBuilder<T, S> {
         BalancerBuilder {
@@ -314,7 +328,7 @@ impl<T, S: Strategy> Balancer<T, S> {
         let total = add_weight(inner.total_weight, weight)?;
         let id = BackendId(inner.next_id);
         let state = BackendState::new(id, weight, tier, self.initial_nanos, self.clock.now_nanos());
-        inner.members.push(Arc::new(Backend::new(value, state)));
+        inner.members.push(Shared::new(Backend::new(value, state)));
         inner.next_id += 1;
         inner.total_weight = total;
         self.publish(&inner);
@@ -331,7 +345,12 @@ impl<T, S: Strategy> Balancer<T, S> {
         };
         let b = inner.members.remove(pos);
         inner.total_weight -= u64::from(b.state().weight());
+        // Publishing bumps the generation: every pick that starts after this
+        // returns loads the new snapshot. The flag goes before the handle so
+        // that a concurrent in-flight read is high, never low.
         self.publish(&inner);
+        b.state().member.store(false, Ordering::Release);
+        drop(b);
         true
     }
 
@@ -360,7 +379,7 @@ impl<T, S: Strategy> Balancer<T, S> {
                     id: s.id(),
                     weight: s.weight(),
                     tier: s.tier(),
-                    in_flight: s.in_flight(),
+                    in_flight: in_flight_of(b),
                     latency_estimate: Duration::from_nanos(s.latency_estimate().0 as u64),
                     ejected: s.is_ejected(),
                     probe_healthy: s.is_probe_healthy(),
@@ -378,7 +397,7 @@ impl<T, S: Strategy> Balancer<T, S> {
             .members
             .iter()
             .find(|b| b.state().id() == id)
-            .map(|b| b.state().in_flight())
+            .map(in_flight_of)
     }
 
     /// The ids of the backends `pick` currently chooses among.
@@ -388,7 +407,7 @@ impl<T, S: Strategy> Balancer<T, S> {
             .load()
             .eligible
             .iter()
-            .map(|b| b.state().id())
+            .map(|b| b.state.id())
             .collect()
     }
 
@@ -408,15 +427,24 @@ impl<T, S: Strategy> Balancer<T, S> {
     /// due (at most once per [`HealthCheck::interval`] by the balancer's
     /// clock) and applies the thresholds. Call it from a timer, a thread, or
     /// a simulation loop; calling it more often than the interval is cheap.
-    /// The probe runs without any lock held. Returns how many backends were
+    /// The probe runs without any lock held, and counts as a request in
+    /// flight to its backend while it runs. Returns how many backends were
     /// probed.
     pub fn check_health(&self, mut probe: impl FnMut(&T) -> bool) -> usize {
-        let members = self.inner.lock().members.clone();
+        let members: Vec<_> = self
+            .inner
+            .lock()
+            .members
+            .iter()
+            .map(Shared::downgrade)
+            .collect();
         let now = self.clock.now_nanos();
         let interval = saturating_nanos(self.health.interval);
         let mut probed = 0;
         let mut changed = false;
-        for b in &members {
+        for weak in &members {
+            // Removed since the list was taken, and no longer in flight.
+            let Some(b) = weak.upgrade() else { continue };
             let s = b.state();
             let due = s.next_probe_at.load(Ordering::Acquire);
             if now < due
@@ -457,9 +485,13 @@ impl<T, S: Strategy> Balancer<T, S> {
         probed
     }
 
+    /// Builds and stores a new snapshot, then bumps the generation (the
+    /// order matters: a pick that sees the new generation sees the new
+    /// snapshot). Called with the membership lock held.
     fn publish(&self, inner: &Inner<T>) {
         let view = build_view(&self.strategy, inner, self.panic_mode);
         self.view.store(Arc::new(view));
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Readmits backends whose ejection has expired. Skipped when another
@@ -517,6 +549,15 @@ impl<T, S: Strategy> Balancer<T, S> {
     }
 }
 
+/// Why a pick from a snapshot must be retried.
+enum Retry {
+    /// An ejection has expired: readmit, then pick from the new snapshot.
+    Readmit,
+    /// The chosen backend was removed and is no longer in flight: the
+    /// snapshot is stale, a newer one is published.
+    Stale,
+}
+
 impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
     /// Chooses a backend for one request. The returned [`Pick`] derefs to
     /// the backend's value and counts as in flight until dropped; report the
@@ -528,24 +569,73 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
     /// whose ejection has expired.
     #[inline]
     pub fn pick(&self, ctx: &Context) -> Option<Pick<'_, T>> {
-        let mut view = self.view.load();
-        if view.readmit_at != u64::MAX && self.clock.now_nanos() >= view.readmit_at {
-            self.readmit();
-            view = self.view.load();
+        let fast = self.cache.with(|slot| {
+            // The generation first, then (if it moved) the snapshot: a
+            // snapshot cached under generation g is at least as new as the
+            // one whose publication bumped the counter to g.
+            let generation = self.generation.load(Ordering::Acquire);
+            let view = match slot {
+                Some((g, v)) if *g == generation => v,
+                _ => &slot.insert((generation, self.view.load_full())).1,
+            };
+            self.pick_in(view, ctx, true)
+        });
+        match fast {
+            Some(Ok(pick)) => pick,
+            // Re-entered from inside a strategy, or a retry.
+            _ => self.pick_slow(ctx),
+        }
+    }
+
+    #[cold]
+    fn pick_slow(&self, ctx: &Context) -> Option<Pick<'_, T>> {
+        let mut readmit = true;
+        loop {
+            let view = self.view.load();
+            match self.pick_in(&view, ctx, readmit) {
+                Ok(pick) => return pick,
+                Err(Retry::Readmit) => {
+                    // Once: if another thread holds the lock, pick from the
+                    // current snapshot rather than wait.
+                    self.readmit();
+                    readmit = false;
+                }
+                Err(Retry::Stale) => spin(),
+            }
+        }
+    }
+
+    #[inline]
+    fn pick_in(
+        &self,
+        view: &View<T, S::State>,
+        ctx: &Context,
+        readmit: bool,
+    ) -> Result<Option<Pick<'_, T>>, Retry> {
+        if readmit && view.readmit_at != u64::MAX && self.clock.now_nanos() >= view.readmit_at {
+            return Err(Retry::Readmit);
         }
         if view.eligible.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let state = view.state.downcast_ref::<S::State>()?;
-        let idx = self
-            .strategy
-            .pick(state, Candidates::new(&view.eligible), ctx, &*self.clock)?;
-        view.eligible.get(idx)?.state().begin();
-        Some(Pick {
-            view,
-            idx,
-            hooks: self,
-        })
+        let Some(idx) = self.strategy.pick(
+            &view.state,
+            Candidates::new(&view.eligible),
+            ctx,
+            &*self.clock,
+        ) else {
+            return Ok(None);
+        };
+        let Some(slot) = view.eligible.get(idx) else {
+            return Ok(None);
+        };
+        match slot.backend.upgrade() {
+            Some(backend) => Ok(Some(Pick {
+                backend,
+                hooks: self,
+            })),
+            None => Err(Retry::Stale),
+        }
     }
 }
 
@@ -587,15 +677,20 @@ impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
 /// count drops, nothing else changes.
 #[must_use = "a pick counts as in flight until dropped; report its outcome"]
 pub struct Pick<'a, T> {
-    view: Guard<View<T>>,
-    idx: usize,
+    backend: Shared<Backend<T>>,
     hooks: &'a (dyn Outcomes + 'a),
 }
 
 impl<T> Pick<'_, T> {
     #[inline]
     fn backend(&self) -> &Backend<T> {
-        &self.view.eligible[self.idx]
+        &self.backend
+    }
+
+    /// Requests in flight on the chosen backend, this one included.
+    #[must_use]
+    pub fn in_flight(&self) -> u64 {
+        in_flight_of(&self.backend)
     }
 
     /// The chosen backend's identity.
@@ -642,13 +737,6 @@ impl<T> Deref for Pick<'_, T> {
     #[inline]
     fn deref(&self) -> &T {
         self.backend().value()
-    }
-}
-
-impl<T> Drop for Pick<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        self.backend().state().end();
     }
 }
 

@@ -183,12 +183,15 @@ impl Strategy for ConsistentHashing {
             return state.to_candidate.get(node).copied();
         };
         // Bounded loads: the cap counts the request being placed.
-        let total: u64 = candidates.iter().map(|s| s.in_flight()).sum::<u64>() + 1;
+        let total: u64 = (0..candidates.len())
+            .map(|i| candidates.in_flight(i))
+            .sum::<u64>()
+            + 1;
         let w_total = state.total_weight.max(1) as f64;
         let has_room = |cand: usize| {
             let s = candidates.get(cand);
             let cap = (c * total as f64 * f64::from(s.weight()) / w_total).ceil();
-            (s.in_flight() as f64) < cap
+            (candidates.in_flight(cand) as f64) < cap
         };
         match &state.table {
             Table::Ring(r) => r

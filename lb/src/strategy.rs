@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use sysblocks_clock::{saturating_nanos, Clock};
 
-use crate::backend::{Backend, BackendState, Ewma};
+use crate::backend::{in_flight_weak, BackendState, Ewma, Slot};
 use crate::error::BuildError;
 use crate::rng::{below, entropy_seed, Cursor, FastMod, SplitMix};
-use crate::sync::{Arc, Mutex};
+use crate::sync::Mutex;
 
 /// What a request tells the balancer about itself: for now, the key that
 /// hash-based strategies route by.
@@ -36,7 +36,7 @@ impl Context {
 /// highest live tier (or, in panic mode, every backend of the first tier).
 /// Never empty when a strategy is asked to pick.
 pub struct Candidates<'a, T> {
-    backends: &'a [Arc<Backend<T>>],
+    backends: &'a [Slot<T>],
 }
 
 impl<T> Clone for Candidates<'_, T> {
@@ -50,13 +50,13 @@ impl<T> Copy for Candidates<'_, T> {}
 impl<T> fmt::Debug for Candidates<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.backends.iter().map(|b| b.state().id()))
+            .entries(self.backends.iter().map(|b| b.state.id()))
             .finish()
     }
 }
 
 impl<'a, T> Candidates<'a, T> {
-    pub(crate) fn new(backends: &'a [Arc<Backend<T>>]) -> Self {
+    pub(crate) fn new(backends: &'a [Slot<T>]) -> Self {
         Self { backends }
     }
 
@@ -82,12 +82,24 @@ impl<'a, T> Candidates<'a, T> {
     #[inline]
     #[must_use]
     pub fn get(&self, i: usize) -> &'a BackendState {
-        self.backends[i].state()
+        &self.backends[i].state
+    }
+
+    /// Requests in flight on candidate `i`: picks taken and not yet dropped
+    /// (plus an active probe while one runs).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `i >= self.len()`.
+    #[inline]
+    #[must_use]
+    pub fn in_flight(&self, i: usize) -> u64 {
+        in_flight_weak(&self.backends[i].backend)
     }
 
     /// The candidates' states in order.
     pub fn iter(&self) -> impl Iterator<Item = &'a BackendState> + 'a {
-        self.backends.iter().map(|b| b.state())
+        self.backends.iter().map(|b| &*b.state)
     }
 }
 
@@ -377,23 +389,22 @@ impl Strategy for LeastConnections {
         let n = candidates.len();
         let start = state.0.rem(self.cursor.next()) as usize;
         let mut best = start;
-        let first = candidates.get(start);
-        let mut best_load = first.in_flight();
+        let mut best_load = candidates.in_flight(start);
         if best_load == 0 {
             return Some(start);
         }
-        let mut best_weight = first.weight();
+        let mut best_weight = candidates.get(start).weight();
         let mut i = start;
         for _ in 1..n {
             i += 1;
             if i == n {
                 i = 0;
             }
-            let s = candidates.get(i);
-            let load = s.in_flight();
+            let load = candidates.in_flight(i);
             if load == 0 {
                 return Some(i);
             }
+            let s = candidates.get(i);
             if u128::from(load) * u128::from(best_weight)
                 < u128::from(best_load) * u128::from(s.weight())
             {
@@ -465,8 +476,8 @@ impl Strategy for PowerOfTwoChoices {
         }
         let (a, b) = two_distinct(self.rng.next_u64(), n);
         let (sa, sb) = (candidates.get(a), candidates.get(b));
-        let la = u128::from(sa.in_flight() + 1) * u128::from(sb.weight());
-        let lb = u128::from(sb.in_flight() + 1) * u128::from(sa.weight());
+        let la = u128::from(candidates.in_flight(a) + 1) * u128::from(sb.weight());
+        let lb = u128::from(candidates.in_flight(b) + 1) * u128::from(sa.weight());
         Some(if lb < la { b } else { a })
     }
 }
@@ -513,9 +524,9 @@ impl PeakEwma {
     }
 
     #[inline]
-    fn cost(s: &BackendState, now: u64, tau: f64) -> f64 {
-        let (estimate, stamp) = s.latency_estimate();
-        Ewma::decayed(estimate, stamp, now, tau) * (s.in_flight() as f64 + 1.0)
+    fn cost<T>(c: Candidates<'_, T>, i: usize, now: u64, tau: f64) -> f64 {
+        let (estimate, stamp) = c.get(i).latency_estimate();
+        Ewma::decayed(estimate, stamp, now, tau) * (c.in_flight(i) as f64 + 1.0)
     }
 }
 
@@ -559,8 +570,8 @@ impl Strategy for PeakEwma {
         }
         let (a, b) = two_distinct(self.rng.next_u64(), n);
         let now = clock.now_nanos();
-        let ca = Self::cost(candidates.get(a), now, tau);
-        let cb = Self::cost(candidates.get(b), now, tau);
+        let ca = Self::cost(candidates, a, now, tau);
+        let cb = Self::cost(candidates, b, now, tau);
         Some(if cb < ca { b } else { a })
     }
 

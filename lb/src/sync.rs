@@ -7,6 +7,17 @@
 //! `Arc`, which has the same contract (a load returns the value of some store
 //! that happened before, or a later one) and lets loom see every step. No
 //! other module imports `std::sync`, `parking_lot`, `arc_swap` or `loom`.
+//!
+//! Two more pieces serve `pick`'s fast path. [`Shared`] and [`WeakShared`]
+//! are std's `Arc` and `Weak` (a [`Pick`](crate::Pick) owns a `Shared` to
+//! its backend, and the backend's strong count *is* its in-flight count
+//! plus one for membership, so a pick costs one atomic increment and one
+//! decrement in all). loom has no `Weak`, so under loom they are a model
+//! with the same atomic steps (a counter beside the value, upgrade by
+//! compare-and-swap from a non-zero count). [`PerThread`] is a per-object
+//! thread-local slot (the `thread_local` crate), where each thread caches
+//! the snapshot it last loaded; under loom, a mutex-guarded list keyed by
+//! loom's thread id.
 
 #[cfg(not(sysblocks_loom))]
 pub(crate) use self::std_impl::*;
@@ -17,8 +28,37 @@ pub(crate) use self::loom_impl::*;
 #[cfg(not(sysblocks_loom))]
 mod std_impl {
     pub(crate) use parking_lot::Mutex;
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-    pub(crate) use std::sync::Arc;
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use std::sync::{Arc, Weak as WeakShared};
+
+    use std::cell::RefCell;
+
+    /// The strong handle a pick owns; see the module docs.
+    pub(crate) type Shared<T> = Arc<T>;
+
+    /// Lets a spin-retry loop give way (a hint on std, a yield under loom).
+    #[inline]
+    pub(crate) fn spin() {
+        std::hint::spin_loop();
+    }
+
+    /// One value per thread and per owner object.
+    pub(crate) struct PerThread<T: Send>(thread_local::ThreadLocal<RefCell<T>>);
+
+    impl<T: Send + Default> PerThread<T> {
+        pub(crate) fn new() -> Self {
+            Self(thread_local::ThreadLocal::new())
+        }
+
+        /// Runs `f` on this thread's value; `None` when the value is
+        /// already borrowed further up this thread's stack (re-entry).
+        #[inline]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+            let cell = self.0.get_or_default();
+            let mut value = cell.try_borrow_mut().ok()?;
+            Some(f(&mut value))
+        }
+    }
 
     /// What [`ArcCell::load`] hands out: keeps the loaded value alive.
     pub(crate) type Guard<T> = arc_swap::Guard<Arc<T>>;
@@ -37,6 +77,10 @@ mod std_impl {
             self.0.load()
         }
 
+        pub(crate) fn load_full(&self) -> Arc<T> {
+            self.0.load_full()
+        }
+
         pub(crate) fn store(&self, value: Arc<T>) {
             self.0.store(value);
         }
@@ -45,8 +89,108 @@ mod std_impl {
 
 #[cfg(sysblocks_loom)]
 mod loom_impl {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
     pub(crate) use loom::sync::Arc;
+
+    use loom::sync::atomic::AtomicUsize;
+    use std::ops::Deref;
+
+    pub(crate) fn spin() {
+        loom::thread::yield_now();
+    }
+
+    struct Counted<T> {
+        strong: AtomicUsize,
+        value: T,
+    }
+
+    /// The model of std's `Arc` strong handle: a counter beside the value,
+    /// incremented by `upgrade`, decremented (`Release`) on drop. The value
+    /// itself is freed when the last handle of either kind goes.
+    pub(crate) struct Shared<T>(Arc<Counted<T>>);
+
+    impl<T> Shared<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(Arc::new(Counted {
+                strong: AtomicUsize::new(1),
+                value,
+            }))
+        }
+
+        pub(crate) fn downgrade(this: &Self) -> WeakShared<T> {
+            WeakShared(Arc::clone(&this.0))
+        }
+
+        /// Relaxed, as std's: callers that need ordering add a fence.
+        pub(crate) fn strong_count(this: &Self) -> usize {
+            this.0.strong.load(Ordering::Relaxed)
+        }
+    }
+
+    impl<T> Deref for Shared<T> {
+        type Target = T;
+
+        fn deref(&self) -> &T {
+            &self.0.value
+        }
+    }
+
+    impl<T> Drop for Shared<T> {
+        fn drop(&mut self) {
+            self.0.strong.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// The model of std's `Weak`.
+    pub(crate) struct WeakShared<T>(Arc<Counted<T>>);
+
+    impl<T> WeakShared<T> {
+        /// As `std::sync::Weak::upgrade`: a relaxed load, then a CAS from a
+        /// non-zero count.
+        pub(crate) fn upgrade(&self) -> Option<Shared<T>> {
+            let mut n = self.0.strong.load(Ordering::Relaxed);
+            loop {
+                if n == 0 {
+                    return None;
+                }
+                match self.0.strong.compare_exchange_weak(
+                    n,
+                    n + 1,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some(Shared(Arc::clone(&self.0))),
+                    Err(seen) => n = seen,
+                }
+            }
+        }
+
+        pub(crate) fn strong_count(&self) -> usize {
+            self.0.strong.load(Ordering::Relaxed)
+        }
+    }
+
+    /// One value per loom thread and per owner object.
+    pub(crate) struct PerThread<T>(Mutex<Vec<(loom::thread::ThreadId, T)>>);
+
+    impl<T: Default> PerThread<T> {
+        pub(crate) fn new() -> Self {
+            Self(Mutex::new(Vec::new()))
+        }
+
+        pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+            let id = loom::thread::current().id();
+            let mut slots = self.0.lock();
+            let i = match slots.iter().position(|(t, _)| *t == id) {
+                Some(i) => i,
+                None => {
+                    slots.push((id, T::default()));
+                    slots.len() - 1
+                }
+            };
+            Some(f(&mut slots[i].1))
+        }
+    }
 
     /// loom's `Mutex` with parking_lot's surface: `lock()` returns the guard
     /// directly (a poisoned lock is entered anyway, as parking_lot does).
@@ -85,6 +229,10 @@ mod loom_impl {
 
         pub(crate) fn load(&self) -> Guard<T> {
             Arc::clone(&self.0.lock())
+        }
+
+        pub(crate) fn load_full(&self) -> Arc<T> {
+            self.load()
         }
 
         pub(crate) fn store(&self, value: Arc<T>) {

@@ -258,7 +258,7 @@ fn add_and_remove_while_picks_are_held() {
     assert!(!b.remove(BackendId(0)));
     // The held pick still derefs to its backend and is still counted there.
     assert_eq!(*held, 0);
-    assert_eq!(held.state().in_flight(), 1);
+    assert_eq!(held.in_flight(), 1);
     for _ in 0..10 {
         assert_eq!(*b.pick(&ctx()).unwrap(), 1);
     }

@@ -6,6 +6,7 @@
 use lb::{
     BackendId, Balancer, Context, LeastConnections, ManualClock, PowerOfTwoChoices, RoundRobin,
 };
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -25,13 +26,13 @@ fn loom_pick_drop_keeps_in_flight_exact() {
         let b2 = Arc::clone(&b);
         let t = thread::spawn(move || {
             let p = b2.pick(&Context::default()).unwrap();
-            assert!(p.state().in_flight() >= 1);
+            assert!(p.in_flight() >= 1);
             let id = p.id();
             drop(p);
             id
         });
         let p = b.pick(&Context::default()).unwrap();
-        assert!(p.state().in_flight() >= 1);
+        assert!(p.in_flight() >= 1);
         drop(p);
         let _ = t.join().unwrap();
         for s in b.stats() {
@@ -73,7 +74,7 @@ fn loom_remove_is_never_picked_after_it_returns() {
             // Picks racing with the removal may get backend 0; they hold it
             // and it is counted where it is.
             let p = b2.pick(&Context::default()).unwrap();
-            assert!(p.state().in_flight() >= 1);
+            assert!(p.in_flight() >= 1);
             drop(p);
         });
         assert!(b.remove(BackendId(0)));
@@ -85,6 +86,38 @@ fn loom_remove_is_never_picked_after_it_returns() {
         let stats = b.stats();
         assert_eq!(stats.len(), 1);
         assert_eq!(stats[0].in_flight, 0);
+    });
+}
+
+#[test]
+fn loom_cached_snapshot_is_not_used_after_remove_returns() {
+    loom::model(|| {
+        let b = Arc::new(two(RoundRobin::new()));
+        // Held across the removal, so that backend 0 stays alive and only
+        // the snapshot check (not a failed upgrade) can keep it out.
+        let held = b.pick(&Context::default()).unwrap();
+        assert_eq!(*held, 0);
+        let removed = Arc::new(AtomicBool::new(false));
+        let (b2, removed2) = (Arc::clone(&b), Arc::clone(&removed));
+        let t = thread::spawn(move || {
+            // Fills this thread's cached snapshot, possibly the old one.
+            drop(b2.pick(&Context::default()).unwrap());
+            while !removed2.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+            // After the removal returned (it happened before the flag), the
+            // cached snapshot must not be used: both picks get backend 1.
+            for _ in 0..2 {
+                let p = b2.pick(&Context::default()).unwrap();
+                assert_eq!(*p, 1, "removed backend picked from a cached snapshot");
+            }
+        });
+        assert!(b.remove(BackendId(0)));
+        removed.store(true, Ordering::Release);
+        t.join().unwrap();
+        assert_eq!(held.in_flight(), 1);
+        drop(held);
+        assert_eq!(b.stats()[0].in_flight, 0);
     });
 }
 
@@ -102,7 +135,7 @@ fn loom_add_while_picking_loses_no_count() {
         let t = thread::spawn(move || {
             let p = b2.pick(&Context::default()).unwrap();
             let id = p.id();
-            (id, p.state().in_flight())
+            (id, p.in_flight())
         });
         let held = b.pick(&Context::default()).unwrap();
         let new = b.add(1, 1).unwrap();
