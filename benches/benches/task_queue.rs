@@ -8,11 +8,9 @@
 // `criterion_group!` generates an undocumented function.
 #![allow(missing_docs)]
 
-use std::time::{Duration, Instant};
-
-use benches::workloads::task_queue::{transfer, Kind};
+use benches::workloads::task_queue::{durable_run, transfer, Kind, StoreKind, Submit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use task_queue::{BoundedQueue, Delivery, MemoryStore, RedbStore, Task, TaskQueue, WorkerPool};
+use task_queue::BoundedQueue;
 
 /// Items moved per measured run of the throughput bench.
 const ITEMS: u64 = 40_000;
@@ -69,83 +67,30 @@ fn try_push_full(cr: &mut Criterion) {
 const TASKS: u64 = 4_000;
 const PRODUCERS: u64 = 4;
 
-/// 4 producers submit `TASKS` tasks (in batches of `batch`; 1 = plain
-/// `submit`), 2 workers complete them; the time runs until every task is
-/// completed and the completions are durable too.
-fn durable_run(queue: &TaskQueue, batch: usize) -> Duration {
-    let pool = WorkerPool::start(queue, 2, |_: &Delivery| Ok(())).expect("workers");
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..PRODUCERS {
-            s.spawn(|| {
-                let per = TASKS / PRODUCERS;
-                let mut left = per as usize;
-                while left > 0 {
-                    let n = batch.min(left);
-                    if batch == 1 {
-                        queue
-                            .submit(Task::new(left.to_le_bytes()))
-                            .expect("accepted");
-                    } else {
-                        let tasks = (0..n).map(|i| Task::new(i.to_le_bytes())).collect();
-                        queue.submit_batch(tasks).expect("accepted");
-                    }
-                    left -= n;
-                }
-            });
-        }
-    });
-    while queue.stats().completed < TASKS {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    queue.flush().expect("durable");
-    let elapsed = start.elapsed();
-    let report = pool.shutdown(Duration::from_secs(5));
-    assert!(report.in_flight.is_empty() && report.pending == 0);
-    elapsed
-}
-
+/// 4 producers submit `TASKS` tasks (plain `submit`, `submit_pending` with
+/// 16 in flight, or batches of 32), 2
+/// workers complete them; the time runs until every task is completed and
+/// the completions are durable (`workloads::task_queue::durable_run`).
 fn durable(cr: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("sysblocks-tq-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut g = cr.benchmark_group("durable_4_producers");
     g.throughput(Throughput::Elements(TASKS));
     g.sample_size(10);
-    for batch in [1usize, 32] {
-        g.bench_function(BenchmarkId::new("memory", format!("batch{batch}")), |b| {
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| {
-                        let q = TaskQueue::builder()
-                            .capacity(TASKS as usize)
-                            .store(MemoryStore::new())
-                            .build()
-                            .expect("queue");
-                        durable_run(&q, batch)
-                    })
-                    .sum()
+    for (label, submit) in [
+        ("plain", Submit::Plain),
+        ("pending16", Submit::Pipelined(16)),
+        ("batch32", Submit::Batch(32)),
+    ] {
+        for (name, store) in [("memory", StoreKind::Memory), ("redb", StoreKind::Redb)] {
+            g.bench_function(BenchmarkId::new(name, label), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| durable_run(store, &dir, TASKS, PRODUCERS, submit).elapsed)
+                        .sum()
+                });
             });
-        });
-        let mut run = 0u64;
-        g.bench_function(BenchmarkId::new("redb", format!("batch{batch}")), |b| {
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| {
-                        run += 1;
-                        let path = dir.join(format!("run-{run}.redb"));
-                        let q = TaskQueue::builder()
-                            .capacity(TASKS as usize)
-                            .store(RedbStore::open(&path).expect("store"))
-                            .build()
-                            .expect("queue");
-                        let t = durable_run(&q, batch);
-                        drop(q);
-                        let _ = std::fs::remove_file(&path);
-                        t
-                    })
-                    .sum()
-            });
-        });
+        }
     }
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);

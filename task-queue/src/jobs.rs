@@ -17,7 +17,7 @@ use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
 
 use crate::backoff::{Backoff, SplitMix64};
 use crate::error::{BuildError, StoreError, SubmitBatchError, SubmitError, TaskError};
-use crate::store::{MemoryStore, Store, StoreOp};
+use crate::store::{MemoryStore, Store, StoreOp, Ticket};
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, MutexGuard, Ordering};
 use crate::task::{RecordState, Task, TaskId, TaskRecord};
 
@@ -219,6 +219,64 @@ impl TaskQueueBuilder {
                 backoff: self.backoff,
             }),
         })
+    }
+}
+
+/// A submit between its append to the store and its durability.
+struct Staged {
+    ticket: Ticket,
+    first: u64,
+    run_at: u64,
+    tasks: Vec<Task>,
+}
+
+/// A submit started by [`TaskQueue::submit_pending`]: the task has an id
+/// and its place in the store's write order; [`PendingSubmit::wait`] waits
+/// until it is durable and hands it to the workers.
+///
+/// Dropping it without `wait` waits all the same (and ignores a store
+/// error), so a task is never left reserved but undelivered.
+#[must_use = "the task is accepted only once wait() returns Ok"]
+pub struct PendingSubmit {
+    queue: TaskQueue,
+    staged: Option<Staged>,
+}
+
+impl fmt::Debug for PendingSubmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSubmit")
+            .field("id", &self.id())
+            .finish()
+    }
+}
+
+impl PendingSubmit {
+    /// The id the task will have once accepted.
+    #[must_use]
+    pub fn id(&self) -> TaskId {
+        TaskId(self.staged.as_ref().map_or(u64::MAX, |s| s.first))
+    }
+
+    /// Waits until the task is durable, then makes it ready for workers.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::Store`] if the store could not make it durable; the
+    /// task is then not accepted.
+    pub fn wait(mut self) -> Result<TaskId, SubmitError> {
+        let staged = self.staged.take().expect("staged until wait or drop");
+        match self.queue.finish(staged) {
+            Ok(mut ids) => Ok(ids.pop().unwrap_or(TaskId(u64::MAX))),
+            Err(e) => Err(SubmitError::Store(e)),
+        }
+    }
+}
+
+impl Drop for PendingSubmit {
+    fn drop(&mut self) {
+        if let Some(staged) = self.staged.take() {
+            let _ = self.queue.finish(staged);
+        }
     }
 }
 
@@ -521,6 +579,54 @@ impl TaskQueue {
         tasks: Vec<Task>,
         delay: Duration,
     ) -> Result<Vec<TaskId>, SubmitBatchError> {
+        let staged = self.stage(tasks, delay)?;
+        self.finish(staged).map_err(SubmitBatchError::Store)
+    }
+
+    /// Starts a submit without waiting for the store: the task gets its id
+    /// and a place in the store's write order, and counts against the
+    /// capacity; it is accepted (and delivered to workers) once
+    /// [`PendingSubmit::wait`] returns `Ok`. A producer can keep many
+    /// submits pending and wait for them in turn, so that one thread's
+    /// tasks share fsyncs the way several threads' `submit`s do.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskQueue::submit`], except that a store failure that happens
+    /// after this call returns is reported by [`PendingSubmit::wait`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use task_queue::{Task, TaskQueue};
+    ///
+    /// let q = TaskQueue::builder().build().unwrap();
+    /// let pending: Vec<_> = (0..8)
+    ///     .map(|i| q.submit_pending(Task::new(format!("upload {i}"))).unwrap())
+    ///     .collect();
+    /// for p in pending {
+    ///     p.wait().unwrap(); // durable (with a durable store) from here on
+    /// }
+    /// assert_eq!(q.len(), 8);
+    /// ```
+    pub fn submit_pending(&self, task: Task) -> Result<PendingSubmit, SubmitError> {
+        match self.stage(vec![task], Duration::ZERO) {
+            Ok(staged) => Ok(PendingSubmit {
+                queue: self.clone(),
+                staged: Some(staged),
+            }),
+            Err(SubmitBatchError::Full(mut t)) => {
+                Err(SubmitError::Full(t.pop().unwrap_or_default()))
+            }
+            Err(SubmitBatchError::Closed(mut t)) => {
+                Err(SubmitError::Closed(t.pop().unwrap_or_default()))
+            }
+            Err(SubmitBatchError::Store(e)) => Err(SubmitError::Store(e)),
+        }
+    }
+
+    /// The first half of a submit: checks, ids, reservation, append.
+    fn stage(&self, tasks: Vec<Task>, delay: Duration) -> Result<Staged, SubmitBatchError> {
         let inner = &*self.inner;
         let n = tasks.len();
         let (ticket, first, run_at) = {
@@ -557,12 +663,29 @@ impl TaskQueue {
                 }
             }
         };
+        Ok(Staged {
+            ticket,
+            first,
+            run_at,
+            tasks,
+        })
+    }
+
+    /// The second half of a submit: waits for the store, then makes the
+    /// tasks ready.
+    fn finish(&self, staged: Staged) -> Result<Vec<TaskId>, StoreError> {
+        let inner = &*self.inner;
+        let Staged {
+            ticket,
+            first,
+            run_at,
+            tasks,
+        } = staged;
+        let n = tasks.len();
         let durable = inner.store.wait(ticket);
         let mut core = inner.core.lock();
         core.reserved -= n;
-        if let Err(e) = durable {
-            return Err(SubmitBatchError::Store(e));
-        }
+        durable?;
         let now = inner.clock.now_nanos();
         let ids = (0..n as u64).map(|i| TaskId(first + i)).collect();
         for (i, task) in tasks.into_iter().enumerate() {

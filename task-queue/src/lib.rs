@@ -17,7 +17,7 @@ pub use backoff::Backoff;
 pub use error::{
     BuildError, PopError, PushError, StoreError, SubmitBatchError, SubmitError, TaskError,
 };
-pub use jobs::{DeadLetter, Delivery, Outcome, Stats, TaskQueue, TaskQueueBuilder};
+pub use jobs::{DeadLetter, Delivery, Outcome, PendingSubmit, Stats, TaskQueue, TaskQueueBuilder};
 pub use pool::{Handler, ShutdownReport, WorkerPool};
 pub use queue::BoundedQueue;
 #[cfg(any(feature = "async", sysblocks_loom))]

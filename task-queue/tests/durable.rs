@@ -92,6 +92,37 @@ fn concurrent_submits_share_commits() {
     assert_eq!(q.len(), 320);
 }
 
+/// One thread with many pending submits shares commits among them; every
+/// task waited for (or dropped unwaited) is in the store after reopening.
+#[test]
+fn pending_submits_from_one_thread_share_commits() {
+    let path = temp("pending");
+    let store = RedbStore::open(&path).unwrap();
+    let q = TaskQueue::builder().store(store.clone()).build().unwrap();
+    let before = store.commits();
+    let pending: Vec<_> = (0..64)
+        .map(|i| q.submit_pending(Task::new(format!("t{i}"))).unwrap())
+        .collect();
+    let mut ids = Vec::new();
+    for (i, p) in pending.into_iter().enumerate() {
+        if i % 8 == 7 {
+            drop(p); // waits all the same
+        } else {
+            let id = p.id();
+            assert_eq!(p.wait().unwrap(), id);
+            ids.push(id);
+        }
+    }
+    let commits = store.commits() - before;
+    println!("64 pending submits from one thread took {commits} commits");
+    assert!(commits < 64, "no grouping: {commits} commits");
+    assert_eq!(q.len(), 64);
+    drop(q);
+    drop(store);
+    let q = queue(&path);
+    assert_eq!(q.len(), 64);
+}
+
 #[test]
 fn foreign_files_are_refused_and_left_alone() {
     // Not a database at all.

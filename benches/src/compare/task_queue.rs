@@ -1,15 +1,19 @@
 //! `task-queue`'s `BoundedQueue` against crossbeam-channel, flume and kanal
 //! (`crate::workloads::task_queue`): time per item moved at 1/1 and 2/2
-//! producer/consumer threads (capacity 1024), and `try_push` on a full queue.
+//! producer/consumer threads (capacity 1024), and `try_push` on a full queue;
+//! then the job layer's durable throughput: tasks per second accepted
+//! durably (fsync'd) and completed with 4 producers, the redb store against
+//! the in-memory store in the same run, and the redb store's tasks per
+//! fsync'd commit (how well group commit merges concurrent submits).
 
-use crate::harness::{run_timed, time_iters, Contender, Mode};
+use crate::harness::{measured, run_timed, time_iters, Contender, Mode};
 use crate::report::{LineChart, Report};
-use crate::workloads::task_queue::{full_try_push, transfer, Kind};
+use crate::workloads::task_queue::{durable_run, full_try_push, transfer, Kind, StoreKind, Submit};
 
 const KRATE: &str = "task-queue";
 
 /// Adds the queue cases, the throughput-against-threads chart and the
-/// durable case to `missing`.
+/// durable cases.
 pub fn run(mode: Mode, report: &mut Report) {
     let mut chart: Vec<(String, Vec<(f64, f64)>)> = Kind::ALL
         .iter()
@@ -71,9 +75,58 @@ pub fn run(mode: Mode, report: &mut Report) {
         mode,
         contenders,
     ));
-    report.missing.push((
-        format!("{KRATE}: durable tasks/s"),
-        "not written yet (the criterion bench task_queue measures redb vs the memory store)"
-            .to_owned(),
-    ));
+    durable(mode, report);
+}
+
+/// Producers of the durable cases (the figure).
+const PRODUCERS: u64 = 4;
+
+/// Durable tasks/s, redb store (ours) against the memory store, runs
+/// interleaved (redb, memory, redb, ...), each on a fresh store; plus the
+/// redb runs' tasks per fsync'd commit.
+fn durable(mode: Mode, report: &mut Report) {
+    let dir = std::env::temp_dir().join(format!("sysblocks-tq-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let reps = mode.repetitions();
+    for (label, submit, tasks) in [
+        ("submit_batch(32)", Submit::Batch(32), 8_000),
+        ("plain submit", Submit::Plain, 2_000),
+        (
+            "submit_pending, 16 in flight per producer",
+            Submit::Pipelined(16),
+            8_000,
+        ),
+    ] {
+        let tasks = match mode {
+            Mode::Smoke => 64,
+            Mode::Quick => tasks / 2,
+            Mode::Full => tasks,
+        };
+        let (mut redb, mut memory, mut per_commit) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let r = durable_run(StoreKind::Redb, &dir, tasks, PRODUCERS, submit);
+            redb.push(r.tasks_per_sec());
+            per_commit.push(r.tasks_per_commit().unwrap_or(0.0));
+            let m = durable_run(StoreKind::Memory, &dir, tasks, PRODUCERS, submit);
+            memory.push(m.tasks_per_sec());
+        }
+        report.results.push(measured(
+            KRATE,
+            &format!("durable tasks/s, {PRODUCERS} producers, {label}, submitted to completed"),
+            "tasks/s",
+            false,
+            vec![
+                (StoreKind::Redb.name(), true, redb),
+                (StoreKind::Memory.name(), false, memory),
+            ],
+        ));
+        report.results.push(measured(
+            KRATE,
+            &format!("tasks per fsync'd commit, redb, {PRODUCERS} producers, {label}"),
+            "tasks/commit",
+            false,
+            vec![(StoreKind::Redb.name(), true, per_commit)],
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

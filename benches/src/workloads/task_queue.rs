@@ -1,10 +1,16 @@
 //! Queue workloads for `task-queue` and its peers (crossbeam-channel,
-//! flume, kanal), shared by `compare`: moving items from producer threads to
-//! consumer threads through one bounded queue, and `try_push` on a full one.
+//! flume, kanal), shared by `compare` and the criterion bench: moving items
+//! from producer threads to consumer threads through one bounded queue,
+//! `try_push` on a full one, and durable task throughput (redb store against
+//! the in-memory store).
 
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use task_queue::BoundedQueue;
+use task_queue::{
+    BoundedQueue, Delivery, MemoryStore, RedbStore, Task, TaskId, TaskQueue, WorkerPool,
+};
 
 /// The queues under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,5 +160,162 @@ pub fn full_try_push(kind: Kind) -> Box<dyn FnMut() -> bool> {
                 tx.try_send(std::hint::black_box(1)).ok() != Some(true)
             })
         }
+    }
+}
+
+/// The store of a durable run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `task_queue::RedbStore`: every accepted task fsync'd (group commit).
+    Redb,
+    /// `task_queue::MemoryStore`: the same job layer with nothing on disk.
+    Memory,
+}
+
+impl StoreKind {
+    /// Display name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Redb => "redb store",
+            Self::Memory => "memory store",
+        }
+    }
+}
+
+/// How producers hand tasks to the queue in a durable run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submit {
+    /// `submit`, one task at a time: each producer waits for its own commit.
+    Plain,
+    /// `submit_batch` of this many tasks.
+    Batch(usize),
+    /// `submit_pending`, one task at a time, with up to this many pending
+    /// per producer (it waits for the oldest when it has that many).
+    Pipelined(usize),
+}
+
+/// What one durable run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct DurableRun {
+    /// From the first submit to the last completion being durable.
+    pub elapsed: Duration,
+    /// Tasks submitted and completed.
+    pub tasks: u64,
+    /// fsync'd write transactions of the redb store during the run
+    /// (submits, leases and completions share them); 0 for memory.
+    pub commits: u64,
+}
+
+impl DurableRun {
+    /// Tasks accepted durably and completed per second.
+    #[must_use]
+    pub fn tasks_per_sec(&self) -> f64 {
+        self.tasks as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Tasks per fsync'd commit (`None` without commits).
+    #[must_use]
+    pub fn tasks_per_commit(&self) -> Option<f64> {
+        (self.commits > 0).then(|| self.tasks as f64 / self.commits as f64)
+    }
+}
+
+/// `producers` threads submit `tasks` tasks (rounded down to a multiple of
+/// `producers`) as `submit` says while 2 workers complete them; the time
+/// runs until every task is completed and the completions are durable too.
+/// A redb store lives in a fresh file under `dir`, removed afterwards.
+///
+/// # Panics
+///
+/// A submit is refused, the store cannot be opened, or tasks are left
+/// over at the end.
+#[must_use]
+pub fn durable_run(
+    store: StoreKind,
+    dir: &Path,
+    tasks: u64,
+    producers: u64,
+    submit: Submit,
+) -> DurableRun {
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    let per = (tasks / producers).max(1);
+    let tasks = per * producers;
+    let path = dir.join(format!(
+        "durable-{}-{}.redb",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    ));
+    let builder = TaskQueue::builder().capacity(tasks as usize);
+    let (queue, redb) = match store {
+        StoreKind::Redb => {
+            let _ = std::fs::remove_file(&path);
+            let s = RedbStore::open(&path).expect("redb store");
+            let q = builder.store(s.clone()).build().expect("queue");
+            (q, Some(s))
+        }
+        StoreKind::Memory => (
+            builder.store(MemoryStore::new()).build().expect("queue"),
+            None,
+        ),
+    };
+    let commits_before = redb.as_ref().map_or(0, RedbStore::commits);
+    let pool = WorkerPool::start(&queue, 2, |_: &Delivery| Ok(())).expect("workers");
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for p in 0..producers {
+            let queue = &queue;
+            s.spawn(move || {
+                let mut left = per;
+                let mut pending = std::collections::VecDeque::new();
+                while left > 0 {
+                    let payload = |i: u64| Task::new((p << 32 | (left - i)).to_le_bytes());
+                    let n = match submit {
+                        Submit::Plain => {
+                            let _: TaskId = queue.submit(payload(0)).expect("accepted");
+                            1
+                        }
+                        Submit::Batch(b) => {
+                            let n = (b as u64).min(left);
+                            let batch = (0..n).map(payload).collect();
+                            queue.submit_batch(batch).expect("accepted");
+                            n
+                        }
+                        Submit::Pipelined(depth) => {
+                            if pending.len() >= depth.max(1) {
+                                let oldest: task_queue::PendingSubmit =
+                                    pending.pop_front().expect("non-empty");
+                                oldest.wait().expect("durable");
+                            }
+                            pending.push_back(queue.submit_pending(payload(0)).expect("accepted"));
+                            1
+                        }
+                    };
+                    left -= n;
+                }
+                for p in pending {
+                    p.wait().expect("durable");
+                }
+            });
+        }
+    });
+    while queue.stats().completed < tasks {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    queue.flush().expect("durable");
+    let elapsed = start.elapsed();
+    let commits = redb.as_ref().map_or(0, RedbStore::commits) - commits_before;
+    let report = pool.shutdown(Duration::from_secs(5));
+    assert!(
+        report.in_flight.is_empty() && report.pending == 0,
+        "tasks left over"
+    );
+    drop(queue);
+    drop(redb);
+    let _ = std::fs::remove_file(&path);
+    DurableRun {
+        elapsed,
+        tasks,
+        commits,
     }
 }
