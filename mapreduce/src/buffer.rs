@@ -26,25 +26,40 @@ pub(crate) fn key_hasher() -> ahash::RandomState {
     ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3])
 }
 
-/// One distinct key of a task with its values (`first` plus any that the
-/// combiner kept separate).
+/// No values beyond `first`.
+const NO_MORE: u32 = u32::MAX;
+
+/// One distinct key of a task with its values: `first`, plus, when the
+/// combiner kept some separate, the list `more` indexes in the buffer's
+/// side store (so that an entry of a combining job stays small: 48 bytes
+/// for a [`Word`](crate::Word) and a `u64`).
 #[derive(Debug)]
 pub(crate) struct Entry<K, V> {
     pub(crate) hash: u64,
     pub(crate) part: u32,
+    more: u32,
     pub(crate) key: K,
     pub(crate) first: V,
-    pub(crate) rest: Vec<V>,
 }
 
 impl<K, V> Entry<K, V> {
-    /// All values, in emission order.
-    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        std::iter::once(&self.first).chain(self.rest.iter())
+    /// All values, in emission order; `more` is the side store of the
+    /// buffer or run that holds the entry.
+    pub(crate) fn values<'a>(&'a self, more: &'a [Vec<V>]) -> impl Iterator<Item = &'a V> {
+        let rest: &[V] = if self.more == NO_MORE {
+            &[]
+        } else {
+            &more[self.more as usize]
+        };
+        std::iter::once(&self.first).chain(rest.iter())
     }
 
-    pub(crate) fn value_count(&self) -> usize {
-        1 + self.rest.len()
+    pub(crate) fn value_count(&self, more: &[Vec<V>]) -> usize {
+        if self.more == NO_MORE {
+            1
+        } else {
+            1 + more[self.more as usize].len()
+        }
     }
 }
 
@@ -54,20 +69,34 @@ fn entry_cost<K, V>() -> usize {
     size_of::<Entry<K, V>>() * 3 / 2 + 2
 }
 
-/// Offers `value` to the last value of `e`.
+/// Offers `value` to the last value of `e`; returns the bytes added.
 #[inline]
-fn absorb<K, V: Codec>(e: &mut Entry<K, V>, value: V, combine: &CombineFn<'_, K, V>) -> usize {
-    let acc = match e.rest.last_mut() {
-        Some(last) => last,
-        None => &mut e.first,
+fn absorb<K, V: Codec>(
+    e: &mut Entry<K, V>,
+    more: &mut Vec<Vec<V>>,
+    value: V,
+    combine: &CombineFn<'_, K, V>,
+) -> usize {
+    let acc = if e.more == NO_MORE {
+        &mut e.first
+    } else {
+        more[e.more as usize]
+            .last_mut()
+            .expect("side lists are never empty")
     };
     let before = acc.heap_bytes();
     match combine(&e.key, acc, value) {
         None => acc.heap_bytes().saturating_sub(before),
         Some(v) => {
             let grown = acc.heap_bytes().saturating_sub(before);
-            let cost = size_of::<V>() + v.heap_bytes();
-            e.rest.push(v);
+            let mut cost = size_of::<V>() + v.heap_bytes();
+            if e.more == NO_MORE {
+                // More than u32::MAX - 1 lists would not fit in memory.
+                e.more = u32::try_from(more.len()).expect("fewer than 2^32 value lists");
+                more.push(Vec::new());
+                cost += size_of::<Vec<V>>();
+            }
+            more[e.more as usize].push(v);
             grown + cost
         }
     }
@@ -76,6 +105,8 @@ fn absorb<K, V: Codec>(e: &mut Entry<K, V>, value: V, combine: &CombineFn<'_, K,
 /// The buffer of one map task.
 pub(crate) struct MapBuffer<K, V> {
     table: HashTable<Entry<K, V>>,
+    /// Values the combiner kept separate, one list per entry that has some.
+    more: Vec<Vec<V>>,
     hasher: ahash::RandomState,
     partitions: usize,
     /// Estimated bytes held.
@@ -88,6 +119,7 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
     pub(crate) fn new(partitions: usize, capacity: usize) -> Self {
         Self {
             table: HashTable::with_capacity(capacity),
+            more: Vec::new(),
             hasher: key_hasher(),
             partitions,
             bytes: 0,
@@ -108,7 +140,7 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
     {
         let hash = self.hasher.hash_one(key);
         if let Some(e) = self.table.find_mut(hash, |e| e.key.borrow() == key) {
-            self.bytes += absorb(e, value, combine);
+            self.bytes += absorb(e, &mut self.more, value, combine);
             return;
         }
         self.insert_new(hash, K::from(key), value, partitioner);
@@ -124,7 +156,7 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
     ) {
         let hash = self.hasher.hash_one(&key);
         if let Some(e) = self.table.find_mut(hash, |e| e.key == key) {
-            self.bytes += absorb(e, value, combine);
+            self.bytes += absorb(e, &mut self.more, value, combine);
             return;
         }
         self.insert_new(hash, key, value, partitioner);
@@ -149,9 +181,9 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
             Entry {
                 hash,
                 part,
+                more: NO_MORE,
                 key,
                 first: value,
-                rest: Vec::new(),
             },
             |e| e.hash,
         );
@@ -178,6 +210,7 @@ impl<K: Ord, V> MapBuffer<K, V> {
     pub(crate) fn take_sorted(&mut self, by_hash: bool) -> MemRun<K, V> {
         let bytes = std::mem::take(&mut self.bytes);
         let table = std::mem::take(&mut self.table);
+        let more = std::mem::take(&mut self.more);
         let mut entries: Vec<Entry<K, V>> = table.into_iter().collect();
         if by_hash {
             entries.sort_unstable_by(|a, b| {
@@ -197,6 +230,7 @@ impl<K: Ord, V> MapBuffer<K, V> {
         }
         MemRun {
             entries,
+            more,
             bounds,
             bytes,
         }
@@ -207,6 +241,8 @@ impl<K: Ord, V> MapBuffer<K, V> {
 #[derive(Debug)]
 pub(crate) struct MemRun<K, V> {
     pub(crate) entries: Vec<Entry<K, V>>,
+    /// The side store of the entries' extra values.
+    pub(crate) more: Vec<Vec<V>>,
     bounds: Vec<usize>,
     pub(crate) bytes: usize,
 }

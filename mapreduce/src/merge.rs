@@ -13,17 +13,20 @@ use crate::spill::SegmentReader;
 
 /// One sorted stream of (key, values).
 pub(crate) enum Source<'a, K, V> {
-    Mem(std::slice::Iter<'a, Entry<K, V>>),
+    Mem(std::slice::Iter<'a, Entry<K, V>>, &'a [Vec<V>]),
     Disk(SegmentReader<K, V>),
 }
 
 impl<K: Codec + Clone, V: Codec + Clone> Source<'_, K, V> {
-    fn next_entry(&mut self) -> Result<Option<(K, Vec<V>)>, TaskError> {
+    /// The next key with its first value and any further values (no
+    /// allocation for a key with one value).
+    #[allow(clippy::type_complexity)]
+    fn next_entry(&mut self) -> Result<Option<(K, V, Vec<V>)>, TaskError> {
         match self {
-            Self::Mem(it) => Ok(it.next().map(|e| {
-                let mut values = Vec::with_capacity(e.value_count());
-                values.extend(e.values().cloned());
-                (e.key.clone(), values)
+            Self::Mem(it, more) => Ok(it.next().map(|e| {
+                let mut values = e.values(more);
+                let first = values.next().expect("an entry has a value").clone();
+                (e.key.clone(), first, values.cloned().collect())
             })),
             Self::Disk(r) => r.next_entry(),
         }
@@ -34,7 +37,8 @@ struct Head<K, V> {
     /// The key's hash when the merge is in hash order, else 0.
     hash: u64,
     key: K,
-    values: Vec<V>,
+    first: V,
+    rest: Vec<V>,
     src: usize,
 }
 
@@ -89,12 +93,13 @@ impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
     }
 
     fn refill(&mut self, src: usize) -> Result<(), TaskError> {
-        if let Some((key, values)) = self.sources[src].next_entry()? {
+        if let Some((key, first, rest)) = self.sources[src].next_entry()? {
             let hash = self.hasher.as_ref().map_or(0, |h| h.hash_one(&key));
             self.heap.push(Head {
                 hash,
                 key,
-                values,
+                first,
+                rest,
                 src,
             });
         }
@@ -111,21 +116,23 @@ impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
         };
         self.refill(top.src)?;
         let key = top.key;
-        let mut values = top.values;
+        // `values` then `last`: the values so far; later sources' values
+        // are offered to `last`, the accumulator.
+        let mut values = Vec::new();
+        let mut last = top.first;
+        for v in top.rest {
+            values.push(std::mem::replace(&mut last, v));
+        }
         while self.heap.peek().is_some_and(|h| h.key == key) {
             let h = self.heap.pop().expect("peeked");
             self.refill(h.src)?;
-            for v in h.values {
-                match values.last_mut() {
-                    Some(last) => {
-                        if let Some(v) = combine(&key, last, v) {
-                            values.push(v);
-                        }
-                    }
-                    None => values.push(v),
+            for v in std::iter::once(h.first).chain(h.rest) {
+                if let Some(v) = combine(&key, &mut last, v) {
+                    values.push(std::mem::replace(&mut last, v));
                 }
             }
         }
+        values.push(last);
         Ok(Some((key, values)))
     }
 }

@@ -289,9 +289,14 @@ trait PartSink<K, O>: Sync {
     fn close(&self, w: Self::Writer) -> Result<Self::Done, TaskError>;
 }
 
-struct MemSink;
+/// Collects a partition's outputs in memory, sorted by key when `sort`
+/// (each reduce task sorts its own partition, so the sorting runs on
+/// every thread; the partitions are merged at the end).
+struct MemSink {
+    sort: bool,
+}
 
-impl<K: Send, O: Send> PartSink<K, O> for MemSink {
+impl<K: Send + Ord, O: Send> PartSink<K, O> for MemSink {
     type Writer = Vec<(K, O)>;
     type Done = Vec<(K, O)>;
     fn open(&self, _p: usize) -> Result<Self::Writer, TaskError> {
@@ -301,7 +306,11 @@ impl<K: Send, O: Send> PartSink<K, O> for MemSink {
         w.push((key, out));
         Ok(())
     }
-    fn close(&self, w: Self::Writer) -> Result<Self::Done, TaskError> {
+    fn close(&self, mut w: Self::Writer) -> Result<Self::Done, TaskError> {
+        if self.sort {
+            // Keys are unique within a partition.
+            w.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
         Ok(w)
     }
 }
@@ -387,7 +396,7 @@ impl<P> Runner<P> {
         P: Partitioner<J::Key>,
     {
         let feed = TextFeed::plan(input, self.split_size, self.threads)?;
-        let parts = self.execute(job, &feed, &MemSink)?;
+        let parts = self.execute(job, &feed, &self.mem_sink::<J::Key>())?;
         Ok(self.join_sorted::<J>(parts))
     }
 
@@ -407,7 +416,7 @@ impl<P> Runner<P> {
         P: Partitioner<J::Key>,
     {
         let feed = IterFeed::new(records.into_iter(), self.records_per_split);
-        let parts = self.execute(job, &feed, &MemSink)?;
+        let parts = self.execute(job, &feed, &self.mem_sink::<J::Key>())?;
         Ok(self.join_sorted::<J>(parts))
     }
 
@@ -520,18 +529,28 @@ impl<P> Runner<P> {
         Ok(names.into_iter().map(|n| dir.join(n)).collect())
     }
 
-    /// Concatenates the sorted partitions into one sorted vector.
+    /// The in-memory sink: it sorts each partition unless the partitioner
+    /// already orders keys.
+    fn mem_sink<K>(&self) -> MemSink
+    where
+        P: Partitioner<K>,
+    {
+        MemSink {
+            sort: !self.partitioner.is_ordered(),
+        }
+    }
+
+    /// Joins the partitions, each sorted by key, into one sorted vector:
+    /// concatenated when the partitioner is ordered, else merged.
     fn join_sorted<J: Job>(&self, parts: Vec<Vec<(J::Key, J::Output)>>) -> Vec<(J::Key, J::Output)>
     where
         P: Partitioner<J::Key>,
     {
-        let ordered = self.partitioner.is_ordered();
-        let mut all: Vec<(J::Key, J::Output)> = parts.into_iter().flatten().collect();
-        if !ordered {
-            // Keys are unique across partitions.
-            all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if self.partitioner.is_ordered() {
+            parts.into_iter().flatten().collect()
+        } else {
+            merge_sorted(parts)
         }
-        all
     }
 
     fn report(&self, p: &Progress, bar: bool, last: bool) {
@@ -829,7 +848,7 @@ impl<P> Runner<P> {
             if let Some(m) = &out.mem {
                 let s = m.partition(p);
                 if !s.is_empty() {
-                    specs.push(Spec::Mem(s));
+                    specs.push(Spec::Mem(s, &m.more));
                 }
             }
         }
@@ -900,16 +919,69 @@ impl<P> Runner<P> {
     }
 }
 
+/// The next item of source `src` in a k-way merge; `BinaryHeap` is a
+/// max-heap, so the order is reversed.
+struct Next<K, O> {
+    item: (K, O),
+    src: usize,
+}
+
+impl<K: Ord, O> PartialEq for Next<K, O> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl<K: Ord, O> Eq for Next<K, O> {}
+
+impl<K: Ord, O> PartialOrd for Next<K, O> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<K: Ord, O> Ord for Next<K, O> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .item
+            .0
+            .cmp(&self.item.0)
+            .then_with(|| other.src.cmp(&self.src))
+    }
+}
+
+/// Merges vectors sorted by key into one sorted vector.
+fn merge_sorted<K: Ord, O>(parts: Vec<Vec<(K, O)>>) -> Vec<(K, O)> {
+    let total = parts.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(total);
+    let mut iters: Vec<std::vec::IntoIter<(K, O)>> =
+        parts.into_iter().map(Vec::into_iter).collect();
+    let mut heap = std::collections::BinaryHeap::with_capacity(iters.len());
+    for (src, it) in iters.iter_mut().enumerate() {
+        if let Some(item) = it.next() {
+            heap.push(Next { item, src });
+        }
+    }
+    while let Some(mut top) = heap.peek_mut() {
+        match iters[top.src].next() {
+            // Replacing the top sifts it down when `top` is dropped.
+            Some(item) => out.push(std::mem::replace(&mut top.item, item)),
+            None => out.push(std::collections::binary_heap::PeekMut::pop(top).item),
+        }
+    }
+    out
+}
+
 /// A sorted source of one partition, not yet opened.
 enum Spec<'a, 's, K, V> {
-    Mem(&'a [Entry<K, V>]),
+    Mem(&'a [Entry<K, V>], &'a [Vec<V>]),
     Disk(&'a DiskRun<'s>, usize),
 }
 
 impl<'a, K: crate::Codec, V: crate::Codec> Spec<'a, '_, K, V> {
     fn open(&self) -> Result<Source<'a, K, V>, TaskError> {
         match self {
-            Self::Mem(s) => Ok(Source::Mem(s.iter())),
+            Self::Mem(s, more) => Ok(Source::Mem(s.iter(), more)),
             Self::Disk(run, p) => run
                 .segment(*p)?
                 .map(Source::Disk)
@@ -926,7 +998,7 @@ fn write_run<'s, K: crate::Codec, V: crate::Codec>(
     let mut w = spill.writer::<K, V>(run.partitions())?;
     for p in 0..run.partitions() {
         for e in run.partition(p) {
-            w.write(p, &e.key, e.value_count(), e.values())?;
+            w.write(p, &e.key, e.value_count(&run.more), e.values(&run.more))?;
         }
     }
     Ok(w.finish()?)

@@ -213,7 +213,9 @@ fn corrupt(what: impl std::fmt::Display) -> TaskError {
 
 impl<K: Codec, V: Codec> SegmentReader<K, V> {
     /// The next entry, or `None` at the end of the segment.
-    pub(crate) fn next_entry(&mut self) -> Result<Option<(K, Vec<V>)>, TaskError> {
+    /// The next key with its first value and any further values.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn next_entry(&mut self) -> Result<Option<(K, V, Vec<V>)>, TaskError> {
         let mut len = [0u8; 4];
         match self.input.read_exact(&mut len) {
             Ok(()) => {}
@@ -229,13 +231,14 @@ impl<K: Codec, V: Codec> SegmentReader<K, V> {
         if n == 0 || n > input.len() as u64 + 1 {
             return Err(corrupt("bad value count"));
         }
-        let mut values = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            values.push(V::decode(&mut input).map_err(corrupt)?);
+        let first = V::decode(&mut input).map_err(corrupt)?;
+        let mut rest = Vec::with_capacity(n as usize - 1);
+        for _ in 1..n {
+            rest.push(V::decode(&mut input).map_err(corrupt)?);
         }
         if !input.is_empty() {
             return Err(corrupt("trailing bytes in a record"));
         }
-        Ok(Some((key, values)))
+        Ok(Some((key, first, rest)))
     }
 }
