@@ -1,10 +1,11 @@
-//! A tiny thread-safe random source: SplitMix64 over an atomic counter, so a
-//! seeded strategy is reproducible and shared pickers need no lock.
+//! A tiny thread-safe random source and rotation: SplitMix64 and a cursor
+//! with per-thread state, so a seeded strategy is reproducible on one thread
+//! and picking threads share no written cache line.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, Ordering, PerThread};
 
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -23,38 +24,88 @@ pub(crate) fn entropy_seed() -> u64 {
     h.finish()
 }
 
-/// SplitMix64 with its state in an atomic. The state advances with a plain
-/// load and store, not a read-modify-write: two threads racing may draw the
-/// same number (harmless for a load balancer's coin) and in exchange a draw
-/// costs no locked instruction. On one thread the seeded sequence is exact.
+/// SplitMix64 with one state per thread (and per strategy). The first
+/// thread to draw starts from the seed itself, so a seeded strategy used
+/// from one thread gives exactly the seeded sequence; each later thread
+/// starts from the seed mixed with its arrival order. No state is shared
+/// between threads, so a draw writes no cache line another thread reads,
+/// and two threads never draw the same numbers (which would send them to
+/// the same backends).
 #[derive(Debug)]
-pub(crate) struct SplitMix(AtomicU64);
+pub(crate) struct SplitMix {
+    seed: u64,
+    arrivals: AtomicU32,
+    state: PerThread<Option<u64>>,
+}
 
 impl SplitMix {
     pub(crate) fn new(seed: u64) -> Self {
-        Self(AtomicU64::new(seed))
+        Self {
+            seed,
+            arrivals: AtomicU32::new(0),
+            state: PerThread::new(),
+        }
     }
 
     #[inline]
     pub(crate) fn next_u64(&self) -> u64 {
-        let next = self.0.load(Ordering::Relaxed).wrapping_add(GOLDEN);
-        self.0.store(next, Ordering::Relaxed);
-        mix64(next)
+        let next = self.state.with(|state| {
+            let s = state.get_or_insert_with(|| self.start());
+            *s = s.wrapping_add(GOLDEN);
+            *s
+        });
+        // Re-entered on this thread (a strategy picking from inside a
+        // pick): draw from a state derived from nothing shared.
+        mix64(next.unwrap_or_else(|| self.start()))
+    }
+
+    #[cold]
+    fn start(&self) -> u64 {
+        match self.arrivals.fetch_add(1, Ordering::Relaxed) {
+            0 => self.seed,
+            n => mix64(self.seed ^ mix64(u64::from(n))),
+        }
     }
 }
 
-/// A rotating cursor advanced, like [`SplitMix`], with a load and a store:
-/// under contention two threads may get the same position (a tie-break or a
-/// round-robin slot repeats), never a wrong one.
-#[derive(Debug, Default)]
-pub(crate) struct Cursor(AtomicU32);
+/// A rotating cursor, one per thread (and per strategy): on one thread the
+/// rotation is exact; each thread after the first starts at a different
+/// point of it, so that threads do not walk the backends in step. As with
+/// Envoy's per-worker balancers, the rotation is per thread, not global.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    arrivals: AtomicU32,
+    state: PerThread<Option<u32>>,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self {
+            arrivals: AtomicU32::new(0),
+            state: PerThread::new(),
+        }
+    }
+}
 
 impl Cursor {
     #[inline]
     pub(crate) fn next(&self) -> u32 {
-        let c = self.0.load(Ordering::Relaxed);
-        self.0.store(c.wrapping_add(1), Ordering::Relaxed);
-        c
+        self.state
+            .with(|state| {
+                let c = state.get_or_insert_with(|| self.start());
+                let now = *c;
+                *c = now.wrapping_add(1);
+                now
+            })
+            .unwrap_or_else(|| self.start())
+    }
+
+    #[cold]
+    fn start(&self) -> u32 {
+        match self.arrivals.fetch_add(1, Ordering::Relaxed) {
+            0 => 0,
+            n => mix64(u64::from(n)) as u32,
+        }
     }
 }
 

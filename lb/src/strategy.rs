@@ -169,10 +169,12 @@ fn len_u32(c_len: usize) -> u32 {
 
 // ---------------------------------------------------------------------------
 
-/// Plain round robin: each candidate in turn, weights ignored. The cursor is
-/// one counter shared by all threads, advanced without a locked instruction:
-/// on one thread the rotation is exact; threads racing may occasionally get
-/// the same slot. It wraps at `2^32` picks, where the rotation skips once
+/// Plain round robin: each candidate in turn, weights ignored. Each thread
+/// keeps its own cursor (as each Envoy worker keeps its own balancer): on
+/// one thread the rotation is exact and starts at the first candidate;
+/// every later thread starts at a different point of the rotation, so
+/// threads share no written cache line and do not walk the backends in
+/// step. A cursor wraps at `2^32` picks, where the rotation skips once
 /// unless the candidate count divides `2^32`.
 #[derive(Debug, Default)]
 pub struct RoundRobin {

@@ -43,7 +43,20 @@ mod std_impl {
     }
 
     /// One value per thread and per owner object.
-    pub(crate) struct PerThread<T: Send>(thread_local::ThreadLocal<RefCell<T>>);
+    pub(crate) struct PerThread<T: Send>(thread_local::ThreadLocal<Padded<T>>);
+
+    /// The per-thread values sit side by side in one array; the padding
+    /// keeps each thread's (written on every use: the borrow flag) on cache
+    /// lines of its own.
+    #[repr(align(128))]
+    #[derive(Default)]
+    pub(crate) struct Padded<T>(RefCell<T>);
+
+    impl<T: Send> std::fmt::Debug for PerThread<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("PerThread")
+        }
+    }
 
     impl<T: Send + Default> PerThread<T> {
         pub(crate) fn new() -> Self {
@@ -54,7 +67,7 @@ mod std_impl {
         /// already borrowed further up this thread's stack (re-entry).
         #[inline]
         pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-            let cell = self.0.get_or_default();
+            let cell = &self.0.get_or_default().0;
             let mut value = cell.try_borrow_mut().ok()?;
             Some(f(&mut value))
         }
@@ -170,25 +183,42 @@ mod loom_impl {
         }
     }
 
-    /// One value per loom thread and per owner object.
-    pub(crate) struct PerThread<T>(Mutex<Vec<(loom::thread::ThreadId, T)>>);
+    /// One value per loom thread and per owner object. The list and the
+    /// slots are std mutexes, invisible to loom: a slot is only ever locked
+    /// by its own thread, and the list is held across no loom operation, so
+    /// neither blocks nor adds an ordering between threads that the std
+    /// version (a thread-local) would not have.
+    pub(crate) struct PerThread<T>(
+        #[allow(clippy::type_complexity)]
+        std::sync::Mutex<Vec<(loom::thread::ThreadId, std::sync::Arc<std::sync::Mutex<T>>)>>,
+    );
+
+    impl<T> std::fmt::Debug for PerThread<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("PerThread")
+        }
+    }
 
     impl<T: Default> PerThread<T> {
         pub(crate) fn new() -> Self {
-            Self(Mutex::new(Vec::new()))
+            Self(std::sync::Mutex::new(Vec::new()))
         }
 
         pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
             let id = loom::thread::current().id();
-            let mut slots = self.0.lock();
-            let i = match slots.iter().position(|(t, _)| *t == id) {
-                Some(i) => i,
-                None => {
-                    slots.push((id, T::default()));
-                    slots.len() - 1
+            let slot = {
+                let mut slots = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                match slots.iter().find(|(t, _)| *t == id) {
+                    Some((_, slot)) => std::sync::Arc::clone(slot),
+                    None => {
+                        let slot = std::sync::Arc::new(std::sync::Mutex::new(T::default()));
+                        slots.push((id, std::sync::Arc::clone(&slot)));
+                        slot
+                    }
                 }
             };
-            Some(f(&mut slots[i].1))
+            let mut value = slot.try_lock().ok()?;
+            Some(f(&mut value))
         }
     }
 
