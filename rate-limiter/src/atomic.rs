@@ -3,27 +3,25 @@
 //! compare-and-swap loop around it.
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::{CheckError, Decision};
+use crate::Decision;
 
-/// A decision on one 64-bit state word, with the word to store if the state
-/// changes.
-pub(crate) type Step = Result<(Decision, Option<u64>), CheckError>;
+/// A decision on one 64-bit state word, with the word to store: the word
+/// it was given when nothing changes (a denial, a cost of 0).
+pub(crate) type Step = (Decision, u64);
 
 /// Runs `step` on the current word and installs its result with a CAS,
-/// retrying on contention. A denial stores nothing.
+/// retrying on contention. A step that returns its word unchanged (a
+/// denial) stores nothing: the whole check is then one load.
 #[inline]
-pub(crate) fn cas_loop(
-    word: &AtomicU64,
-    mut step: impl FnMut(u64) -> Step,
-) -> Result<Decision, CheckError> {
+pub(crate) fn cas_loop(word: &AtomicU64, mut step: impl FnMut(u64) -> Step) -> Decision {
     let mut cur = word.load(Ordering::Acquire);
     loop {
-        let (decision, next) = step(cur)?;
-        let Some(next) = next else {
-            return Ok(decision);
-        };
+        let (decision, next) = step(cur);
+        if next == cur {
+            return decision;
+        }
         match word.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return Ok(decision),
+            Ok(_) => return decision,
             Err(actual) => {
                 cur = actual;
                 crate::sync::spin_loop();
@@ -39,16 +37,24 @@ pub(crate) fn clamp_u32(x: u64) -> u32 {
 }
 
 /// Implements `RateLimiter` and `Algorithm` for a limiter with fields
-/// `state: AtomicU64`, `clock: SharedClock` and methods
-/// `step(&self, word, now, cost) -> Step`, `fresh_word(&self, now) -> u64`,
-/// `word_is_fresh(&self, word, now) -> bool`.
+/// `state: AtomicU64`, `clock: LimiterClock` and methods
+/// `max_cost(&self) -> u32` (the largest cost ever admitted),
+/// `step(&self, word, now, cost) -> Step` (for `cost <= max_cost`),
+/// `fresh_word(&self, now) -> u64`, `word_is_fresh(&self, word, now) -> bool`
+/// and `fresh_at(&self, word) -> u64`.
 macro_rules! atomic_limiter {
     ($ty:ty) => {
         impl $crate::RateLimiter for $ty {
             #[inline]
             fn check_n(&self, cost: u32) -> Result<$crate::Decision, $crate::CheckError> {
+                let limit = self.max_cost();
+                if cost > limit {
+                    return Err($crate::CheckError::CostExceedsLimit { cost, limit });
+                }
                 let now = self.clock.now_nanos();
-                $crate::atomic::cas_loop(&self.state, |w| self.step(w, now, cost))
+                Ok($crate::atomic::cas_loop(&self.state, |w| {
+                    self.step(w, now, cost)
+                }))
             }
         }
 
@@ -71,15 +77,22 @@ macro_rules! atomic_limiter {
                 now: u64,
                 cost: u32,
             ) -> Result<$crate::Decision, $crate::CheckError> {
-                let (d, next) = self.step(*state, now, cost)?;
-                if let Some(next) = next {
-                    *state = next;
+                let limit = self.max_cost();
+                if cost > limit {
+                    return Err($crate::CheckError::CostExceedsLimit { cost, limit });
                 }
+                let (d, next) = self.step(*state, now, cost);
+                *state = next;
                 Ok(d)
             }
 
             fn is_fresh_equivalent(&self, state: &u64, now: u64) -> bool {
                 self.word_is_fresh(*state, now)
+            }
+
+            #[inline]
+            fn fresh_at(&self, state: &u64) -> u64 {
+                self.fresh_at_word(*state)
             }
         }
     };

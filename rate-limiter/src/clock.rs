@@ -1,9 +1,12 @@
 //! `QuantaClock`: the fast default clock of the limiters' `new`
 //! constructors.
 
+use std::any::Any;
 use std::fmt;
 
-use sysblocks_clock::Clock;
+use sysblocks_clock::{Clock, SharedClock};
+
+use crate::sync::StdArc;
 
 /// A monotonic clock read from the CPU's time-stamp counter through the
 /// `quanta` crate (the clock `governor` uses by default), scaled to
@@ -47,6 +50,47 @@ impl Clock for QuantaClock {
     }
 }
 
+/// The clock a limiter reads: the default [`QuantaClock`] held inline, so
+/// reading it is a direct, inlined call (as in `governor`, whose clock is a
+/// type parameter), or any other clock behind a shared pointer.
+#[derive(Clone)]
+pub(crate) enum LimiterClock {
+    Quanta(QuantaClock),
+    Shared(SharedClock),
+}
+
+impl LimiterClock {
+    /// Holds `clock` inline if it is a [`QuantaClock`], shared otherwise.
+    pub(crate) fn new<C: Clock + 'static>(clock: C) -> Self {
+        match (&clock as &dyn Any).downcast_ref::<QuantaClock>() {
+            Some(q) => Self::Quanta(q.clone()),
+            None => Self::Shared(StdArc::new(clock)),
+        }
+    }
+
+    /// A new default clock.
+    pub(crate) fn quanta() -> Self {
+        Self::Quanta(QuantaClock::new())
+    }
+
+    #[inline]
+    pub(crate) fn now_nanos(&self) -> u64 {
+        match self {
+            Self::Quanta(q) => q.now_nanos(),
+            Self::Shared(c) => c.now_nanos(),
+        }
+    }
+}
+
+impl fmt::Debug for LimiterClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Quanta(q) => q.fmt(f),
+            Self::Shared(c) => c.fmt(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +103,18 @@ mod tests {
         let b = c.now_nanos();
         assert!(b >= a + 1_000_000, "{a} -> {b}");
         assert!(b < a + 10_000_000_000, "{a} -> {b}");
+    }
+
+    #[test]
+    fn limiter_clock_holds_quanta_inline_and_others_shared() {
+        assert!(matches!(
+            LimiterClock::new(QuantaClock::new()),
+            LimiterClock::Quanta(_)
+        ));
+        let manual = sysblocks_clock::ManualClock::new();
+        let c = LimiterClock::new(manual.clone());
+        assert!(matches!(c, LimiterClock::Shared(_)));
+        manual.advance(std::time::Duration::from_nanos(42));
+        assert_eq!(c.now_nanos(), 42);
     }
 }

@@ -5,32 +5,40 @@ use std::time::Duration;
 /// The outcome of a check, with the fields of redis-cell's reply so a server
 /// can fill `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and
 /// `Retry-After` directly.
+///
+/// The durations are kept as raw nanoseconds and `remaining` as a slack
+/// divided only when asked for, so that building a decision on the hot
+/// path is a few register moves: the accessors do the conversions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    pub(crate) allowed: bool,
-    pub(crate) limit: u32,
-    /// `remaining() = slack / per_cell`, divided only when asked for, so
-    /// the GCRA hot path does no division.
-    pub(crate) slack: u64,
-    pub(crate) per_cell: u64,
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) reset_after: Duration,
-    pub(crate) delay: Duration,
+    allowed: bool,
+    /// Whether `retry_after` is `Some` (a denial that waiting can cure).
+    has_retry: bool,
+    limit: u32,
+    /// `remaining() = slack / per_cell`.
+    slack: u64,
+    per_cell: u64,
+    retry_after_ns: u64,
+    reset_after_ns: u64,
+    delay_ns: u64,
 }
 
 impl Decision {
+    #[inline]
     pub(crate) fn allow(limit: u32, remaining: u32, reset_after_ns: u64) -> Self {
         Self {
             allowed: true,
+            has_retry: false,
             limit,
             slack: u64::from(remaining),
             per_cell: 1,
-            retry_after: None,
-            reset_after: Duration::from_nanos(reset_after_ns),
-            delay: Duration::ZERO,
+            retry_after_ns: 0,
+            reset_after_ns,
+            delay_ns: 0,
         }
     }
 
+    #[inline]
     pub(crate) fn deny(
         limit: u32,
         remaining: u32,
@@ -39,12 +47,28 @@ impl Decision {
     ) -> Self {
         Self {
             allowed: false,
+            has_retry: true,
             limit,
             slack: u64::from(remaining),
             per_cell: 1,
-            retry_after: Some(Duration::from_nanos(retry_after_ns)),
-            reset_after: Duration::from_nanos(reset_after_ns),
-            delay: Duration::ZERO,
+            retry_after_ns,
+            reset_after_ns,
+            delay_ns: 0,
+        }
+    }
+
+    /// The denial of a cost above `limit` (no wait helps, so no
+    /// `retry_after`), for the infallible `check` forms.
+    pub(crate) fn refused(limit: u32) -> Self {
+        Self {
+            allowed: false,
+            has_retry: false,
+            limit,
+            slack: 0,
+            per_cell: 1,
+            retry_after_ns: 0,
+            reset_after_ns: 0,
+            delay_ns: 0,
         }
     }
 
@@ -53,6 +77,13 @@ impl Decision {
     pub(crate) fn with_slack(mut self, slack_ns: u64, per_cell_ns: u64) -> Self {
         self.slack = slack_ns;
         self.per_cell = per_cell_ns.max(1);
+        self
+    }
+
+    /// The same decision with a delay before serving (leaky bucket).
+    #[inline]
+    pub(crate) fn with_delay(mut self, delay_ns: u64) -> Self {
+        self.delay_ns = delay_ns;
         self
     }
 
@@ -79,14 +110,15 @@ impl Decision {
     /// nothing else arrives (`Retry-After`); `None` when allowed.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.has_retry
+            .then(|| Duration::from_nanos(self.retry_after_ns))
     }
 
     /// How long until the limiter is back to its fresh, full state if nothing
     /// else arrives (`RateLimit-Reset`).
     #[must_use]
     pub fn reset_after(&self) -> Duration {
-        self.reset_after
+        Duration::from_nanos(self.reset_after_ns)
     }
 
     /// For an admission by a delaying [`LeakyBucket`](crate::LeakyBucket),
@@ -94,6 +126,6 @@ impl Decision {
     /// (nginx `limit_req` without `nodelay`); zero otherwise.
     #[must_use]
     pub fn delay(&self) -> Duration {
-        self.delay
+        Duration::from_nanos(self.delay_ns)
     }
 }

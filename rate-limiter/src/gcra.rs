@@ -5,8 +5,9 @@ use std::fmt;
 use sysblocks_clock::{Clock, SharedClock};
 
 use crate::atomic::{atomic_limiter, Step};
-use crate::sync::{AtomicU64, Ordering, StdArc};
-use crate::{BuildError, CheckError, Decision, Quota};
+use crate::clock::LimiterClock;
+use crate::sync::{AtomicU64, Ordering};
+use crate::{BuildError, Decision, Quota};
 
 /// The generic cell rate algorithm (the "virtual scheduling" form used by
 /// ATM networks, `governor` and redis-cell).
@@ -44,7 +45,7 @@ pub struct Gcra {
     /// `burst * t`: how far ahead of now the TAT may run.
     tau: u64,
     state: AtomicU64,
-    clock: SharedClock,
+    clock: LimiterClock,
 }
 
 impl fmt::Debug for Gcra {
@@ -64,7 +65,7 @@ impl Gcra {
     ///
     /// As [`Quota::validate`].
     pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, crate::QuantaClock::new())
+        Self::build(quota, LimiterClock::quanta())
     }
 
     /// A limiter reading `clock`.
@@ -73,7 +74,7 @@ impl Gcra {
     ///
     /// As [`Quota::validate`].
     pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
-        Self::with_shared_clock(quota, StdArc::new(clock))
+        Self::build(quota, LimiterClock::new(clock))
     }
 
     /// A limiter reading an already shared clock.
@@ -82,6 +83,10 @@ impl Gcra {
     ///
     /// As [`Quota::validate`].
     pub fn with_shared_clock(quota: Quota, clock: SharedClock) -> Result<Self, BuildError> {
+        Self::build(quota, LimiterClock::Shared(clock))
+    }
+
+    fn build(quota: Quota, clock: LimiterClock) -> Result<Self, BuildError> {
         let (t, burst, tau) = quota.parts()?;
         Ok(Self {
             t,
@@ -93,24 +98,26 @@ impl Gcra {
     }
 
     #[inline]
+    fn max_cost(&self) -> u32 {
+        self.burst
+    }
+
+    /// Admitted iff `max(TAT, now) + cost*T <= now + tau`. A denial
+    /// returns the TAT unchanged (no store); the decision's durations are
+    /// plain differences, converted only by its accessors.
+    #[inline]
     fn step(&self, tat: u64, now: u64, cost: u32) -> Step {
-        if cost > self.burst {
-            return Err(CheckError::CostExceedsLimit {
-                cost,
-                limit: self.burst,
-            });
-        }
         let base = tat.max(now);
         let horizon = now.saturating_add(self.tau);
         let new_tat = base.saturating_add(u64::from(cost) * self.t);
         if new_tat <= horizon {
             let d =
                 Decision::allow(self.burst, 0, new_tat - now).with_slack(horizon - new_tat, self.t);
-            Ok((d, (cost > 0).then_some(new_tat)))
+            (d, if cost == 0 { tat } else { new_tat })
         } else {
             let d = Decision::deny(self.burst, 0, new_tat - horizon, base - now)
                 .with_slack(horizon.saturating_sub(base), self.t);
-            Ok((d, None))
+            (d, tat)
         }
     }
 
@@ -121,6 +128,10 @@ impl Gcra {
     /// A TAT in the past is the same as no TAT: `max(TAT, now) = now`.
     fn word_is_fresh(&self, tat: u64, now: u64) -> bool {
         tat <= now
+    }
+
+    fn fresh_at_word(&self, tat: u64) -> u64 {
+        tat
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::hash::Hash;
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::{Algorithm, BuildError, CheckError, Decision};
@@ -14,17 +14,12 @@ const MIN_SWEEP: usize = 64;
 /// The most shards (the shard index takes 16 bits of the key's hash).
 const MAX_SHARDS: usize = 1 << 16;
 
-/// A key's state and when it was last seen, on the shard's access counter.
-struct Entry<S> {
-    state: S,
-    seen: u64,
-}
-
-/// One shard: states stored inline in a hash map, a counter that orders
-/// accesses, and the length at which the next full sweep runs.
+/// One shard: `(key, state)` pairs stored inline in a hash table indexed
+/// by the hash that also picked the shard (one hash per check), and the
+/// length at which the next full sweep runs. No per-key bookkeeping beyond
+/// the state: eviction order comes from [`Algorithm::fresh_at`].
 struct Shard<K, S> {
-    map: HashMap<K, Entry<S>, ahash::RandomState>,
-    tick: u64,
+    table: HashTable<(K, S)>,
     sweep_at: usize,
 }
 
@@ -45,13 +40,18 @@ struct Padded<T>(T);
 ///   has doubled since its last sweep or is full (amortised O(1) per
 ///   insertion). Dropping such state never changes a decision;
 /// - a hard cap of `max_keys`: when a shard is full of live states after
-///   its sweep, the least recently seen eighth of it (at least one key) is
-///   evicted, exactly by access order within the shard (keys are spread
-///   over shards by hash). Only this can forget live state, which makes
-///   that key's next request be judged as a new key's.
+///   its sweep, an eighth of it (at least one key) is evicted: the states
+///   that would become fresh-equivalent soonest ([`Algorithm::fresh_at`]; for
+///   GCRA the smallest theoretical arrival time, i.e. the least recently
+///   admitted keys), exactly within the shard (keys are spread over shards
+///   by hash). A key being denied keeps its state longest, so an attacker
+///   rotating new keys evicts its own one-request keys first. Only this can
+///   forget live state, which makes that key's next request be judged as a
+///   new key's.
 ///
-/// States are stored inline in each shard's hash map (no per-key
-/// allocation).
+/// States are stored inline in each shard's hash table (no per-key
+/// allocation, no per-key bookkeeping: a check that is denied writes
+/// nothing).
 ///
 /// The template limiter passed to [`Keyed::builder`] supplies the
 /// configuration and the clock; its own state is not used.
@@ -109,7 +109,8 @@ impl<A: Algorithm> KeyedBuilder<A> {
     }
 
     /// Number of shards, rounded up to a power of two, at most 65,536
-    /// (default: 4 per available core). Fewer than `max_keys` are used if `max_keys` is
+    /// (default: 64 per available core, so that two threads rarely meet on
+    /// one shard lock; a shard costs 128 bytes when empty). Fewer than `max_keys` are used if `max_keys` is
     /// small, so that the cap holds exactly.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
@@ -157,8 +158,7 @@ impl<A: Algorithm> KeyedBuilder<A> {
         let shards: Box<[_]> = (0..shards)
             .map(|_| {
                 Padded(Mutex::new(Shard {
-                    map: HashMap::with_hasher(hasher.clone()),
-                    tick: 0,
+                    table: HashTable::new(),
                     sweep_at: MIN_SWEEP,
                 }))
             })
@@ -181,7 +181,7 @@ fn default_shards() -> usize {
     }
     #[cfg(not(sysblocks_loom))]
     {
-        std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get) * 4
+        std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get) * 64
     }
 }
 
@@ -198,12 +198,12 @@ impl<A: Algorithm> Keyed<A, A> {
 }
 
 impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
+    /// The shard of a key's hash. Bits 40.. pick it: the table inside
+    /// takes its bucket from the low bits and its tag from the top 7, which
+    /// must still vary.
     #[inline]
-    fn shard(&self, key: &K) -> &Mutex<Shard<K, A::State>> {
-        let h = self.hasher.hash_one(key);
-        // Bits 40.. pick the shard: the map inside takes its bucket from the
-        // low bits and its tag from the top 7, which must still vary.
-        let i = ((h >> 40) as usize) & ((1usize << self.shard_bits) - 1);
+    fn shard(&self, hash: u64) -> &Mutex<Shard<K, A::State>> {
+        let i = ((hash >> 40) as usize) & ((1usize << self.shard_bits) - 1);
         &self.shards[i].0
     }
 
@@ -211,15 +211,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     pub fn check_key(&self, key: &K) -> Decision {
         match self.check_key_n(key, 1) {
             Ok(d) => d,
-            Err(CheckError::CostExceedsLimit { limit, .. }) => Decision {
-                allowed: false,
-                limit,
-                slack: 0,
-                per_cell: 1,
-                retry_after: None,
-                reset_after: std::time::Duration::ZERO,
-                delay: std::time::Duration::ZERO,
-            },
+            Err(CheckError::CostExceedsLimit { limit, .. }) => Decision::refused(limit),
         }
     }
 
@@ -228,55 +220,66 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     /// # Errors
     ///
     /// [`CheckError::CostExceedsLimit`] as for the template limiter.
+    #[inline]
     pub fn check_key_n(&self, key: &K, cost: u32) -> Result<Decision, CheckError> {
         let now = self.template.now_nanos();
-        let mut guard = self.shard(key).lock();
+        let hash = self.hasher.hash_one(key);
+        let mut guard = self.shard(hash).lock();
         let shard = &mut *guard;
-        shard.tick += 1;
-        if let Some(entry) = shard.map.get_mut(key) {
-            entry.seen = shard.tick;
-            return self.template.decide(&mut entry.state, now, cost);
+        if let Some((_, state)) = shard.table.find_mut(hash, |(k, _)| k == key) {
+            return self.template.decide(state, now, cost);
         }
         let mut state = self.template.fresh_state(now);
         let decision = self.template.decide(&mut state, now, cost)?;
         if !self.template.is_fresh_equivalent(&state, now) {
-            self.insert(shard, key.clone(), state, now);
+            self.insert(shard, hash, key.clone(), state, now);
         }
         Ok(decision)
     }
 
-    fn insert(&self, shard: &mut Shard<K, A::State>, key: K, state: A::State, now: u64) {
+    fn insert(&self, shard: &mut Shard<K, A::State>, hash: u64, key: K, state: A::State, now: u64) {
         let t = &self.template;
-        if shard.map.len() >= shard.sweep_at.min(self.shard_cap) {
+        if shard.table.len() >= shard.sweep_at.min(self.shard_cap) {
             // Amortised: a sweep costs the shard's length and runs again only
             // after the shard has doubled (or reached its cap).
-            shard
-                .map
-                .retain(|_, e| !t.is_fresh_equivalent(&e.state, now));
-            if shard.map.len() >= self.shard_cap {
-                self.evict_oldest(shard);
+            shard.table.retain(|(_, s)| !t.is_fresh_equivalent(s, now));
+            if shard.table.len() >= self.shard_cap {
+                self.evict_soonest_fresh(shard);
             }
-            shard.sweep_at = (shard.map.len() * 2).max(MIN_SWEEP);
+            shard.sweep_at = (shard.table.len() * 2).max(MIN_SWEEP);
         }
-        let seen = shard.tick;
-        shard.map.insert(key, Entry { state, seen });
+        shard
+            .table
+            .insert_unique(hash, (key, state), |(k, _)| self.hasher.hash_one(k));
     }
 
-    /// Evicts the least recently seen eighth of a full shard (at least
-    /// one key), so the O(len) selection is paid once per `len / 8`
-    /// insertions.
-    fn evict_oldest(&self, shard: &mut Shard<K, A::State>) {
-        let len = shard.map.len();
+    /// Evicts an eighth of a full shard (at least one key, exactly that
+    /// many): the states with the smallest [`Algorithm::fresh_at`], so the
+    /// O(len) selection is paid once per `len / 8` insertions.
+    fn evict_soonest_fresh(&self, shard: &mut Shard<K, A::State>) {
+        let t = &self.template;
+        let len = shard.table.len();
         let count = (self.shard_cap / 8)
             .max(1)
             .min(len)
             .max(len + 1 - self.shard_cap);
-        let mut seen: Vec<u64> = shard.map.values().map(|e| e.seen).collect();
-        // Access ticks are unique within a shard, so the cut is exact.
-        let (_, &mut cut, _) = seen.select_nth_unstable(count - 1);
-        shard.map.retain(|_, e| e.seen > cut);
+        let mut at: Vec<u64> = shard.table.iter().map(|(_, s)| t.fresh_at(s)).collect();
+        let (below, &mut cut, _) = at.select_nth_unstable(count - 1);
+        // Ties at the cut: evict just enough of them to make `count`.
+        let mut ties = count - below.iter().filter(|&&a| a < cut).count();
+        shard.table.retain(|(_, s)| {
+            let a = t.fresh_at(s);
+            if a < cut {
+                false
+            } else if a == cut && ties > 0 {
+                ties -= 1;
+                false
+            } else {
+                true
+            }
+        });
         self.evictions
-            .fetch_add((len - shard.map.len()) as u64, Ordering::Relaxed);
+            .fetch_add((len - shard.table.len()) as u64, Ordering::Relaxed);
     }
 
     /// Blocks until `cost` cells are admitted for `key`; see
@@ -313,15 +316,15 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
             shard
                 .0
                 .lock()
-                .map
-                .retain(|_, e| !self.template.is_fresh_equivalent(&e.state, now));
+                .table
+                .retain(|(_, s)| !self.template.is_fresh_equivalent(s, now));
         }
     }
 
     /// Keys held now.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().map.len()).sum()
+        self.shards.iter().map(|s| s.0.lock().table.len()).sum()
     }
 
     /// Whether no key is held.

@@ -1,13 +1,13 @@
 //! `LeakyBucket`: nginx `limit_req` semantics on one atomic word.
 
 use std::fmt;
-use std::time::Duration;
 
-use sysblocks_clock::{Clock, SharedClock};
+use sysblocks_clock::Clock;
 
 use crate::atomic::{atomic_limiter, clamp_u32, Step};
-use crate::sync::{AtomicU64, Ordering, StdArc};
-use crate::{BuildError, CheckError, Decision, Quota};
+use crate::clock::LimiterClock;
+use crate::sync::{AtomicU64, Ordering};
+use crate::{BuildError, Decision, Quota};
 
 /// How a [`LeakyBucket`] treats admitted excess requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct LeakyBucket {
     max_excess: u64,
     mode: DelayMode,
     state: AtomicU64,
-    clock: SharedClock,
+    clock: LimiterClock,
 }
 
 impl fmt::Debug for LeakyBucket {
@@ -83,7 +83,7 @@ pub struct LeakyBucketBuilder {
     quota: Quota,
     burst: u32,
     mode: DelayMode,
-    clock: Option<SharedClock>,
+    clock: Option<LimiterClock>,
 }
 
 impl LeakyBucketBuilder {
@@ -101,7 +101,7 @@ impl LeakyBucketBuilder {
 
     /// The clock (default: a new [`QuantaClock`](crate::QuantaClock)).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(StdArc::new(clock));
+        self.clock = Some(LimiterClock::new(clock));
         self
     }
 
@@ -123,9 +123,7 @@ impl LeakyBucketBuilder {
             max_excess,
             mode: self.mode,
             state: AtomicU64::new(0),
-            clock: self
-                .clock
-                .unwrap_or_else(|| StdArc::new(crate::QuantaClock::new())),
+            clock: self.clock.unwrap_or_else(LimiterClock::quanta),
         })
     }
 }
@@ -180,11 +178,13 @@ impl LeakyBucket {
     }
 
     #[inline]
+    fn max_cost(&self) -> u32 {
+        self.burst.saturating_add(1)
+    }
+
+    #[inline]
     fn step(&self, word: u64, now: u64, cost: u32) -> Step {
-        let limit = self.burst.saturating_add(1);
-        if cost > limit {
-            return Err(CheckError::CostExceedsLimit { cost, limit });
-        }
+        let limit = self.max_cost();
         if cost == 0 {
             let excess = if word == 0 {
                 0
@@ -192,20 +192,22 @@ impl LeakyBucket {
                 (word - 1).saturating_sub(now)
             };
             let left = self.max_excess.saturating_sub(excess) / self.t + 1;
-            return Ok((Decision::allow(limit, clamp_u32(left), excess), None));
+            return (Decision::allow(limit, clamp_u32(left), excess), word);
         }
         let excess = self.excess_after(word, now, cost);
         if excess <= self.max_excess {
-            let mut d = Decision::allow(
+            let d = Decision::allow(
                 limit,
                 clamp_u32((self.max_excess - excess) / self.t),
                 excess,
             );
-            if let DelayMode::After(free) = self.mode {
-                let wait = excess.saturating_sub(u64::from(free) * self.t);
-                d.delay = Duration::from_nanos(wait);
-            }
-            Ok((d, Some(now.saturating_add(excess).saturating_add(1))))
+            let d = match self.mode {
+                DelayMode::After(free) => {
+                    d.with_delay(excess.saturating_sub(u64::from(free) * self.t))
+                }
+                DelayMode::NoDelay => d,
+            };
+            (d, now.saturating_add(excess).saturating_add(1))
         } else {
             let over = excess - self.max_excess;
             let current = if word == 0 {
@@ -219,7 +221,7 @@ impl LeakyBucket {
                 over,
                 current,
             );
-            Ok((d, None))
+            (d, word)
         }
     }
 
@@ -231,6 +233,14 @@ impl LeakyBucket {
     /// (plus its own extra cost), exactly as on a new node.
     fn word_is_fresh(&self, word: u64, now: u64) -> bool {
         word == 0 || (word - 1).saturating_add(self.t) <= now
+    }
+
+    fn fresh_at_word(&self, word: u64) -> u64 {
+        if word == 0 {
+            0
+        } else {
+            (word - 1).saturating_add(self.t)
+        }
     }
 }
 

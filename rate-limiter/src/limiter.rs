@@ -26,15 +26,7 @@ pub trait RateLimiter: Send + Sync {
         match self.check_n(1) {
             Ok(d) => d,
             // Only a hand-written limiter with a limit of 0 gets here.
-            Err(CheckError::CostExceedsLimit { limit, .. }) => Decision {
-                allowed: false,
-                limit,
-                slack: 0,
-                per_cell: 1,
-                retry_after: None,
-                reset_after: Duration::ZERO,
-                delay: Duration::ZERO,
-            },
+            Err(CheckError::CostExceedsLimit { limit, .. }) => Decision::refused(limit),
         }
     }
 
@@ -122,4 +114,10 @@ pub trait Algorithm: Send + Sync {
     /// Whether `state` can no longer be told from a fresh key's state at
     /// `now` or later, so the keyed store may drop it.
     fn is_fresh_equivalent(&self, state: &Self::State, now: u64) -> bool;
+
+    /// The time from which `state` is fresh-equivalent if no request
+    /// arrives (a GCRA key's theoretical arrival time). The keyed store's
+    /// `max_keys` cap evicts the states with the smallest first: those that
+    /// would be dropped soonest anyway, so it forgets the least.
+    fn fresh_at(&self, state: &Self::State) -> u64;
 }

@@ -2,9 +2,9 @@
 //! algorithms): the state sits behind a mutex from the `sync` shim.
 
 /// Implements `RateLimiter` and `Algorithm` for a limiter with fields
-/// `state: Mutex<$state>`, `clock: SharedClock` and methods
-/// `decide_state(&self, &mut $state, now, cost)`, `fresh(&self, now)` and
-/// `state_is_fresh(&self, &$state, now)`.
+/// `state: Mutex<$state>`, `clock: LimiterClock` and methods
+/// `decide_state(&self, &mut $state, now, cost)`, `fresh(&self, now)`,
+/// `state_is_fresh(&self, &$state, now)` and `state_fresh_at(&self, &$state)`.
 macro_rules! locked_limiter {
     ($ty:ty, $state:ty) => {
         impl $crate::RateLimiter for $ty {
@@ -39,6 +39,10 @@ macro_rules! locked_limiter {
 
             fn is_fresh_equivalent(&self, state: &$state, now: u64) -> bool {
                 self.state_is_fresh(state, now)
+            }
+
+            fn fresh_at(&self, state: &$state) -> u64 {
+                self.state_fresh_at(state)
             }
         }
     };

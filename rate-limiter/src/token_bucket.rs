@@ -4,11 +4,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use sysblocks_clock::{saturating_nanos, Clock, SharedClock};
+use sysblocks_clock::{saturating_nanos, Clock};
 
 use crate::atomic::{atomic_limiter, clamp_u32, Step};
-use crate::sync::{AtomicU64, Ordering, StdArc};
-use crate::{BuildError, CheckError, Decision, Quota};
+use crate::clock::LimiterClock;
+use crate::sync::{AtomicU64, Ordering};
+use crate::{BuildError, Decision, Quota};
 
 /// A token bucket: holds at most `capacity` tokens, gains `amount` tokens at
 /// every multiple of `interval` on the clock (a discrete refill, as the
@@ -50,7 +51,7 @@ pub struct TokenBucket {
     interval: u64,
     initial: u32,
     state: AtomicU64,
-    clock: SharedClock,
+    clock: LimiterClock,
 }
 
 impl fmt::Debug for TokenBucket {
@@ -73,7 +74,7 @@ pub struct TokenBucketBuilder {
     amount: u32,
     interval: Duration,
     initial: Option<u32>,
-    clock: Option<SharedClock>,
+    clock: Option<LimiterClock>,
 }
 
 impl TokenBucketBuilder {
@@ -99,7 +100,7 @@ impl TokenBucketBuilder {
 
     /// The clock (default: a new [`QuantaClock`](crate::QuantaClock)).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(StdArc::new(clock));
+        self.clock = Some(LimiterClock::new(clock));
         self
     }
 
@@ -143,9 +144,7 @@ impl TokenBucketBuilder {
                 capacity: self.capacity,
             });
         }
-        let clock = self
-            .clock
-            .unwrap_or_else(|| StdArc::new(crate::QuantaClock::new()));
+        let clock = self.clock.unwrap_or_else(LimiterClock::quanta);
         let mut bucket = TokenBucket {
             capacity: self.capacity,
             amount: u64::from(self.amount),
@@ -202,17 +201,16 @@ impl TokenBucket {
     }
 
     #[inline]
-    fn step(&self, taken: u64, now: u64, cost: u32) -> Step {
-        if cost > self.capacity {
-            return Err(CheckError::CostExceedsLimit {
-                cost,
-                limit: self.capacity,
-            });
-        }
+    fn max_cost(&self) -> u32 {
+        self.capacity
+    }
+
+    #[inline]
+    fn step(&self, word: u64, now: u64, cost: u32) -> Step {
         let cap = u64::from(self.capacity);
         let produced = self.produced(now);
         // Tokens beyond capacity are lost: the floor of `taken` rises.
-        let taken = taken.max(produced);
+        let taken = word.max(produced);
         let available = (produced + cap).saturating_sub(taken);
         let cost64 = u64::from(cost);
         let tick = now / self.interval;
@@ -223,7 +221,7 @@ impl TokenBucket {
                 clamp_u32(left),
                 self.time_to(tick, now, cap - left),
             );
-            Ok((d, (cost > 0).then_some(taken + cost64)))
+            (d, if cost == 0 { word } else { taken + cost64 })
         } else {
             let retry = self.time_to(tick, now, cost64 - available);
             let d = Decision::deny(
@@ -232,7 +230,7 @@ impl TokenBucket {
                 retry,
                 self.time_to(tick, now, cap - available),
             );
-            Ok((d, None))
+            (d, word)
         }
     }
 
@@ -257,6 +255,11 @@ impl TokenBucket {
     /// stricter (back to `initial` tokens), never more permissive.
     fn word_is_fresh(&self, taken: u64, now: u64) -> bool {
         taken <= self.produced(now)
+    }
+
+    /// The first tick at which `produced` reaches `taken`.
+    fn fresh_at_word(&self, taken: u64) -> u64 {
+        taken.div_ceil(self.amount).saturating_mul(self.interval)
     }
 }
 

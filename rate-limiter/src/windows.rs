@@ -4,11 +4,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use sysblocks_clock::{Clock, SharedClock};
+use sysblocks_clock::Clock;
 
 use crate::atomic::clamp_u32;
+use crate::clock::LimiterClock;
 use crate::locked::locked_limiter;
-use crate::sync::{Mutex, StdArc};
+use crate::sync::Mutex;
 use crate::{BuildError, CheckError, Decision, Quota};
 
 /// The window and limit a quota gives the window algorithms: `burst` cells
@@ -55,7 +56,7 @@ pub struct FixedWindow {
     window: u64,
     limit: u32,
     state: Mutex<FixedWindowState>,
-    clock: SharedClock,
+    clock: LimiterClock,
 }
 
 impl fmt::Debug for FixedWindow {
@@ -85,7 +86,7 @@ impl FixedWindow {
     /// As [`Quota::validate`].
     pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
         let (window, limit) = window_of(&quota)?;
-        let clock: SharedClock = StdArc::new(clock);
+        let clock = LimiterClock::new(clock);
         Ok(Self {
             window,
             limit,
@@ -133,6 +134,14 @@ impl FixedWindow {
     fn state_is_fresh(&self, s: &FixedWindowState, now: u64) -> bool {
         s.count == 0 || now / self.window > s.index
     }
+
+    fn state_fresh_at(&self, s: &FixedWindowState) -> u64 {
+        if s.count == 0 {
+            0
+        } else {
+            (s.index + 1).saturating_mul(self.window)
+        }
+    }
 }
 
 locked_limiter!(FixedWindow, FixedWindowState);
@@ -168,7 +177,7 @@ pub struct SlidingWindowLog {
     window: u64,
     limit: u32,
     state: Mutex<SlidingLogState>,
-    clock: SharedClock,
+    clock: LimiterClock,
 }
 
 impl fmt::Debug for SlidingWindowLog {
@@ -198,7 +207,7 @@ impl SlidingWindowLog {
     /// As [`Quota::validate`].
     pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
         let (window, limit) = window_of(&quota)?;
-        let clock: SharedClock = StdArc::new(clock);
+        let clock = LimiterClock::new(clock);
         Ok(Self {
             window,
             limit,
@@ -276,6 +285,12 @@ impl SlidingWindowLog {
             .back()
             .is_none_or(|&(t, _)| t.saturating_add(self.window) <= now)
     }
+
+    fn state_fresh_at(&self, s: &SlidingLogState) -> u64 {
+        s.log
+            .back()
+            .map_or(0, |&(t, _)| t.saturating_add(self.window))
+    }
 }
 
 locked_limiter!(SlidingWindowLog, SlidingLogState);
@@ -313,7 +328,7 @@ pub struct SlidingWindowCounter {
     window: u64,
     limit: u32,
     state: Mutex<SlidingCounterState>,
-    clock: SharedClock,
+    clock: LimiterClock,
 }
 
 impl fmt::Debug for SlidingWindowCounter {
@@ -343,7 +358,7 @@ impl SlidingWindowCounter {
     /// As [`Quota::validate`].
     pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
         let (window, limit) = window_of(&quota)?;
-        let clock: SharedClock = StdArc::new(clock);
+        let clock = LimiterClock::new(clock);
         Ok(Self {
             window,
             limit,
@@ -463,6 +478,15 @@ impl SlidingWindowCounter {
         (s.previous == 0 && s.current == 0)
             || index > s.index + 1
             || (index == s.index + 1 && s.current == 0)
+    }
+
+    fn state_fresh_at(&self, s: &SlidingCounterState) -> u64 {
+        let windows = match (s.previous, s.current) {
+            (0, 0) => return 0,
+            (_, 0) => 1,
+            _ => 2,
+        };
+        (s.index + windows).saturating_mul(self.window)
     }
 }
 

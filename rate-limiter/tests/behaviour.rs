@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use rate_limiter::{
-    Algorithm, BuildError, CheckError, Clock, ConcurrencyLimiter, FixedWindow, Gcra, Keyed,
-    LeakyBucket, ManualClock, ManualSleeper, Quota, RateLimiter, SlidingWindowCounter,
-    SlidingWindowLog, TokenBucket,
+    BuildError, CheckError, Clock, ConcurrencyLimiter, FixedWindow, Gcra, Keyed, LeakyBucket,
+    ManualClock, ManualSleeper, Quota, RateLimiter, SlidingWindowCounter, SlidingWindowLog,
+    TokenBucket,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -355,23 +355,33 @@ fn keyed_memory_stays_bounded() {
     assert_eq!(keyed.len(), 300);
 }
 
-/// Least recently seen keys are the ones the cap evicts.
+/// The cap evicts the state closest to fresh: for GCRA the smallest
+/// theoretical arrival time, i.e. the least recently admitted key. A denial
+/// changes no state, so it neither protects a key nor costs a write.
 #[test]
-fn keyed_cap_evicts_least_recently_seen() {
+fn keyed_cap_evicts_the_state_closest_to_fresh() {
     let clock = ManualClock::new();
     let g = Gcra::with_clock(Quota::per_minute(1), clock.clone()).unwrap();
     let keyed = Keyed::builder(g).max_keys(3).shards(1).build().unwrap();
+    // TATs 60 s, 61 s, 62 s.
     for k in [1u32, 2, 3] {
+        clock.set(Duration::from_secs(u64::from(k) - 1));
         assert!(keyed.check_key(&k).is_allowed());
     }
-    assert!(!keyed.check_key(&1).is_allowed()); // 1 is now most recent
-    assert!(keyed.check_key(&4).is_allowed()); // evicts 2
-    assert!(!keyed.check_key(&1).is_allowed(), "1 was kept");
+    assert!(!keyed.check_key(&1).is_allowed()); // denied: TAT stays 60 s
+    clock.set(Duration::from_secs(3));
+    assert!(keyed.check_key(&4).is_allowed()); // full: evicts 1 (TAT 60 s)
+    assert_eq!(keyed.evictions(), 1);
+    assert!(!keyed.check_key(&2).is_allowed(), "2 was kept");
     assert!(!keyed.check_key(&3).is_allowed(), "3 was kept");
+    assert!(!keyed.check_key(&4).is_allowed(), "4 was kept");
     assert!(
-        keyed.check_key(&2).is_allowed(),
-        "2 was evicted, so it is new again"
+        keyed.check_key(&1).is_allowed(),
+        "1 was evicted, so it is new again"
     );
+    // That insertion evicted 2, now the smallest TAT (61 s).
     assert_eq!(keyed.evictions(), 2);
-    assert_eq!(keyed.template().now_nanos(), 0);
+    assert!(!keyed.check_key(&3).is_allowed(), "3 was kept");
+    assert!(keyed.check_key(&2).is_allowed(), "2 was evicted");
+    assert_eq!(keyed.len(), 3);
 }
