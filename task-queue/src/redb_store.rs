@@ -12,9 +12,9 @@
 //!   of their own: they ride along with the next waited-for one, or are
 //!   committed after [`LAZY_DELAY`] or once [`LAZY_OPS`] have gathered
 //!   (losing them to a crash means a redelivery, never a lost task);
-//! - after a commit that released `g` waiters, the committer lingers (at
-//!   most a quarter of the last commit's time, and at most [`MAX_LINGER`])
-//!   until `g` waiters are back. Without it, producers that each wait for
+//! - when fewer submitters wait than the largest of the last [`GROUPS`]
+//!   groups, the committer lingers (at most half the last commit's time,
+//!   and at most [`MAX_LINGER`]) until that many are back. Without it, producers that each wait for
 //!   their own submit split into two alternating half-groups: the
 //!   committer starts the next commit as soon as the first of them has
 //!   appended again.
@@ -43,8 +43,10 @@ const LAZY_DELAY: Duration = Duration::from_millis(10);
 /// Unwaited appends (ops) that start a commit without waiting for
 /// [`LAZY_DELAY`].
 const LAZY_OPS: usize = 4096;
-/// The longest the committer waits for the last group's waiters to return.
-const MAX_LINGER: Duration = Duration::from_micros(250);
+/// The longest the committer waits for the last groups' waiters to return.
+const MAX_LINGER: Duration = Duration::from_micros(500);
+/// How many recent group sizes the linger target remembers.
+const GROUPS: usize = 8;
 
 fn db_error(e: impl fmt::Display) -> StoreError {
     StoreError::Database {
@@ -68,8 +70,11 @@ struct CommitState {
     taken: u64,
     /// `wait` calls for tickets above `taken`.
     waiting: usize,
-    /// Waiters the last commit released (the linger target).
-    last_group: usize,
+    /// Waiters of the last few commits (a ring); their maximum is the
+    /// linger target, so one short group does not shrink the next ones.
+    recent_groups: [usize; GROUPS],
+    /// Commits so far that had waiters (the ring's write position).
+    grouped_commits: usize,
     /// How long the last commit took.
     last_commit: Duration,
 }
@@ -200,7 +205,8 @@ impl RedbStore {
                 shutdown: false,
                 taken: 0,
                 waiting: 0,
-                last_group: 0,
+                recent_groups: [0; GROUPS],
+                grouped_commits: 0,
                 last_commit: Duration::ZERO,
             }),
             work: Condvar::new(),
@@ -283,11 +289,12 @@ fn committer_loop(shared: &Shared) {
                 }
                 let _ = shared.work.wait_for(&mut st, left);
             }
-            // Linger for the rest of the last group (see the module docs).
-            if st.waiting > 0 && st.waiting < st.last_group && !st.shutdown {
-                let linger = (st.last_commit / 4).min(MAX_LINGER);
+            // Linger for the rest of the recent groups (see the module docs).
+            let target = st.recent_groups.iter().copied().max().unwrap_or(0);
+            if st.waiting > 0 && st.waiting < target && !st.shutdown {
+                let linger = (st.last_commit / 2).min(MAX_LINGER);
                 let start = Instant::now();
-                while st.waiting < st.last_group && !st.shutdown {
+                while st.waiting < target && !st.shutdown {
                     let left = linger.saturating_sub(start.elapsed());
                     if left.is_zero() {
                         break;
@@ -295,7 +302,11 @@ fn committer_loop(shared: &Shared) {
                     let _ = shared.work.wait_for(&mut st, left);
                 }
             }
-            st.last_group = st.waiting;
+            if st.waiting > 0 {
+                let at = st.grouped_commits % GROUPS;
+                st.recent_groups[at] = st.waiting;
+                st.grouped_commits = st.grouped_commits.wrapping_add(1);
+            }
             st.waiting = 0;
             st.taken = st.appended;
             let ops = std::mem::take(&mut st.batch);
