@@ -1,12 +1,19 @@
 //! `mapreduce` word count against a hand-written rayon `fold` + `reduce`
-//! (`crate::workloads::mapreduce`): throughput in MB/s at 1 and 2 threads
-//! on a seeded Zipf text and, when `../shared/data` is present, on the
-//! Gutenberg text; peak heap of one run at 2 threads.
+//! (`crate::workloads::mapreduce`): throughput in GB/s at 1 and 2 threads
+//! (interleaved: ours and rayon at 1 and 2 threads in every repetition), the
+//! 1 -> 2 thread speed-up of each from the same repetitions, on a seeded
+//! Zipf text (vocabulary 1,000,000, exponent 1.0) and, when `../shared/data`
+//! is present, on the Gutenberg text; peak heap of one run at 2 threads.
+//!
+//! Sizes: 256 KiB (`--smoke`), 32 MiB (`--quick`), and in `--full` the whole
+//! 100 MB Gutenberg text and 100 MiB of Zipf text. `MAPREDUCE_ZIPF_MB=500`
+//! sets the Zipf size (any mode) and `MAPREDUCE_REPS` the repetitions.
 
 use std::path::Path;
+use std::time::Instant;
 
 use crate::alloc;
-use crate::harness::{measured, run_timed, CaseResult, Contender, Mode};
+use crate::harness::{measured, CaseResult, Mode, Series};
 use crate::report::{LineChart, Report};
 use crate::workloads::mapreduce::{
     gutenberg, our_word_count, rayon_word_count, scratch_dir, scratch_file, zipf_text,
@@ -14,23 +21,35 @@ use crate::workloads::mapreduce::{
 
 const KRATE: &str = "mapreduce";
 
-/// Input bytes per mode.
+/// Input bytes per mode (the Gutenberg text is at most 100 MB).
 fn input_bytes(mode: Mode) -> usize {
     match mode {
         Mode::Smoke => 256 << 10,
-        Mode::Quick => 8 << 20,
-        Mode::Full => 64 << 20,
+        Mode::Quick => 32 << 20,
+        Mode::Full => 100 << 20,
     }
+}
+
+/// Interleaved repetitions per mode.
+fn repetitions(mode: Mode) -> usize {
+    let default = match mode {
+        Mode::Smoke => 1,
+        Mode::Quick => 3,
+        Mode::Full => 5,
+    };
+    env_usize("MAPREDUCE_REPS").unwrap_or(default).max(1)
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// Adds the word-count cases and the throughput-against-threads chart.
 pub fn run(mode: Mode, report: &mut Report) {
     let bytes = input_bytes(mode);
-    // Splits of an eighth of the input so that both threads get map tasks
-    // on the short inputs (the crate default is 64 MiB).
-    let split = Some((bytes as u64 / 8).max(64 << 10));
+    let zipf_bytes = env_usize("MAPREDUCE_ZIPF_MB").map_or(bytes, |mb| mb << 20);
     let mut inputs = Vec::new();
-    match scratch_file("zipf.txt", &zipf_text(bytes, 1_000_000, 1.0, 0x5eed)) {
+    match scratch_file("zipf.txt", &zipf_text(zipf_bytes, 1_000_000, 1.0, 0x5eed)) {
         Ok(p) => inputs.push(("Zipf text", p)),
         Err(e) => report.missing.push((
             format!("{KRATE}: word count"),
@@ -55,33 +74,37 @@ pub fn run(mode: Mode, report: &mut Report) {
     }
     for (label, path) in &inputs {
         let len = std::fs::metadata(path).map_or(bytes as u64, |m| m.len());
+        let gb = len as f64 / 1e9;
         let mb = len as f64 / 1e6;
-        let mut chart: Vec<(String, Vec<(f64, f64)>)> = vec![
-            ("ours".to_owned(), Vec::new()),
-            ("rayon".to_owned(), Vec::new()),
-        ];
-        for threads in [1usize, 2] {
-            let r = throughput(label, path, threads, split, mb, mode);
-            for (slot, s) in chart.iter_mut().zip(&r.series) {
-                slot.1.push((threads as f64, s.median()));
-            }
-            report.results.push(r);
+        let size = if mb < 10.0 {
+            format!("{mb:.1} MB")
+        } else {
+            format!("{mb:.0} MB")
+        };
+        let [one, two, scaling] = throughput(label, &size, path, gb, repetitions(mode));
+        let mut chart: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for (i, s) in one.series.iter().enumerate() {
+            chart.push((
+                s.name.clone(),
+                vec![(1.0, s.median()), (2.0, two.series[i].median())],
+            ));
         }
+        report.results.extend([one, two, scaling]);
         report.charts.push(LineChart {
             krate: KRATE.to_owned(),
-            title: format!("word count throughput against threads, {label} ({mb:.0} MB)"),
+            title: format!("word count throughput against threads, {label} ({size})"),
             x_label: "threads".to_owned(),
-            y_label: "MB/s".to_owned(),
+            y_label: "GB/s".to_owned(),
             log_x: false,
             series: chart,
         });
         if alloc::installed() {
             let pool = pool(2);
-            let ours = alloc::peak_of(|| our_word_count(path, 2, split).len()).1;
+            let ours = alloc::peak_of(|| our_word_count(path, 2, None).len()).1;
             let peer = alloc::peak_of(|| rayon_word_count(path, &pool).len()).1;
             report.results.push(measured(
                 KRATE,
-                &format!("word count peak heap, 2 threads, {label} ({mb:.1} MB)"),
+                &format!("word count peak heap, 2 threads, {label} ({size})"),
                 "MB",
                 true,
                 vec![
@@ -101,44 +124,71 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .expect("rayon pool")
 }
 
-/// One throughput case: a run per iteration, converted to MB/s.
-fn throughput(
-    label: &str,
-    path: &Path,
-    threads: usize,
-    split: Option<u64>,
-    mb: f64,
-    mode: Mode,
-) -> CaseResult {
-    let pool = pool(threads);
-    let mut r = run_timed(
-        KRATE,
-        &format!("word count, {label} ({mb:.1} MB), {threads} thread(s)"),
-        mode,
-        vec![
-            Contender::ours("ours", |it| {
-                let t = std::time::Instant::now();
-                for _ in 0..it {
-                    std::hint::black_box(our_word_count(path, threads, split).len());
-                }
-                t.elapsed()
-            }),
-            Contender::peer("rayon", |it| {
-                let t = std::time::Instant::now();
-                for _ in 0..it {
-                    std::hint::black_box(rayon_word_count(path, &pool).len());
-                }
-                t.elapsed()
-            }),
-        ],
-    );
-    // ns per run -> MB/s.
-    for s in &mut r.series {
-        for v in &mut s.samples {
-            *v = mb * 1e9 / v.max(1.0);
+fn series(name: &str, ours: bool, samples: Vec<f64>) -> Series {
+    Series {
+        name: name.to_owned(),
+        ours,
+        samples,
+    }
+}
+
+/// `reps` repetitions of ours and rayon at 1 and 2 threads, interleaved
+/// (one run each per repetition, after one untimed warm-up run each):
+/// GB/s at 1 thread, GB/s at 2 threads, and the speed-up from 1 to 2
+/// threads of each repetition.
+fn throughput(label: &str, size: &str, path: &Path, gb: f64, reps: usize) -> [CaseResult; 3] {
+    let pools = [pool(1), pool(2)];
+    // samples[threads - 1][0 = ours, 1 = rayon]
+    let mut samples = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    for rep in 0..=reps {
+        for (t, pool) in pools.iter().enumerate() {
+            let threads = t + 1;
+            let start = Instant::now();
+            std::hint::black_box(our_word_count(path, threads, None).len());
+            let ours = start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            std::hint::black_box(rayon_word_count(path, pool).len());
+            let peer = start.elapsed().as_secs_f64();
+            if rep > 0 {
+                samples[t][0].push(gb / ours.max(1e-9));
+                samples[t][1].push(gb / peer.max(1e-9));
+            }
         }
     }
-    r.unit = "MB/s".to_owned();
-    r.lower_is_better = false;
-    r
+    let case = |name: String, unit: &str, ours: Vec<f64>, peer: Vec<f64>| CaseResult {
+        krate: KRATE.to_owned(),
+        name,
+        unit: unit.to_owned(),
+        lower_is_better: false,
+        series: vec![series("ours", true, ours), series("rayon", false, peer)],
+    };
+    let speedup = |c: usize| -> Vec<f64> {
+        samples[1][c]
+            .iter()
+            .zip(&samples[0][c])
+            .map(|(two, one)| two / one)
+            .collect()
+    };
+    let scaling = case(
+        format!("word count speed-up 1 -> 2 threads, {label} ({size})"),
+        "x",
+        speedup(0),
+        speedup(1),
+    );
+    let [[o1, r1], [o2, r2]] = samples;
+    [
+        case(
+            format!("word count, {label} ({size}), 1 thread"),
+            "GB/s",
+            o1,
+            r1,
+        ),
+        case(
+            format!("word count, {label} ({size}), 2 threads"),
+            "GB/s",
+            o2,
+            r2,
+        ),
+        scaling,
+    ]
 }
