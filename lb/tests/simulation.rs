@@ -1,8 +1,9 @@
 //! The issue's simulation floors on seeded runs of the example's code (the
 //! heterogeneous scenario at the issue's full 50,000 requests: its p99.9 is
 //! the 50 slowest requests, and shorter runs are dominated by the first
-//! samples of the 1000 ms backend; the others at 30,000). Latencies here are virtual (the simulation's `ManualClock`), so
-//! asserting on them is deterministic and independent of the machine.
+//! samples of the 1000 ms backend; the others at 30,000). Latencies here
+//! are virtual (the simulation's `ManualClock`), so asserting on them is
+//! deterministic and independent of the machine.
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../examples/simulate.rs"]
@@ -31,21 +32,49 @@ fn heterogeneous_p2c_peak_ewma_tail() {
     assert!(p999(&ewma) <= 0.2 * p999(&rr));
     // Peak EWMA is what keeps the 1000 ms backend out of the tail.
     assert!(p999(&ewma) < 0.5 * p999(&p2c));
-    // Floor 2 of the issue, "no worse than least connections", does NOT hold
-    // strictly in this model: both sit at the 100 ms backends' ceiling and
-    // P2C + peak EWMA is about 1 % above least connections (an exact
-    // full-scan least connections, which in a model without queueing can
-    // send 70 % of the traffic to the 1 ms backend; P2C can give any one
-    // backend at most 2/n). Asserted here is the measured margin, so a
-    // regression beyond it fails; the report states the gap.
-    assert!(
-        p999(&ewma) <= 1.02 * p999(&lc),
-        "{} vs {}",
-        p999(&ewma),
-        p999(&lc)
-    );
     assert_eq!(rr.per_backend.iter().sum::<usize>(), 50_000);
     assert_eq!(ewma.failed + lc.failed + rr.failed, 0);
+}
+
+/// Floor 2 of the issue, "P2C + peak EWMA no worse than least connections
+/// at p99.9", does not hold in this model, and cannot for any two-choice
+/// strategy: see the README's "Simulation" section. Two distinct uniform
+/// choices both land among the five backends of 100 ms or more with
+/// probability 10/45, and then the request goes to one of them whatever the
+/// cost function says, so at least 22 % of the requests (11,000 of 50,000)
+/// draw from U[0, 100] or slower; the 50th slowest of 11,000 such draws is
+/// about 99.5 ms. Least connections scans every backend and sends 2-3 %
+/// there (its p99.9 averages 98.7 ms). What the strategy does control, and
+/// what is asserted here over 20 seeds, no tolerance: the two-choice share
+/// is the structural one (so the gap is the structure's, not a tuning
+/// fault), and peak EWMA keeps the 1000 ms backend under 0.1 % of the
+/// requests, so that on average it does not reach into the p99.9.
+#[test]
+fn heterogeneous_gap_to_least_connections_is_the_two_choice_floor() {
+    let s = sim::heterogeneous(50_000);
+    let seeds = 1..=20u64;
+    let n = seeds.clone().count() as f64;
+    let (mut ewma_p999, mut lc_p999, mut ewma_slowest, mut lc_slowest) = (0.0, 0.0, 0.0, 0.0);
+    for seed in seeds {
+        let lc = sim::run(&s, "lc", LeastConnections::new(), seed);
+        let ewma = sim::run(&s, "ewma", PeakEwma::with_seed(seed), seed);
+        let total = ewma.per_backend.iter().sum::<usize>() as f64;
+        // Backends 5..=9 are the four 100 ms ones and the 1000 ms one.
+        let slow_share = ewma.per_backend[5..].iter().sum::<usize>() as f64 / total;
+        assert!(
+            (slow_share - 10.0 / 45.0).abs() < 0.01,
+            "seed {seed}: share on the five slow backends {slow_share}"
+        );
+        ewma_p999 += ewma.quantiles[3] / n;
+        lc_p999 += lc.quantiles[3] / n;
+        ewma_slowest += ewma.per_backend[9] as f64 / n;
+        lc_slowest += lc.per_backend[9] as f64 / n;
+    }
+    println!(
+        "mean over 20 seeds: p99.9 ms lc {lc_p999:.2} p2c+ewma {ewma_p999:.2}; \
+         requests to the 1000 ms backend lc {lc_slowest:.1} p2c+ewma {ewma_slowest:.1}"
+    );
+    assert!(ewma_slowest < 50.0, "{ewma_slowest}");
 }
 
 #[test]
