@@ -99,8 +99,8 @@ fn durable(mode: Mode, report: &mut Report) {
     ] {
         let tasks = match mode {
             Mode::Smoke => 64,
-            Mode::Quick => tasks / 2,
-            Mode::Full => tasks,
+            Mode::Quick => tasks,
+            Mode::Full => tasks * 2,
         };
         let (mut redb, mut memory, mut per_commit) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
