@@ -1,72 +1,46 @@
 //! `pick` + drop for every `lb` strategy at 10 and 100 backends, on one and
-//! two threads.
+//! two threads, and tower's `p2c::Balance` (`PendingRequests` load, always
+//! ready services) at the same sizes on one thread. The setups are
+//! `benches::workloads::lb`, shared with `compare`.
 //!
 //! Run: `cargo bench -p benches --bench lb -- --warm-up-time 1 --measurement-time 3`
-//!
-//! tower's `p2c::Balance` is not compared here: it needs an async runtime and
-//! `Service`s to drive, which the benches crate does not carry (yet).
 
 // `criterion_group!` generates an undocumented function.
 #![allow(missing_docs)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use benches::workloads::lb::{
+    balancer, pick_drop, pick_drop_two_threads, tower_p2c_pick_drop, SIZES,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lb::{
-    Balancer, ConsistentHashing, Context, LeastConnections, PeakEwma, PowerOfTwoChoices, Random,
-    RoundRobin, SmoothWeightedRoundRobin, Strategy,
+    ConsistentHashing, Context, LeastConnections, PeakEwma, PowerOfTwoChoices, Random, RoundRobin,
+    SmoothWeightedRoundRobin, Strategy,
 };
-
-const SIZES: [usize; 2] = [10, 100];
-
-fn balancer<S: Strategy>(strategy: S, n: usize) -> Balancer<usize, S> {
-    let mut b = Balancer::builder(strategy);
-    for i in 0..n {
-        // Unequal weights so the weighted strategies do real work.
-        b = b.backend(i, 1 + (i % 3) as u32);
-    }
-    b.build().expect("valid balancer")
-}
-
-/// Helper for the two-thread case: both threads run `iters`
-/// pick+drop pairs; the time is the wall time of the slower one, divided by
-/// the iterations of one thread (so it reads as time per pick per thread).
-fn two_threads<S: Strategy>(b: &Arc<Balancer<usize, S>>, iters: u64) -> Duration {
-    let other = Arc::clone(b);
-    let h = std::thread::spawn(move || {
-        let ctx = Context::default();
-        let t = Instant::now();
-        for _ in 0..iters {
-            drop(std::hint::black_box(other.pick(&ctx)));
-        }
-        t.elapsed()
-    });
-    let ctx = Context::default();
-    let t = Instant::now();
-    for _ in 0..iters {
-        drop(std::hint::black_box(b.pick(&ctx)));
-    }
-    let mine = t.elapsed();
-    let theirs = h.join().expect("bench thread");
-    mine.max(theirs)
-}
 
 fn bench_strategy<S: Strategy>(c: &mut Criterion, name: &str, make: impl Fn() -> S) {
     let mut g = c.benchmark_group(format!("lb/pick_drop/{name}"));
     for n in SIZES {
         let b = balancer(make(), n);
         g.bench_function(BenchmarkId::new("1thread", n), |bench| {
-            let mut k = 0u64;
-            bench.iter(|| {
-                // A fresh key per pick, for the consistent-hashing strategies.
-                k = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                drop(std::hint::black_box(b.pick(&Context::with_key(k))));
-            });
+            bench.iter_custom(|iters| pick_drop(&b, iters));
         });
         let b = Arc::new(balancer(make(), n));
         g.bench_function(BenchmarkId::new("2threads", n), |bench| {
-            bench.iter_custom(|iters| two_threads(&b, iters));
+            bench.iter_custom(|iters| pick_drop_two_threads(&b, iters));
+        });
+    }
+    g.finish();
+}
+
+/// tower's p2c: `poll_ready` + `call` + drop of the response future.
+fn bench_tower_p2c(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lb/pick_drop/tower_p2c_pending_requests");
+    for n in SIZES {
+        let mut routine = tower_p2c_pick_drop(n);
+        g.bench_function(BenchmarkId::new("1thread", n), |bench| {
+            bench.iter_custom(&mut routine);
         });
     }
     g.finish();
@@ -81,7 +55,7 @@ fn bench_least_connections_busy(c: &mut Criterion) {
         let ctx = Context::default();
         let held: Vec<_> = (0..n).filter_map(|_| b.pick(&ctx)).collect();
         g.bench_function(BenchmarkId::new("1thread", n), |bench| {
-            bench.iter(|| drop(std::hint::black_box(b.pick(&ctx))));
+            bench.iter_custom(|iters| pick_drop(&b, iters));
         });
         drop(held);
     }
@@ -93,6 +67,7 @@ fn benches(c: &mut Criterion) {
     bench_strategy(c, "power_of_two_choices", || {
         PowerOfTwoChoices::with_seed(7)
     });
+    bench_tower_p2c(c);
     bench_strategy(c, "least_connections", LeastConnections::new);
     bench_strategy(
         c,

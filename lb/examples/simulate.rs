@@ -89,6 +89,8 @@ pub struct Outcome {
     pub returned_after_recovery: usize,
     /// Requests issued in the last tenth that went to another tier.
     pub last_tenth_elsewhere: usize,
+    /// Every request's latency in ms, sorted (for CDFs).
+    pub latencies_ms: Vec<f64>,
 }
 
 struct Rng(u64);
@@ -104,7 +106,8 @@ impl Rng {
     }
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+/// The `q` quantile of `sorted` (nearest rank).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -222,6 +225,7 @@ pub fn run<S: Strategy>(scenario: &Scenario, label: &str, strategy: S, seed: u64
         detected_at,
         returned_after_recovery,
         last_tenth_elsewhere,
+        latencies_ms: latencies,
     }
 }
 

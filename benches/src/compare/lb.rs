@@ -1,14 +1,175 @@
-//! `lb` against tower p2c.
+//! `lb` against tower's `p2c::Balance` (`crate::workloads::lb`): pick+drop
+//! per strategy at 10 and 100 backends on one thread (P2C against tower's
+//! p2c over `PendingRequests`), round robin, P2C and least connections on
+//! two threads, and the heterogeneous latency simulation: per-strategy
+//! p50/p99/p99.9 with tower's p2c over `PeakEwma` as the peer of our
+//! P2C + peak EWMA, and the latency CDFs.
 
-use crate::harness::Mode;
-use crate::report::Report;
+use std::sync::Arc;
+
+use lb::{
+    ConsistentHashing, LeastConnections, PeakEwma, PowerOfTwoChoices, Random, RoundRobin,
+    SmoothWeightedRoundRobin, Strategy,
+};
+
+use crate::harness::{measured, run_timed, Contender, Mode};
+use crate::report::{LineChart, Report};
+use crate::workloads::lb::{
+    balancer, pick_drop, pick_drop_two_threads, sim, tower_p2c_peak_ewma, tower_p2c_pick_drop,
+    SIZES,
+};
 
 const KRATE: &str = "lb";
 
-/// Adds this crate's cases to `report` (none written yet: listed as missing).
-pub fn run(_mode: Mode, report: &mut Report) {
-    report.missing.push((
-        KRATE.to_owned(),
-        "cases against tower p2c are not written yet".to_owned(),
+/// Adds the pick cases, the simulation cases and the CDF chart to `report`.
+pub fn run(mode: Mode, report: &mut Report) {
+    for n in SIZES {
+        let ours = balancer(PowerOfTwoChoices::with_seed(7), n);
+        report.results.push(run_timed(
+            KRATE,
+            &format!("pick + drop, power of two choices, {n} backends, 1 thread"),
+            mode,
+            vec![
+                Contender::ours("ours", |it| pick_drop(&ours, it)),
+                Contender::peer("tower p2c (PendingRequests)", tower_p2c_pick_drop(n)),
+            ],
+        ));
+        alone(mode, report, "round robin", n, RoundRobin::new);
+        alone(mode, report, "least connections", n, LeastConnections::new);
+        alone(mode, report, "P2C + peak EWMA", n, || {
+            PeakEwma::with_seed(7)
+        });
+        alone(
+            mode,
+            report,
+            "smooth weighted RR",
+            n,
+            SmoothWeightedRoundRobin::new,
+        );
+        alone(mode, report, "weighted random", n, || Random::with_seed(7));
+        alone(
+            mode,
+            report,
+            "consistent hash (ring)",
+            n,
+            ConsistentHashing::ring,
+        );
+        alone(
+            mode,
+            report,
+            "consistent hash (Maglev)",
+            n,
+            ConsistentHashing::maglev,
+        );
+    }
+    two_threads(mode, report, "round robin", RoundRobin::new());
+    two_threads(
+        mode,
+        report,
+        "power of two choices",
+        PowerOfTwoChoices::with_seed(7),
+    );
+    two_threads(mode, report, "least connections", LeastConnections::new());
+    simulation(mode, report);
+}
+
+/// A pick case with no peer (tower has no such strategy).
+fn alone<S: Strategy>(mode: Mode, report: &mut Report, name: &str, n: usize, make: impl Fn() -> S) {
+    let b = balancer(make(), n);
+    report.results.push(run_timed(
+        KRATE,
+        &format!("pick + drop, {name}, {n} backends, 1 thread"),
+        mode,
+        vec![Contender::ours("ours", |it| pick_drop(&b, it))],
     ));
+}
+
+fn two_threads<S: Strategy>(mode: Mode, report: &mut Report, name: &str, strategy: S) {
+    let b = Arc::new(balancer(strategy, 100));
+    report.results.push(run_timed(
+        KRATE,
+        &format!("pick + drop, {name}, 100 backends, 2 threads (time per pick per thread)"),
+        mode,
+        vec![Contender::ours("ours", |it| pick_drop_two_threads(&b, it))],
+    ));
+}
+
+/// Seeds of the simulation per mode (one sample per seed).
+fn seeds(mode: Mode) -> Vec<u64> {
+    match mode {
+        Mode::Smoke => vec![2026],
+        Mode::Quick => (1..=3).collect(),
+        Mode::Full => (1..=10).collect(),
+    }
+}
+
+fn simulation(mode: Mode, report: &mut Report) {
+    let requests = if mode == Mode::Smoke { 2_000 } else { 50_000 };
+    let scenario = sim::heterogeneous(requests);
+    // (label, ours?, per-seed sorted latencies)
+    let mut runs: Vec<(&str, bool, Vec<Vec<f64>>)> = vec![
+        ("ours: P2C + peak EWMA", true, Vec::new()),
+        ("tower p2c (PeakEwma)", false, Vec::new()),
+        ("ours: least connections", true, Vec::new()),
+        ("ours: power of two choices", true, Vec::new()),
+        ("ours: round robin", true, Vec::new()),
+    ];
+    for seed in seeds(mode) {
+        let out = [
+            sim::run(&scenario, "", PeakEwma::with_seed(seed), seed).latencies_ms,
+            tower_p2c_peak_ewma(&scenario, seed),
+            sim::run(&scenario, "", LeastConnections::new(), seed).latencies_ms,
+            sim::run(&scenario, "", PowerOfTwoChoices::with_seed(seed), seed).latencies_ms,
+            sim::run(&scenario, "", RoundRobin::new(), seed).latencies_ms,
+        ];
+        for (slot, lat) in runs.iter_mut().zip(out) {
+            slot.2.push(lat);
+        }
+    }
+    for (q, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+        let series = runs
+            .iter()
+            .map(|(name, ours, per_seed)| {
+                let samples = per_seed.iter().map(|l| sim::quantile(l, q)).collect();
+                (*name, *ours, samples)
+            })
+            .collect();
+        report.results.push(measured(
+            KRATE,
+            &format!(
+                "simulated {label} latency, heterogeneous backends ({requests} requests, \
+                 50 clients; one sample per seed)"
+            ),
+            "ms (virtual)",
+            true,
+            series,
+        ));
+    }
+    // CDF of the first seed's run, on a grid dense towards the tail.
+    let grid: Vec<f64> = (0..=160)
+        .map(|k| 1.0 - 10f64.powf(-f64::from(k) / 40.0))
+        .chain([0.99995, 1.0])
+        .collect();
+    report.charts.push(LineChart {
+        krate: KRATE.to_owned(),
+        title: format!(
+            "latency CDF, heterogeneous backends (1, 4x10, 4x100, 1x1000 ms), \
+             {requests} requests, seed {}",
+            seeds(mode)[0]
+        ),
+        x_label: "latency (ms, virtual time)".to_owned(),
+        y_label: "fraction of requests".to_owned(),
+        log_x: true,
+        series: runs
+            .iter()
+            .map(|(name, _, per_seed)| {
+                let lat = &per_seed[0];
+                let pts = grid
+                    .iter()
+                    .map(|&q| (sim::quantile(lat, q).max(1e-3), q))
+                    .collect();
+                ((*name).to_owned(), pts)
+            })
+            .collect(),
+    });
 }
