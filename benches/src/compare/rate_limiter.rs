@@ -1,14 +1,195 @@
-//! `rate-limiter` against governor, ratelimit.
+//! `rate-limiter` against governor and ratelimit
+//! (`crate::workloads::rate_limiter`, the same setups as the criterion
+//! bench): GCRA direct checks admitted and denied (1 and 2 threads), each of
+//! our algorithms' admitted check against the same peers, keyed GCRA over
+//! 100,000 keys (uniform and Zipf, 1 and 2 threads) against governor's
+//! `DashMapStateStore`, and heap bytes per key.
+//!
+//! Each limiter reads its crate's default real clock (ours and governor the
+//! TSC through `quanta`, ratelimit `clocksource`), so a direct check's time
+//! includes one clock read on every side.
 
-use crate::harness::Mode;
+use std::hint::black_box;
+
+use rate_limiter::{Gcra, RateLimiter};
+
+use crate::alloc;
+use crate::harness::{measured, run_timed, time_iters, Contender, Mode};
 use crate::report::Report;
+use crate::workloads::rate_limiter::{
+    admit_quota, gov_admitting, gov_denying, gov_keyed, gov_keyed_filled, key_at, keyed_quota,
+    on_threads, ours_direct, ours_gcra_denying, ours_keyed, ours_keyed_filled, ratelimit_admitting,
+    ratelimit_denying, uniform_keys, zipf_keys, KEYS,
+};
 
 const KRATE: &str = "rate-limiter";
 
-/// Adds this crate's cases to `report` (none written yet: listed as missing).
-pub fn run(_mode: Mode, report: &mut Report) {
-    report.missing.push((
-        KRATE.to_owned(),
-        "cases against governor, ratelimit are not written yet".to_owned(),
+/// Adds the crate's cases to `report`.
+pub fn run(mode: Mode, report: &mut Report) {
+    direct(mode, report);
+    keyed(mode, report);
+    if alloc::installed() {
+        memory(mode, report);
+    } else {
+        report.missing.push((
+            format!("{KRATE}: bytes per key"),
+            "the counting allocator is not this binary's global allocator".to_owned(),
+        ));
+    }
+}
+
+/// The peers of a direct admitted check: governor and ratelimit.
+fn admitting_peers<'a>(
+    gov: &'a crate::workloads::rate_limiter::GovDirect,
+    rl: &'a ratelimit::Ratelimiter,
+) -> [Contender<'a>; 2] {
+    [
+        Contender::peer("governor", move |it| {
+            time_iters(it, |_| {
+                let _ = black_box(gov.check());
+            })
+        }),
+        Contender::peer("ratelimit", move |it| {
+            time_iters(it, |_| {
+                let _ = black_box(rl.try_wait());
+            })
+        }),
+    ]
+}
+
+fn direct(mode: Mode, report: &mut Report) {
+    let gov = gov_admitting();
+    let rl = ratelimit_admitting();
+    let gcra = Gcra::new(admit_quota()).expect("valid quota");
+    let mut contenders = vec![Contender::ours("ours", |it| {
+        time_iters(it, |_| {
+            black_box(gcra.check());
+        })
+    })];
+    contenders.extend(admitting_peers(&gov, &rl));
+    report.results.push(run_timed(
+        KRATE,
+        "GCRA direct check, admitted",
+        mode,
+        contenders,
+    ));
+
+    let (ours, gov_deny, rl_deny) = (ours_gcra_denying(), gov_denying(), ratelimit_denying());
+    report.results.push(run_timed(
+        KRATE,
+        "GCRA direct check, denied",
+        mode,
+        vec![
+            Contender::ours("ours", |it| {
+                time_iters(it, |_| {
+                    black_box(ours.check());
+                })
+            }),
+            Contender::peer("governor", |it| {
+                time_iters(it, |_| {
+                    let _ = black_box(gov_deny.check());
+                })
+            }),
+            Contender::peer("ratelimit", |it| {
+                time_iters(it, |_| {
+                    let _ = black_box(rl_deny.try_wait());
+                })
+            }),
+        ],
+    ));
+
+    report.results.push(run_timed(
+        KRATE,
+        "GCRA direct check, admitted, 2 threads (ns per pair of concurrent checks)",
+        mode,
+        vec![
+            Contender::ours("ours", |it| {
+                on_threads(2, it, |_, _| {
+                    black_box(gcra.check());
+                })
+            }),
+            Contender::peer("governor", |it| {
+                on_threads(2, it, |_, _| {
+                    let _ = black_box(gov.check());
+                })
+            }),
+            Contender::peer("ratelimit", |it| {
+                on_threads(2, it, |_, _| {
+                    let _ = black_box(rl.try_wait());
+                })
+            }),
+        ],
+    ));
+
+    // Every algorithm of ours through the trait object users hold.
+    for (name, limiter) in ours_direct(admit_quota()) {
+        let mut contenders = vec![Contender::ours(format!("ours {name}"), |it| {
+            time_iters(it, |_| {
+                black_box(limiter.check());
+            })
+        })];
+        contenders.extend(admitting_peers(&gov, &rl));
+        report.results.push(run_timed(
+            KRATE,
+            &format!("{name} direct check (dyn RateLimiter), admitted"),
+            mode,
+            contenders,
+        ));
+    }
+}
+
+fn keyed(mode: Mode, report: &mut Report) {
+    let n = if mode == Mode::Smoke { 1000 } else { KEYS };
+    for (dist, keys) in [("uniform", uniform_keys(n)), ("Zipf(1.0)", zipf_keys(n))] {
+        let keys = &keys;
+        let ours = ours_keyed(Gcra::new(keyed_quota()).expect("valid quota"), n, keys);
+        let gov = gov_keyed(n, keys);
+        for threads in [1u64, 2] {
+            let name = if threads == 1 {
+                format!("keyed GCRA check, {n} keys, {dist}")
+            } else {
+                format!(
+                    "keyed GCRA check, {n} keys, {dist}, {threads} threads \
+                     (ns per {threads} concurrent checks)"
+                )
+            };
+            report.results.push(run_timed(
+                KRATE,
+                &name,
+                mode,
+                vec![
+                    Contender::ours("ours", |it| {
+                        on_threads(threads, it, |t, i| {
+                            black_box(ours.check_key(key_at(keys, threads, t, i)));
+                        })
+                    }),
+                    Contender::peer("governor (DashMapStateStore)", |it| {
+                        on_threads(threads, it, |t, i| {
+                            let _ = black_box(gov.check_key(key_at(keys, threads, t, i)));
+                        })
+                    }),
+                ],
+            ));
+        }
+    }
+}
+
+/// Heap bytes per key of keyed GCRA stores holding `n` `u64` keys.
+fn memory(mode: Mode, report: &mut Report) {
+    let n = if mode == Mode::Smoke { 1000 } else { KEYS };
+    let per_key = |bytes: isize| vec![bytes as f64 / n as f64];
+    let (ours, ours_bytes) = alloc::heap_of(|| ours_keyed_filled(n));
+    drop(ours);
+    let (gov, gov_bytes) = alloc::heap_of(|| gov_keyed_filled(n));
+    drop(gov);
+    report.results.push(measured(
+        KRATE,
+        &format!("keyed GCRA memory, {n} u64 keys"),
+        "bytes/key",
+        true,
+        vec![
+            ("ours", true, per_key(ours_bytes)),
+            ("governor (DashMapStateStore)", false, per_key(gov_bytes)),
+        ],
     ));
 }
