@@ -204,56 +204,72 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
 }
 
 impl<K: Ord, V> MapBuffer<K, V> {
+    /// Empties the buffer into a run grouped by partition, in no particular
+    /// order within a partition, releasing the table's memory.
+    pub(crate) fn take_grouped(&mut self) -> MemRun<K, V> {
+        let bytes = std::mem::take(&mut self.bytes);
+        let table = std::mem::take(&mut self.table);
+        let more = std::mem::take(&mut self.more);
+        let guess = table.len() / self.partitions + table.len() / (8 * self.partitions) + 16;
+        let mut parts: Vec<Vec<Entry<K, V>>> = (0..self.partitions)
+            .map(|_| Vec::with_capacity(guess))
+            .collect();
+        for e in table {
+            parts[e.part as usize].push(e);
+        }
+        MemRun {
+            parts,
+            more,
+            bytes,
+            sorted: false,
+        }
+    }
+
     /// Empties the buffer into a run sorted by (partition, key), or by
     /// (partition, hash, key) when `by_hash` (cheaper: most comparisons are
     /// of two integers), releasing the table's memory.
     pub(crate) fn take_sorted(&mut self, by_hash: bool) -> MemRun<K, V> {
-        let bytes = std::mem::take(&mut self.bytes);
-        let table = std::mem::take(&mut self.table);
-        let more = std::mem::take(&mut self.more);
-        let mut entries: Vec<Entry<K, V>> = table.into_iter().collect();
-        if by_hash {
-            entries.sort_unstable_by(|a, b| {
-                (a.part, a.hash)
-                    .cmp(&(b.part, b.hash))
-                    .then_with(|| a.key.cmp(&b.key))
-            });
-        } else {
-            entries.sort_unstable_by(|a, b| a.part.cmp(&b.part).then_with(|| a.key.cmp(&b.key)));
-        }
-        let mut bounds = vec![0usize; self.partitions + 1];
-        for e in &entries {
-            bounds[e.part as usize + 1] += 1;
-        }
-        for p in 0..self.partitions {
-            bounds[p + 1] += bounds[p];
-        }
-        MemRun {
-            entries,
-            more,
-            bounds,
-            bytes,
-        }
+        let mut run = self.take_grouped();
+        run.sort(by_hash);
+        run
     }
 }
 
-/// A task's sorted output kept in memory.
+/// A task's output kept in memory: its entries grouped by partition, and
+/// sorted within each partition once [`MemRun::sort`] ran.
 #[derive(Debug)]
 pub(crate) struct MemRun<K, V> {
-    pub(crate) entries: Vec<Entry<K, V>>,
+    parts: Vec<Vec<Entry<K, V>>>,
     /// The side store of the entries' extra values.
     pub(crate) more: Vec<Vec<V>>,
-    bounds: Vec<usize>,
     pub(crate) bytes: usize,
+    sorted: bool,
+}
+
+impl<K: Ord, V> MemRun<K, V> {
+    /// Sorts each partition by key, or by (hash, key) when `by_hash`.
+    pub(crate) fn sort(&mut self, by_hash: bool) {
+        if self.sorted {
+            return;
+        }
+        for part in &mut self.parts {
+            if by_hash {
+                part.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.key.cmp(&b.key)));
+            } else {
+                part.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            }
+        }
+        self.sorted = true;
+    }
 }
 
 impl<K, V> MemRun<K, V> {
-    /// The entries of partition `p`, sorted by key.
+    /// The entries of partition `p` (sorted once [`MemRun::sort`] ran).
     pub(crate) fn partition(&self, p: usize) -> &[Entry<K, V>] {
-        &self.entries[self.bounds[p]..self.bounds[p + 1]]
+        &self.parts[p]
     }
 
     pub(crate) fn partitions(&self) -> usize {
-        self.bounds.len() - 1
+        self.parts.len()
     }
 }

@@ -5,7 +5,9 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::hash::Hash;
 
-use crate::buffer::Entry;
+use hashbrown::HashTable;
+
+use crate::buffer::{Entry, MemRun};
 use crate::codec::Codec;
 use crate::error::TaskError;
 use crate::job::CombineFn;
@@ -135,4 +137,60 @@ impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
         values.push(last);
         Ok(Some((key, values)))
     }
+}
+
+/// One key of a partition grouped in memory: its values are `values` then
+/// `last` (the accumulator later values are offered to).
+pub(crate) struct Group<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) values: Vec<V>,
+    pub(crate) last: V,
+}
+
+/// Groups partition `p` of in-memory runs given in split order: equal keys
+/// come out once, with the values of earlier runs first, later runs'
+/// values offered to `combine` as in [`Merger::next_group`]. The groups are
+/// in no particular order. Stops with [`TaskError::Cancelled`] when
+/// `cancelled` says so (checked once per run).
+pub(crate) fn group_in_memory<K: Eq + Clone, V: Clone>(
+    runs: &[&MemRun<K, V>],
+    p: usize,
+    combine: &CombineFn<'_, K, V>,
+    cancelled: impl Fn() -> bool,
+) -> Result<Vec<Group<K, V>>, TaskError> {
+    let largest = runs.iter().map(|r| r.partition(p).len()).max().unwrap_or(0);
+    let mut table: HashTable<Group<K, V>> = HashTable::with_capacity(largest + largest / 4);
+    for run in runs {
+        if cancelled() {
+            return Err(TaskError::Cancelled);
+        }
+        for e in run.partition(p) {
+            let mut vals = e.values(&run.more).cloned();
+            if let Some(g) = table.find_mut(e.hash, |g| g.key == e.key) {
+                for v in vals {
+                    if let Some(v) = combine(&g.key, &mut g.last, v) {
+                        g.values.push(std::mem::replace(&mut g.last, v));
+                    }
+                }
+            } else {
+                let mut last = vals.next().expect("an entry has a value");
+                let mut values = Vec::new();
+                for v in vals {
+                    values.push(std::mem::replace(&mut last, v));
+                }
+                table.insert_unique(
+                    e.hash,
+                    Group {
+                        hash: e.hash,
+                        key: e.key.clone(),
+                        values,
+                        last,
+                    },
+                    |g| g.hash,
+                );
+            }
+        }
+    }
+    Ok(table.into_iter().collect())
 }

@@ -14,7 +14,7 @@ use crate::buffer::{Entry, MapBuffer, MemRun};
 use crate::error::{BuildError, JobError, TaskError};
 use crate::input::{Feed, IterFeed, TextFeed, TextInput};
 use crate::job::{Emitter, Job};
-use crate::merge::{Merger, Source};
+use crate::merge::{group_in_memory, Merger, Source};
 use crate::partition::{HashPartitioner, Partitioner};
 use crate::progress::{draw, Phase, Progress};
 use crate::spill::{DiskRun, SpillDir};
@@ -287,6 +287,10 @@ trait PartSink<K, O>: Sync {
     fn open(&self, partition: usize) -> Result<Self::Writer, TaskError>;
     fn write(&self, w: &mut Self::Writer, key: K, out: O) -> Result<(), TaskError>;
     fn close(&self, w: Self::Writer) -> Result<Self::Done, TaskError>;
+    /// Whether `close` sorts the partition by key itself.
+    fn sorts_by_key(&self) -> bool {
+        false
+    }
 }
 
 /// Collects a partition's outputs in memory, sorted by key when `sort`
@@ -312,6 +316,9 @@ impl<K: Send + Ord, O: Send> PartSink<K, O> for MemSink {
             w.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
         Ok(w)
+    }
+    fn sorts_by_key(&self) -> bool {
+        self.sort
     }
 }
 
@@ -672,6 +679,15 @@ impl<P> Runner<P> {
         }
         let mut outputs = outputs.into_inner();
         outputs.sort_unstable_by_key(|o| o.task);
+        // Without spill runs, each partition is grouped in a hash table;
+        // with them, it is a k-way merge, which needs sorted in-memory runs.
+        let in_memory = outputs.iter().all(|o| o.runs.is_empty());
+        if !in_memory {
+            let by_hash = !self.partitioner.is_ordered();
+            for m in outputs.iter_mut().filter_map(|o| o.mem.as_mut()) {
+                m.sort(by_hash);
+            }
+        }
 
         // Reduce phase.
         let rboard = TaskBoard::new(self.partitions, self.threads);
@@ -683,7 +699,11 @@ impl<P> Runner<P> {
                     let _guard = WorkerGuard(&rboard);
                     while let Some(p) = rboard.claim() {
                         let r = self.with_retries(&rboard, || {
-                            self.reduce_attempt(job, &outputs, p, sink, &spill, &rboard)
+                            if in_memory {
+                                self.reduce_in_memory(job, &outputs, p, sink, &rboard)
+                            } else {
+                                self.reduce_attempt(job, &outputs, p, sink, &spill, &rboard)
+                            }
                         });
                         match r {
                             Ok(d) => {
@@ -805,7 +825,9 @@ impl<P> Runner<P> {
             return Ok((runs, None));
         }
         capacity_hint.fetch_max(buf.len(), Ordering::Relaxed);
-        let run = buf.take_sorted(by_hash);
+        // Sorted only if it has to be spilled, or later if another task
+        // spilled (see `execute`).
+        let mut run = buf.take_grouped();
         let limit = self.retained_limit();
         let kept = retained
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
@@ -816,9 +838,49 @@ impl<P> Runner<P> {
         if kept {
             Ok((runs, Some(run)))
         } else {
+            run.sort(by_hash);
             runs.push(write_run(spill, &run)?);
             Ok((runs, None))
         }
+    }
+
+    /// Reduces partition `p` when every task's output is in memory: the
+    /// entries are grouped in a hash table (tasks in split order, so values
+    /// are combined in split order), then reduced in key order when the
+    /// partitioner is ordered or the sink sorts anyway, else in hash order.
+    fn reduce_in_memory<J, S>(
+        &self,
+        job: &J,
+        outputs: &[TaskOutput<'_, J::Key, J::Value>],
+        p: usize,
+        sink: &S,
+        board: &TaskBoard,
+    ) -> Result<S::Done, TaskError>
+    where
+        J: Job,
+        P: Partitioner<J::Key>,
+        S: PartSink<J::Key, J::Output>,
+    {
+        let combine = |k: &J::Key, acc: &mut J::Value, v: J::Value| job.combine(k, acc, v);
+        let runs: Vec<&MemRun<J::Key, J::Value>> =
+            outputs.iter().filter_map(|o| o.mem.as_ref()).collect();
+        let mut groups = group_in_memory(&runs, p, &combine, || board.is_cancelled())?;
+        if self.partitioner.is_ordered() || sink.sorts_by_key() {
+            groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        } else {
+            groups.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.key.cmp(&b.key)));
+        }
+        let mut w = sink.open(p)?;
+        for (n, g) in groups.into_iter().enumerate() {
+            let mut values = g.values;
+            values.push(g.last);
+            let out = job.reduce(&g.key, values)?;
+            sink.write(&mut w, g.key, out)?;
+            if n % 4096 == 4095 && board.is_cancelled() {
+                return Err(TaskError::Cancelled);
+            }
+        }
+        sink.close(w)
     }
 
     fn reduce_attempt<'s, J, S>(

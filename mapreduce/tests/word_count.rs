@@ -136,6 +136,32 @@ impl Job for Positions {
     }
 }
 
+/// [`Positions`] with a combiner that appends (associative, not
+/// commutative): the combined lists must still be in split order.
+struct AppendPositions;
+
+impl Job for AppendPositions {
+    type Record = [u8];
+    type Key = Vec<u8>;
+    type Value = Vec<u64>;
+    type Output = Vec<u64>;
+
+    fn map(&self, line: &[u8], emit: &mut Emitter<'_, Vec<u8>, Vec<u64>>) -> Result<(), TaskError> {
+        let at = emit.origin().offset();
+        mapreduce::jobs::for_each_word(line, |w| emit.emit_ref(w, vec![at]));
+        Ok(())
+    }
+
+    fn combine(&self, _key: &Vec<u8>, acc: &mut Vec<u64>, value: Vec<u64>) -> Option<Vec<u64>> {
+        acc.extend(value);
+        None
+    }
+
+    fn reduce(&self, _key: &Vec<u8>, values: Vec<Vec<u64>>) -> Result<Vec<u64>, TaskError> {
+        Ok(values.concat())
+    }
+}
+
 #[test]
 fn values_arrive_in_split_order() {
     let tmp = tempfile::tempdir().unwrap();
@@ -160,6 +186,13 @@ fn values_arrive_in_split_order() {
                 .unwrap();
             let got = runner.run(&Positions, &TextInput::path(&path)).unwrap();
             assert!(got == expected, "threads {threads} budget {budget}");
+            let got = runner
+                .run(&AppendPositions, &TextInput::path(&path))
+                .unwrap();
+            assert!(
+                got == expected,
+                "combined, threads {threads} budget {budget}"
+            );
         }
     }
 }
