@@ -123,6 +123,29 @@ fn pending_submits_from_one_thread_share_commits() {
     assert_eq!(q.len(), 64);
 }
 
+/// Leases and completions nobody waits for are still committed on their
+/// own after a while (the committer's lazy timer), not only by the next
+/// submit or at shutdown.
+#[test]
+fn unwaited_completions_get_committed_without_a_waiter() {
+    let path = temp("lazy");
+    let store = RedbStore::open(&path).unwrap();
+    let q = TaskQueue::builder().store(store.clone()).build().unwrap();
+    q.submit(Task::new("x")).unwrap();
+    let after_submit = store.commits();
+    let d = q.lease().unwrap();
+    assert_eq!(q.complete(&d, Ok(())), Outcome::Completed);
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while store.commits() == after_submit && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        store.commits() > after_submit,
+        "the completion was never committed"
+    );
+    drop(q);
+}
+
 #[test]
 fn foreign_files_are_refused_and_left_alone() {
     // Not a database at all.
