@@ -425,8 +425,9 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
 
     /// Runs the active health check: probes each backend whose probe is
     /// due (at most once per [`HealthCheck::interval`] by the balancer's
-    /// clock) and applies the thresholds. Call it from a timer, a thread, or
-    /// a simulation loop; calling it more often than the interval is cheap.
+    /// clock) and applies the thresholds. Call it from a timer or a
+    /// simulation loop, or let [`Balancer::spawn_health_checker`] call it
+    /// from a thread; calling it more often than the interval is cheap.
     /// The probe runs without any lock held, and counts as a request in
     /// flight to its backend while it runs. Returns how many backends were
     /// probed.
@@ -483,6 +484,12 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
             self.publish(&inner);
         }
         probed
+    }
+
+    /// The active health check's interval.
+    #[cfg(not(sysblocks_loom))]
+    pub(crate) fn health_interval(&self) -> Duration {
+        self.health.interval
     }
 
     /// Builds and stores a new snapshot, then bumps the generation (the

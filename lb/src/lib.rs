@@ -3,6 +3,8 @@
 
 mod backend;
 mod balancer;
+#[cfg(not(sysblocks_loom))]
+mod checker;
 mod error;
 mod hashing;
 mod health;
@@ -12,6 +14,8 @@ mod sync;
 
 pub use backend::{Backend, BackendId, BackendState};
 pub use balancer::{BackendStats, Balancer, BalancerBuilder, Pick};
+#[cfg(not(sysblocks_loom))]
+pub use checker::HealthChecker;
 pub use error::BuildError;
 pub use hashing::{ConsistentHashing, HashAlgorithm, HashState};
 pub use health::{HealthCheck, OutlierDetection};

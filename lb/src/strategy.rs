@@ -458,6 +458,22 @@ fn two_distinct(r: u64, n: u32) -> (usize, usize) {
     (a as usize, b as usize)
 }
 
+/// The step both two-choice strategies share: with one candidate, it; else
+/// two distinct candidates `a`, `b` at random, and `b` only if
+/// `b_is_better(a, b)` (ties go to the first drawn).
+#[inline]
+fn better_of_two(rng: &SplitMix, n: u32, b_is_better: impl FnOnce(usize, usize) -> bool) -> usize {
+    if n < 2 {
+        return 0;
+    }
+    let (a, b) = two_distinct(rng.next_u64(), n);
+    if b_is_better(a, b) {
+        b
+    } else {
+        a
+    }
+}
+
 impl Strategy for PowerOfTwoChoices {
     type State = u32;
 
@@ -473,14 +489,12 @@ impl Strategy for PowerOfTwoChoices {
         _ctx: &Context,
         _clock: &dyn Clock,
     ) -> Option<usize> {
-        if n < 2 {
-            return Some(0);
-        }
-        let (a, b) = two_distinct(self.rng.next_u64(), n);
-        let (sa, sb) = (candidates.get(a), candidates.get(b));
-        let la = u128::from(candidates.in_flight(a) + 1) * u128::from(sb.weight());
-        let lb = u128::from(candidates.in_flight(b) + 1) * u128::from(sa.weight());
-        Some(if lb < la { b } else { a })
+        // (in_flight_b + 1) / w_b < (in_flight_a + 1) / w_a, cross-multiplied.
+        Some(better_of_two(&self.rng, n, |a, b| {
+            let (wa, wb) = (candidates.get(a).weight(), candidates.get(b).weight());
+            u128::from(candidates.in_flight(b) + 1) * u128::from(wa)
+                < u128::from(candidates.in_flight(a) + 1) * u128::from(wb)
+        }))
     }
 }
 
@@ -567,14 +581,10 @@ impl Strategy for PeakEwma {
         _ctx: &Context,
         clock: &dyn Clock,
     ) -> Option<usize> {
-        if n < 2 {
-            return Some(0);
-        }
-        let (a, b) = two_distinct(self.rng.next_u64(), n);
-        let now = clock.now_nanos();
-        let ca = Self::cost(candidates, a, now, tau);
-        let cb = Self::cost(candidates, b, now, tau);
-        Some(if cb < ca { b } else { a })
+        Some(better_of_two(&self.rng, n, |a, b| {
+            let now = clock.now_nanos();
+            Self::cost(candidates, b, now, tau) < Self::cost(candidates, a, now, tau)
+        }))
     }
 
     fn latency_decay(&self) -> Duration {

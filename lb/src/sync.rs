@@ -27,7 +27,7 @@ pub(crate) use self::loom_impl::*;
 
 #[cfg(not(sysblocks_loom))]
 mod std_impl {
-    pub(crate) use parking_lot::Mutex;
+    pub(crate) use parking_lot::{Condvar, Mutex};
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
     pub(crate) use std::sync::{Arc, Weak as WeakShared};
 

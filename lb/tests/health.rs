@@ -304,3 +304,54 @@ fn picks_are_send_and_the_balancer_is_shared() {
     assert!(b.stats().iter().all(|s| s.in_flight == 0));
     assert_eq!(b.len(), 3);
 }
+
+/// The interval-driven runner: a real thread on a short real interval
+/// takes a backend out after two failed probes and back after two passed
+/// ones, and stops when its handle is dropped. Bounded: each wait gives up
+/// after 20 s (it takes a few intervals of 2 ms when the machine is idle).
+#[test]
+fn health_checker_thread_probes_on_its_interval_and_stops_on_drop() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let b = Arc::new(
+        Balancer::builder(RoundRobin::new())
+            .backend("a", 1)
+            .backend("b", 1)
+            .health_check(HealthCheck {
+                interval: Duration::from_millis(2),
+                unhealthy_threshold: 2,
+                healthy_threshold: 2,
+            })
+            .build()
+            .unwrap(),
+    );
+    let b_down = Arc::new(AtomicBool::new(true));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let (down, count) = (Arc::clone(&b_down), Arc::clone(&probes));
+    let checker = b.spawn_health_checker(move |&name: &&str| {
+        count.fetch_add(1, Ordering::Relaxed);
+        !(name == "b" && down.load(Ordering::Relaxed))
+    });
+    let wait_until = |what: &str, cond: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait_until("b taken out", &|| b.candidates() == vec![BackendId(0)]);
+    assert!(probes.load(Ordering::Relaxed) >= 4, "two rounds at least");
+    b_down.store(false, Ordering::Relaxed);
+    wait_until("b back", &|| b.candidates().len() == 2);
+    drop(checker);
+    let after_stop = probes.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(probes.load(Ordering::Relaxed), after_stop, "thread stopped");
+    // The thread released its reference to the balancer.
+    assert_eq!(Arc::strong_count(&b), 1);
+}
