@@ -309,6 +309,7 @@ fn picks_are_send_and_the_balancer_is_shared() {
 /// takes a backend out after two failed probes and back after two passed
 /// ones, and stops when its handle is dropped. Bounded: each wait gives up
 /// after 20 s (it takes a few intervals of 2 ms when the machine is idle).
+#[cfg(not(sysblocks_loom))] // the checker thread is not part of the loom build
 #[test]
 fn health_checker_thread_probes_on_its_interval_and_stops_on_drop() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
