@@ -453,13 +453,35 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         (s < self.nodes.len() && self.nodes[s].qpos == pos as u32).then_some(s)
     }
 
-    /// Drops stale records and resizes the log to at least three times the
-    /// live entries, so compaction (O(log)) happens at most once per
-    /// `2 * len` uses: O(1) amortised.
+    /// Drops stale records and sizes the log to three times the live
+    /// entries (rounded up to a power of two), so compaction (O(log))
+    /// happens at most once per `2 * len` uses: O(1) amortised. When the
+    /// size is unchanged (a full cache in steady state) the live records are
+    /// slid down in place: no allocation, no zeroing.
     #[cold]
     fn compact_log(&mut self) {
         let live = self.nodes.len();
         let cap = (3 * live).max(64).next_power_of_two();
+        if cap == self.ring.len() {
+            // Record `p` moves to position `w <= p`, whose slot was already
+            // read, so nothing unread is overwritten. Positions in the
+            // window differ by less than the ring size (< 2^32), so the
+            // truncated `qpos` still names exactly one of them.
+            let mask = self.ring.len() - 1;
+            let mut w = self.qtail;
+            for p in self.qtail..self.qhead {
+                let s = self.ring[p as usize & mask];
+                if let Some(n) = self.nodes.get_mut(s as usize) {
+                    if n.qpos == p as u32 {
+                        n.qpos = w as u32;
+                        self.ring[w as usize & mask] = s;
+                        w += 1;
+                    }
+                }
+            }
+            self.qhead = w;
+            return;
+        }
         let mut ring = Vec::with_capacity(cap);
         for p in self.qtail..self.qhead {
             if let Some(s) = self.live_at(p) {
@@ -1179,6 +1201,88 @@ mod tests {
             assert_eq!(c.get(&1), Some(&1));
         }
         assert_eq!(c.len(), 1);
+    }
+
+    /// More entries than the preallocated table holds: the slab and
+    /// table grow several times, and the LRU order, weights and deadlines
+    /// must survive, as must the log's compactions.
+    #[test]
+    fn table_growth_keeps_order_weights_and_deadlines() {
+        let clock = ManualClock::new();
+        let mut c = LruCache::builder()
+            .max_capacity(1 << 40)
+            .weigher(|k: &u32, _v: &u32| u64::from(k % 3) + 1)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let n = 300_000u32;
+        let mut last_use = std::collections::HashMap::new();
+        let mut t = 0u64;
+        for k in 0..n {
+            // Every seventh key expires after 1 s, the others never.
+            if k % 7 == 0 {
+                c.insert_with_ttl(k, k, Duration::from_secs(1));
+            } else {
+                c.insert(k, k);
+            }
+            last_use.insert(k, t);
+            t += 1;
+            // Re-use an older key now and then, so LRU order is not insertion order.
+            if k % 5 == 0 && k > 0 {
+                let old = (k * 7919) % k;
+                assert_eq!(c.get(&old), Some(&old));
+                last_use.insert(old, t);
+                t += 1;
+            }
+        }
+        assert_eq!(c.len(), n as usize);
+        let weight: u64 = (0..n).map(|k| u64::from(k % 3) + 1).sum();
+        assert_eq!(c.weighted_size(), weight);
+        let mut want: Vec<u32> = (0..n).collect();
+        want.sort_by_key(|k| std::cmp::Reverse(last_use[k]));
+        assert_eq!(keys(&c), want);
+        clock.advance(Duration::from_secs(1));
+        c.purge_expired();
+        want.retain(|k| k % 7 != 0);
+        assert_eq!(keys(&c), want);
+        let weight: u64 = want.iter().map(|k| u64::from(k % 3) + 1).sum();
+        assert_eq!(c.weighted_size(), weight);
+        assert_eq!(c.pop_lru().map(|(k, _)| k), want.last().copied());
+    }
+
+    /// Hits only, on a full cache: the log fills with stale records and is
+    /// compacted in place many times; the order must stay exact.
+    #[test]
+    fn log_compaction_keeps_exact_order() {
+        let cap = 50u32;
+        let mut c = LruCache::new(u64::from(cap)).unwrap();
+        let mut model: Vec<u32> = Vec::new(); // most recent first
+        for k in 0..cap {
+            c.insert(k, k);
+            model.insert(0, k);
+        }
+        let mut x = 12345u32;
+        for step in 0..20_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            // Skewed: low keys are hot, so many records go stale.
+            let k = (x >> 16) % cap % ((x >> 8) % cap + 1);
+            assert_eq!(c.get(&k), Some(&k));
+            let at = model.iter().position(|&m| m == k).unwrap();
+            model.remove(at);
+            model.insert(0, k);
+            if step % 1000 == 0 {
+                assert_eq!(keys(&c), model);
+            }
+        }
+        assert_eq!(keys(&c), model);
+        // Evictions follow the same order.
+        for k in 1000..1010 {
+            c.insert(k, k);
+            let lru = model.pop().unwrap();
+            assert!(!c.contains_key(&lru));
+            model.insert(0, k);
+        }
+        assert_eq!(keys(&c), model);
     }
 
     #[test]
