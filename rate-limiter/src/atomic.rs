@@ -22,10 +22,9 @@ pub(crate) fn cas_loop(word: &AtomicU64, mut step: impl FnMut(u64) -> Step) -> D
         }
         match word.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return decision,
-            Err(actual) => {
-                cur = actual;
-                crate::sync::spin_loop();
-            }
+            // Another thread's CAS won, so the word moved on: retry at once
+            // (a pause here costs more than the recomputation).
+            Err(actual) => cur = actual,
         }
     }
 }

@@ -76,7 +76,8 @@ impl Decision {
     #[inline]
     pub(crate) fn with_slack(mut self, slack_ns: u64, per_cell_ns: u64) -> Self {
         self.slack = slack_ns;
-        self.per_cell = per_cell_ns.max(1);
+        debug_assert!(per_cell_ns > 0);
+        self.per_cell = per_cell_ns;
         self
     }
 

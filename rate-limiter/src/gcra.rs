@@ -1,6 +1,7 @@
 //! `Gcra`: the generic cell rate algorithm on one atomic word.
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 use sysblocks_clock::{Clock, SharedClock};
 
@@ -40,8 +41,8 @@ use crate::{BuildError, Decision, Quota};
 pub struct Gcra {
     /// Emission interval in nanoseconds.
     t: u64,
-    /// Burst in cells.
-    burst: u32,
+    /// Burst in cells (never 0, which lets a unit check skip the cost test).
+    burst: NonZeroU32,
     /// `burst * t`: how far ahead of now the TAT may run.
     tau: u64,
     state: AtomicU64,
@@ -52,7 +53,7 @@ impl fmt::Debug for Gcra {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Gcra")
             .field("emission_nanos", &self.t)
-            .field("burst", &self.burst)
+            .field("burst", &self.burst.get())
             .field("tat", &self.state.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -90,7 +91,7 @@ impl Gcra {
         let (t, burst, tau) = quota.parts()?;
         Ok(Self {
             t,
-            burst,
+            burst: NonZeroU32::new(burst).ok_or(BuildError::Zero { setting: "burst" })?,
             tau,
             state: AtomicU64::new(0),
             clock,
@@ -99,24 +100,32 @@ impl Gcra {
 
     #[inline]
     fn max_cost(&self) -> u32 {
-        self.burst
+        self.burst.get()
     }
 
-    /// Admitted iff `max(TAT, now) + cost*T <= now + tau`. A denial
-    /// returns the TAT unchanged (no store); the decision's durations are
-    /// plain differences, converted only by its accessors.
+    /// Admitted iff `max(TAT, now) + cost*T <= now + tau`, computed on the
+    /// debt `d = max(TAT - now, 0)` as `d <= tau - cost*T` (`cost <= burst`
+    /// keeps that non-negative). A denial returns the TAT unchanged (no
+    /// store) and, like an admission, fills the decision with plain
+    /// differences that only its accessors convert.
     #[inline]
     fn step(&self, tat: u64, now: u64, cost: u32) -> Step {
-        let base = tat.max(now);
-        let horizon = now.saturating_add(self.tau);
-        let new_tat = base.saturating_add(u64::from(cost) * self.t);
-        if new_tat <= horizon {
-            let d =
-                Decision::allow(self.burst, 0, new_tat - now).with_slack(horizon - new_tat, self.t);
-            (d, if cost == 0 { tat } else { new_tat })
+        let weight = u64::from(cost) * self.t;
+        let debt = tat.saturating_sub(now);
+        let room = self.tau - weight;
+        let limit = self.burst.get();
+        if debt <= room {
+            let after = debt + weight;
+            let d = Decision::allow(limit, 0, after).with_slack(self.tau - after, self.t);
+            let next = if cost == 0 {
+                tat
+            } else {
+                tat.max(now).saturating_add(weight)
+            };
+            (d, next)
         } else {
-            let d = Decision::deny(self.burst, 0, new_tat - horizon, base - now)
-                .with_slack(horizon.saturating_sub(base), self.t);
+            let d = Decision::deny(limit, 0, debt - room, debt)
+                .with_slack(self.tau.saturating_sub(debt), self.t);
             (d, tat)
         }
     }
