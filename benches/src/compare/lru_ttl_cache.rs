@@ -1,15 +1,148 @@
-//! `lru-ttl-cache` against quick_cache, moka, mini_moka, Mutex<lru::LruCache>.
+//! `lru-ttl-cache` against quick_cache, moka (TinyLFU and LRU), mini_moka
+//! and `Mutex<lru::LruCache>` (`crate::workloads::lru_ttl_cache`):
+//!
+//! - ns per operation, `get` only and 90% get / 10% insert, on a full cache
+//!   of 100,000 entries with Zipf(0.99) keys over 1,000,000, at 1 and 2
+//!   threads;
+//! - heap bytes per entry for 1,000,000 `u64 -> u64` entries (smoke: 10,000);
+//! - hit-ratio curves at five capacities on the ARC traces (replay: get,
+//!   insert on a miss) for ours (exact LRU, one shard), quick_cache, moka
+//!   and Belady's optimum. Quick mode replays OLTP (0.9M requests) only;
+//!   full mode adds P12 (13.2M); smoke mode replays nothing.
 
-use crate::harness::Mode;
-use crate::report::Report;
+use crate::alloc;
+use crate::harness::{measured, run_timed, Contender, Mode};
+use crate::report::{LineChart, Report};
+use crate::workloads::lru_ttl_cache::{
+    arc_trace, belady_hits, filled, key, replay, timed, zipf_keys, Kind, Mix, CAPACITY, OLTP_CAPS,
+    P12_CAPS, SAMPLES,
+};
 
 const KRATE: &str = "lru-ttl-cache";
 
-/// Adds this crate's cases to `report` (none written yet: listed as missing).
-pub fn run(_mode: Mode, report: &mut Report) {
-    report.missing.push((
-        KRATE.to_owned(),
-        "cases against quick_cache, moka, mini_moka, Mutex<lru::LruCache> are not written yet"
-            .to_owned(),
+/// Adds the throughput cases, bytes per entry and the hit-ratio charts.
+pub fn run(mode: Mode, report: &mut Report) {
+    throughput(mode, report);
+    memory(mode, report);
+    hit_ratios(mode, report);
+}
+
+fn throughput(mode: Mode, report: &mut Report) {
+    // Smoke mode only proves the code runs: a small cache, few keys.
+    let (cap, samples) = match mode {
+        Mode::Smoke => (1000, 1 << 12),
+        _ => (CAPACITY, SAMPLES),
+    };
+    let keys = zipf_keys(samples);
+    for mix in [Mix::GetOnly, Mix::GetInsert] {
+        // One filled cache per contender, shared by the 1- and 2-thread cases.
+        let caches: Vec<_> = Kind::ALL.iter().map(|&k| (k, filled(k, cap))).collect();
+        for threads in [1usize, 2] {
+            let keys = &keys;
+            let contenders = caches
+                .iter()
+                .map(|(k, c)| {
+                    let mut pos = 0usize;
+                    let routine = move |it: u64| timed(c, keys, it, threads, mix, &mut pos);
+                    if k.is_ours() {
+                        Contender::ours(k.name(), routine)
+                    } else {
+                        Contender::peer(k.name(), routine)
+                    }
+                })
+                .collect();
+            report.results.push(run_timed(
+                KRATE,
+                &format!(
+                    "{}, {threads} thread(s), {cap} entries, Zipf(0.99) over 1M keys",
+                    mix.name()
+                ),
+                mode,
+                contenders,
+            ));
+        }
+    }
+}
+
+fn memory(mode: Mode, report: &mut Report) {
+    if !alloc::installed() {
+        report.missing.push((
+            KRATE.to_owned(),
+            "bytes per entry: the counting allocator is not installed".to_owned(),
+        ));
+        return;
+    }
+    let n: u64 = match mode {
+        Mode::Smoke => 10_000,
+        _ => 1_000_000,
+    };
+    let mut series = Vec::new();
+    for kind in Kind::ALL {
+        let (c, bytes) = alloc::heap_of(|| {
+            let c = kind.make(n);
+            for r in 0..n as usize {
+                c.insert(key(r));
+            }
+            c.settle();
+            c
+        });
+        drop(c);
+        series.push((kind.name(), kind.is_ours(), vec![bytes as f64 / n as f64]));
+    }
+    report.results.push(measured(
+        KRATE,
+        &format!("heap bytes per entry, {n} u64 -> u64 entries"),
+        "bytes/entry",
+        true,
+        series,
     ));
+}
+
+fn hit_ratios(mode: Mode, report: &mut Report) {
+    let traces: &[(&str, &[u64; 5])] = match mode {
+        Mode::Smoke => return,
+        Mode::Quick => &[("OLTP", &OLTP_CAPS)],
+        Mode::Full => &[("OLTP", &OLTP_CAPS), ("P12", &P12_CAPS)],
+    };
+    for &(name, caps) in traces {
+        let Some(keys) = arc_trace(name) else {
+            report.missing.push((
+                KRATE.to_owned(),
+                format!("hit ratios on {name}: skipped: ../shared/data not found"),
+            ));
+            continue;
+        };
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for kind in [
+            Kind::OursOneShard,
+            Kind::Quick,
+            Kind::MokaTinyLfu,
+            Kind::MokaLru,
+        ] {
+            let points = caps
+                .iter()
+                .map(|&cap| (cap as f64, 100.0 * replay(&kind.make(cap), &keys)))
+                .collect();
+            series.push((kind.name().to_owned(), points));
+        }
+        let opt = caps
+            .iter()
+            .map(|&cap| {
+                let hits = belady_hits(&keys, cap as usize);
+                (cap as f64, 100.0 * hits as f64 / keys.len() as f64)
+            })
+            .collect();
+        series.push(("Belady OPT".to_owned(), opt));
+        report.charts.push(LineChart {
+            krate: KRATE.to_owned(),
+            title: format!(
+                "hit ratio on {name} ({} requests; get, insert on miss)",
+                keys.len()
+            ),
+            x_label: "capacity (entries)".to_owned(),
+            y_label: "hit ratio (%)".to_owned(),
+            log_x: true,
+            series,
+        });
+    }
 }

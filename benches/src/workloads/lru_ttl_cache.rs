@@ -1,2 +1,447 @@
 //! Inputs and contender setups for `lru-ttl-cache`, shared by its criterion bench
 //! and the `compare` binary.
+//!
+//! - Workload (a): `get` only on a full cache of [`CAPACITY`] entries, keys
+//!   Zipf(0.99) over [`UNIVERSE`] ranks; (b) 90% `get` (a miss inserts) and
+//!   10% `insert`. `u64` keys and values.
+//! - The cache is filled with the [`CAPACITY`] most popular keys, least
+//!   popular first, which is the state a warmed LRU is in (the hottest keys
+//!   most recent). Filling hottest first would make each LRU shard that
+//!   gets more than its share of keys evict its hottest ones, which measures
+//!   the fill order rather than the cache.
+//! - Hit ratios replay the ARC traces (`get`, `insert` on a miss), and
+//!   [`belady_hits`] gives the optimum any policy could reach on them.
+
+use std::hint::black_box;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Entries of the cache in the throughput workloads.
+pub const CAPACITY: u64 = 100_000;
+/// Key ranks the Zipf draws come from.
+pub const UNIVERSE: usize = 1_000_000;
+/// Keys drawn (a power of two; the timed loops wrap around).
+pub const SAMPLES: usize = 1 << 20;
+
+/// The contenders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `lru_ttl_cache::Cache`, default shards.
+    Ours,
+    /// `lru_ttl_cache::Cache` with `.shards(1)`: one exact global LRU.
+    OursOneShard,
+    /// `quick_cache::sync::Cache`.
+    Quick,
+    /// `moka::sync::Cache`, default (TinyLFU) policy.
+    MokaTinyLfu,
+    /// `moka::sync::Cache` with `EvictionPolicy::lru()`.
+    MokaLru,
+    /// `mini_moka::sync::Cache`.
+    MiniMoka,
+    /// `std::sync::Mutex<lru::LruCache>`.
+    MutexLru,
+}
+
+impl Kind {
+    /// The throughput and memory contenders, ours first.
+    pub const ALL: [Kind; 6] = [
+        Kind::Ours,
+        Kind::Quick,
+        Kind::MokaTinyLfu,
+        Kind::MokaLru,
+        Kind::MutexLru,
+        Kind::MiniMoka,
+    ];
+
+    /// Display name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "ours",
+            Kind::OursOneShard => "ours shards(1)",
+            Kind::Quick => "quick_cache",
+            Kind::MokaTinyLfu => "moka_tinylfu",
+            Kind::MokaLru => "moka_lru",
+            Kind::MiniMoka => "mini_moka",
+            Kind::MutexLru => "mutex_lru",
+        }
+    }
+
+    /// Whether this is a sysblocks cache.
+    #[must_use]
+    pub fn is_ours(self) -> bool {
+        matches!(self, Kind::Ours | Kind::OursOneShard)
+    }
+
+    /// An empty `u64 -> u64` cache of `cap` entries.
+    ///
+    /// # Panics
+    ///
+    /// If `cap` is zero.
+    #[must_use]
+    pub fn make(self, cap: u64) -> AnyCache {
+        match self {
+            Kind::Ours => AnyCache::Ours(
+                lru_ttl_cache::Cache::builder()
+                    .max_capacity(cap)
+                    .build()
+                    .expect("valid"),
+            ),
+            Kind::OursOneShard => AnyCache::Ours(
+                lru_ttl_cache::Cache::builder()
+                    .max_capacity(cap)
+                    .shards(1)
+                    .build()
+                    .expect("valid"),
+            ),
+            Kind::Quick => AnyCache::Quick(quick_cache::sync::Cache::new(cap as usize)),
+            Kind::MokaTinyLfu => {
+                AnyCache::Moka(moka::sync::Cache::builder().max_capacity(cap).build())
+            }
+            Kind::MokaLru => AnyCache::Moka(
+                moka::sync::Cache::builder()
+                    .max_capacity(cap)
+                    .eviction_policy(moka::policy::EvictionPolicy::lru())
+                    .build(),
+            ),
+            Kind::MiniMoka => {
+                AnyCache::MiniMoka(mini_moka::sync::Cache::builder().max_capacity(cap).build())
+            }
+            Kind::MutexLru => AnyCache::MutexLru(Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(cap as usize).expect("non-zero capacity"),
+            ))),
+        }
+    }
+}
+
+/// One contender's cache. A `match` per operation (one well-predicted
+/// branch, the same for every contender) instead of a virtual call.
+pub enum AnyCache {
+    /// Ours (any shard count).
+    Ours(lru_ttl_cache::Cache<u64, u64>),
+    /// quick_cache.
+    Quick(quick_cache::sync::Cache<u64, u64>),
+    /// moka, either policy.
+    Moka(moka::sync::Cache<u64, u64>),
+    /// mini_moka.
+    MiniMoka(mini_moka::sync::Cache<u64, u64>),
+    /// `Mutex<lru::LruCache>`.
+    MutexLru(Mutex<lru::LruCache<u64, u64>>),
+}
+
+impl AnyCache {
+    /// Whether `k` is cached (a hit).
+    #[inline]
+    pub fn get(&self, k: u64) -> bool {
+        match self {
+            AnyCache::Ours(c) => c.get(&k).is_some(),
+            AnyCache::Quick(c) => c.get(&k).is_some(),
+            AnyCache::Moka(c) => c.get(&k).is_some(),
+            AnyCache::MiniMoka(c) => c.get(&k).is_some(),
+            AnyCache::MutexLru(c) => c.lock().expect("lock").get(&k).is_some(),
+        }
+    }
+
+    /// Stores `k -> k`.
+    #[inline]
+    pub fn insert(&self, k: u64) {
+        match self {
+            AnyCache::Ours(c) => c.insert(k, k),
+            AnyCache::Quick(c) => c.insert(k, k),
+            AnyCache::Moka(c) => c.insert(k, k),
+            AnyCache::MiniMoka(c) => c.insert(k, k),
+            AnyCache::MutexLru(c) => {
+                c.lock().expect("lock").put(k, k);
+            }
+        }
+    }
+
+    /// Lets asynchronous maintenance finish (moka, mini_moka).
+    pub fn settle(&self) {
+        match self {
+            AnyCache::Moka(c) => c.run_pending_tasks(),
+            AnyCache::MiniMoka(c) => mini_moka::sync::ConcurrentCacheExt::sync(c),
+            _ => {}
+        }
+    }
+}
+
+/// Key of popularity rank `r` (0 = most popular), scattered over `u64`.
+#[must_use]
+pub fn key(rank: usize) -> u64 {
+    (rank as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// `n` keys (rounded up to a power of two) drawn Zipf(0.99) over
+/// [`UNIVERSE`] ranks by inverse CDF, seeded.
+#[must_use]
+pub fn zipf_keys(n: usize) -> Vec<u64> {
+    let n = n.next_power_of_two();
+    let mut cdf = Vec::with_capacity(UNIVERSE);
+    let mut sum = 0.0f64;
+    for r in 1..=UNIVERSE {
+        sum += 1.0 / (r as f64).powf(0.99);
+        cdf.push(sum);
+    }
+    let mut rng = SmallRng::seed_from_u64(0x5eed);
+    (0..n)
+        .map(|_| {
+            let u = rng.gen::<f64>() * sum;
+            key(cdf.partition_point(|&c| c < u).min(UNIVERSE - 1))
+        })
+        .collect()
+}
+
+/// Fills `c` with the `cap` most popular keys, least popular first (a
+/// warmed LRU's state; see the module docs).
+pub fn fill(c: &AnyCache, cap: u64) {
+    for r in (0..cap as usize).rev() {
+        c.insert(key(r));
+    }
+    c.settle();
+}
+
+/// A full cache of `cap` entries ([`CAPACITY`] in the workloads), ready
+/// for the timed loops.
+#[must_use]
+pub fn filled(kind: Kind, cap: u64) -> AnyCache {
+    let c = kind.make(cap);
+    fill(&c, cap);
+    c
+}
+
+/// The operation mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Workload (a): `get` only.
+    GetOnly,
+    /// Workload (b): 90% `get` (a miss inserts), 10% `insert`.
+    GetInsert,
+}
+
+impl Mix {
+    /// Short name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Mix::GetOnly => "get",
+            Mix::GetInsert => "get90_insert10",
+        }
+    }
+}
+
+/// Runs `n` operations of `mix` from position `start` of `keys`; returns
+/// the hits.
+#[inline]
+pub fn run_ops(c: &AnyCache, keys: &[u64], start: usize, n: u64, mix: Mix) -> u64 {
+    let mask = keys.len() - 1;
+    let mut hits = 0u64;
+    for i in 0..n as usize {
+        let j = (start + i) & mask;
+        let k = keys[j];
+        match mix {
+            Mix::GetOnly => hits += u64::from(c.get(k)),
+            // Every tenth position inserts; the others get (a miss inserts).
+            Mix::GetInsert => match j % 10 {
+                0 => c.insert(k),
+                _ if c.get(k) => hits += 1,
+                _ => c.insert(k),
+            },
+        }
+    }
+    hits
+}
+
+/// Wall time of `iters` operations split over `threads` threads, starting
+/// at `*pos` in `keys` (advanced, so successive calls see fresh keys).
+pub fn timed(
+    c: &AnyCache,
+    keys: &[u64],
+    iters: u64,
+    threads: usize,
+    mix: Mix,
+    pos: &mut usize,
+) -> Duration {
+    let start = *pos;
+    *pos = pos.wrapping_add(iters as usize);
+    if threads == 1 {
+        let t = Instant::now();
+        black_box(run_ops(c, keys, start, iters, mix));
+        return t.elapsed();
+    }
+    let per = iters.div_ceil(threads as u64);
+    std::thread::scope(|s| {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..threads)
+            .map(|i| {
+                let off = start + i * (keys.len() / threads);
+                s.spawn(move || black_box(run_ops(c, keys, off, per, mix)))
+            })
+            .collect();
+        for h in hs {
+            h.join().expect("bench thread");
+        }
+        t.elapsed()
+    })
+}
+
+/// An ARC trace (`traces/arc/<name>.lis.zst` under `../shared/data`)
+/// expanded to one key per block, or `None` without the data.
+#[must_use]
+pub fn arc_trace(name: &str) -> Option<Vec<u64>> {
+    let dir = crate::shared_data_dir()?;
+    let f = std::fs::File::open(dir.join(format!("traces/arc/{name}.lis.zst"))).ok()?;
+    let mut raw = Vec::new();
+    zstd::Decoder::new(f).ok()?.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(s), Some(n)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let (Ok(s), Ok(n)) = (s.parse::<u64>(), n.parse::<u64>()) else {
+            continue;
+        };
+        keys.extend(s..s + n);
+    }
+    Some(keys)
+}
+
+/// The capacities of the hit-ratio curves on each trace.
+pub const OLTP_CAPS: [u64; 5] = [1000, 2000, 5000, 10_000, 15_000];
+/// See [`OLTP_CAPS`].
+pub const P12_CAPS: [u64; 5] = [1000, 10_000, 100_000, 500_000, 1_000_000];
+
+/// Hit ratio of replaying `keys` (`get`, `insert` on a miss) on `c`.
+#[must_use]
+pub fn replay(c: &AnyCache, keys: &[u64]) -> f64 {
+    let mut hits = 0u64;
+    for &k in keys {
+        if c.get(k) {
+            hits += 1;
+        } else {
+            c.insert(k);
+        }
+    }
+    hits as f64 / keys.len().max(1) as f64
+}
+
+/// Hits of Belady's optimal policy (MIN) on `keys` with room for `cap`
+/// entries: on a miss with a full cache, whichever of the cached keys and
+/// the new one is next used farthest in the future is left out (the new
+/// one is not stored if it is that one). No policy that sees the same
+/// requests can hit more. O(n log cap).
+#[must_use]
+pub fn belady_hits(keys: &[u64], cap: usize) -> u64 {
+    use std::collections::{BinaryHeap, HashMap};
+    const NEVER: usize = usize::MAX;
+    // next[i]: the next request for keys[i] after i.
+    let mut next = vec![NEVER; keys.len()];
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    for (i, &k) in keys.iter().enumerate().rev() {
+        if let Some(&j) = seen.get(&k) {
+            next[i] = j;
+        }
+        seen.insert(k, i);
+    }
+    drop(seen);
+    // Cached key -> its next use; heap of (next use, key), stale entries
+    // skipped when they reach the top.
+    let mut cached: HashMap<u64, usize> = HashMap::with_capacity(cap);
+    let mut heap: BinaryHeap<(usize, u64)> = BinaryHeap::new();
+    let mut hits = 0u64;
+    for (i, &k) in keys.iter().enumerate() {
+        let nu = next[i];
+        if let Some(slot) = cached.get_mut(&k) {
+            hits += 1;
+            *slot = nu;
+            heap.push((nu, k));
+            continue;
+        }
+        if cached.len() >= cap {
+            // The farthest live entry.
+            let far = loop {
+                let &(d, fk) = heap.peek().expect("a full cache has heap entries");
+                if cached.get(&fk) == Some(&d) {
+                    break d;
+                }
+                heap.pop();
+            };
+            if nu >= far {
+                continue; // the new key is needed last: do not store it
+            }
+            if let Some((_, fk)) = heap.pop() {
+                cached.remove(&fk);
+            }
+        }
+        cached.insert(k, nu);
+        heap.push((nu, k));
+        if heap.len() > 4 * cap + 64 {
+            heap = cached.iter().map(|(&k, &d)| (d, k)).collect();
+        }
+    }
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Belady against a brute-force optimum on tiny sequences.
+    #[test]
+    fn belady_matches_exhaustive_search() {
+        fn best(keys: &[u64], cap: usize, i: usize, cache: &mut Vec<u64>) -> u64 {
+            if i == keys.len() {
+                return 0;
+            }
+            let k = keys[i];
+            if cache.contains(&k) {
+                return 1 + best(keys, cap, i + 1, cache);
+            }
+            // Not storing it is always allowed.
+            let mut b = best(keys, cap, i + 1, cache);
+            if cache.len() < cap {
+                cache.push(k);
+                b = b.max(best(keys, cap, i + 1, cache));
+                cache.pop();
+            } else {
+                for j in 0..cache.len() {
+                    let old = std::mem::replace(&mut cache[j], k);
+                    b = b.max(best(keys, cap, i + 1, cache));
+                    cache[j] = old;
+                }
+            }
+            b
+        }
+        let mut x = 7u64;
+        for _ in 0..200 {
+            let n = 1 + (x % 11) as usize;
+            let keys: Vec<u64> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (x >> 33) % 5
+                })
+                .collect();
+            for cap in 1..4 {
+                assert_eq!(
+                    belady_hits(&keys, cap),
+                    best(&keys, cap, 0, &mut Vec::new()),
+                    "{keys:?} cap {cap}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fill_leaves_the_hottest_keys_cached() {
+        let c = Kind::Ours.make(1000);
+        fill(&c, 1000);
+        assert!(c.get(key(0)));
+        assert!(!c.get(key(1000)));
+    }
+}
