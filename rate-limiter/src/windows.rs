@@ -12,10 +12,50 @@ use crate::locked::locked_limiter;
 use crate::sync::Mutex;
 use crate::{BuildError, CheckError, Decision, Quota};
 
-/// The window and limit a quota gives the window algorithms: `burst` cells
-/// per `window * burst / cells` (`Quota::per_second(10)` is 10 per second).
-fn window_of(quota: &Quota) -> Result<(u64, u32), BuildError> {
-    quota.window_nanos()
+/// The `Debug` impl, `new` and `with_clock` of a window limiter with fields
+/// `window`, `limit`, `state: Mutex<$state>` (starting at its default) and
+/// `clock`: the three window algorithms are built the same way.
+macro_rules! window_limiter {
+    ($ty:ident, $state:ty) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("window_nanos", &self.window)
+                    .field("limit", &self.limit)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $ty {
+            /// `quota.burst` cells per window of `burst` emission intervals,
+            /// on the default [`QuantaClock`](crate::QuantaClock).
+            ///
+            /// # Errors
+            ///
+            /// As [`Quota::validate`].
+            pub fn new(quota: Quota) -> Result<Self, BuildError> {
+                Self::with_clock(quota, crate::QuantaClock::new())
+            }
+
+            #[doc = concat!("[`", stringify!($ty), "::new`] on `clock`.")]
+            ///
+            /// # Errors
+            ///
+            /// As [`Quota::validate`].
+            pub fn with_clock(
+                quota: Quota,
+                clock: impl Clock + 'static,
+            ) -> Result<Self, BuildError> {
+                let (window, limit) = quota.window_nanos()?;
+                Ok(Self {
+                    window,
+                    limit,
+                    state: Mutex::new(<$state>::default()),
+                    clock: LimiterClock::new(clock),
+                })
+            }
+        }
+    };
 }
 
 fn too_big(cost: u32, limit: u32) -> Result<(), CheckError> {
@@ -59,42 +99,9 @@ pub struct FixedWindow {
     clock: LimiterClock,
 }
 
-impl fmt::Debug for FixedWindow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FixedWindow")
-            .field("window_nanos", &self.window)
-            .field("limit", &self.limit)
-            .finish_non_exhaustive()
-    }
-}
+window_limiter!(FixedWindow, FixedWindowState);
 
 impl FixedWindow {
-    /// `quota.burst` cells per window of `burst` emission intervals, on the
-    /// default clock.
-    ///
-    /// # Errors
-    ///
-    /// As [`Quota::validate`].
-    pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, crate::QuantaClock::new())
-    }
-
-    /// [`FixedWindow::new`] on `clock`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Quota::validate`].
-    pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
-        let (window, limit) = window_of(&quota)?;
-        let clock = LimiterClock::new(clock);
-        Ok(Self {
-            window,
-            limit,
-            state: Mutex::new(FixedWindowState::default()),
-            clock,
-        })
-    }
-
     fn decide_state(
         &self,
         s: &mut FixedWindowState,
@@ -180,42 +187,9 @@ pub struct SlidingWindowLog {
     clock: LimiterClock,
 }
 
-impl fmt::Debug for SlidingWindowLog {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SlidingWindowLog")
-            .field("window_nanos", &self.window)
-            .field("limit", &self.limit)
-            .finish_non_exhaustive()
-    }
-}
+window_limiter!(SlidingWindowLog, SlidingLogState);
 
 impl SlidingWindowLog {
-    /// `quota.burst` cells per sliding window of `burst` emission
-    /// intervals, on the default [`QuantaClock`](crate::QuantaClock).
-    ///
-    /// # Errors
-    ///
-    /// As [`Quota::validate`].
-    pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, crate::QuantaClock::new())
-    }
-
-    /// [`SlidingWindowLog::new`] on `clock`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Quota::validate`].
-    pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
-        let (window, limit) = window_of(&quota)?;
-        let clock = LimiterClock::new(clock);
-        Ok(Self {
-            window,
-            limit,
-            state: Mutex::new(SlidingLogState::default()),
-            clock,
-        })
-    }
-
     fn expire(&self, s: &mut SlidingLogState, now: u64) {
         while let Some(&(t, c)) = s.log.front() {
             if t.saturating_add(self.window) <= now {
@@ -331,42 +305,9 @@ pub struct SlidingWindowCounter {
     clock: LimiterClock,
 }
 
-impl fmt::Debug for SlidingWindowCounter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SlidingWindowCounter")
-            .field("window_nanos", &self.window)
-            .field("limit", &self.limit)
-            .finish_non_exhaustive()
-    }
-}
+window_limiter!(SlidingWindowCounter, SlidingCounterState);
 
 impl SlidingWindowCounter {
-    /// `quota.burst` cells per sliding window of `burst` emission
-    /// intervals, on the default [`QuantaClock`](crate::QuantaClock).
-    ///
-    /// # Errors
-    ///
-    /// As [`Quota::validate`].
-    pub fn new(quota: Quota) -> Result<Self, BuildError> {
-        Self::with_clock(quota, crate::QuantaClock::new())
-    }
-
-    /// [`SlidingWindowCounter::new`] on `clock`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Quota::validate`].
-    pub fn with_clock(quota: Quota, clock: impl Clock + 'static) -> Result<Self, BuildError> {
-        let (window, limit) = window_of(&quota)?;
-        let clock = LimiterClock::new(clock);
-        Ok(Self {
-            window,
-            limit,
-            state: Mutex::new(SlidingCounterState::default()),
-            clock,
-        })
-    }
-
     fn roll(&self, s: &mut SlidingCounterState, now: u64) {
         let index = now / self.window;
         if index == s.index + 1 {
