@@ -331,7 +331,7 @@ fn keyed_memory_stays_bounded() {
         assert!(keyed.check_key(&k).is_allowed());
         assert!(keyed.len() <= 1000);
     }
-    // A full shard evicts its least recently seen eighth at once.
+    // A full shard evicts the eighth of it closest to fresh at once.
     assert!(keyed.len() >= 1000 * 7 / 8 - 4, "{}", keyed.len());
     assert!(keyed.evictions() >= 99_000);
     // Two seconds later every state is fresh-equivalent: 800 new live keys
