@@ -7,11 +7,11 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
+use sysblocks_clock::{saturating_nanos, Clock, SharedClock};
 
 use crate::error::BuildError;
 use crate::flight::{Flight, Outcome};
-use crate::lru::{validate_capacity, validate_duration, LruCache, Weigher};
+use crate::lru::{validate_capacity, Common, LruCache, Weigher};
 use crate::stats::{RemovalCause, Stats};
 use crate::sync::{Arc, Mutex, Shared};
 
@@ -191,7 +191,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The clock expiry is measured with (default: a [`MonotonicClock`]).
+    /// The clock expiry is measured with (default: a [`MonotonicClock`](crate::MonotonicClock)).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(Shared::new(clock));
@@ -229,9 +229,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         S: BuildHasher + Clone,
     {
         let weighted = self.weigher.is_some();
-        let capacity = validate_capacity(self.capacity, true)?;
-        let ttl = validate_duration(self.ttl, "time_to_live")?;
-        let tti = validate_duration(self.tti, "time_to_idle")?;
+        // The entry bound (`MAX_ENTRIES`) applies per shard, checked below.
+        let Common {
+            capacity,
+            ttl,
+            tti,
+            clock,
+        } = Common::validate(self.capacity, true, self.ttl, self.tti, self.clock)?;
         let n = match self.shards {
             Some(0) => return Err(BuildError::Zero { setting: "shards" }),
             Some(n) if n > MAX_SHARDS => {
@@ -256,9 +260,6 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                     .max(1)
             }
         };
-        let clock = self
-            .clock
-            .unwrap_or_else(|| Shared::new(MonotonicClock::new()));
         let base = capacity / n as u64;
         let extra = capacity % n as u64;
         let mut shards = Vec::with_capacity(n);

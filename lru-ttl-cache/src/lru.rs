@@ -336,12 +336,18 @@ impl<K, V, S> LruBuilder<K, V, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
-        let capacity = validate_capacity(self.capacity, self.weigher.is_some())?;
-        let ttl = validate_duration(self.ttl, "time_to_live")?;
-        let tti = validate_duration(self.tti, "time_to_idle")?;
-        let clock = self
-            .clock
-            .unwrap_or_else(|| Shared::new(MonotonicClock::new()));
+        let Common {
+            capacity,
+            ttl,
+            tti,
+            clock,
+        } = Common::validate(
+            self.capacity,
+            self.weigher.is_some(),
+            self.ttl,
+            self.tti,
+            self.clock,
+        )?;
         let mut c = LruCache::from_parts(
             capacity,
             self.weigher,
@@ -353,6 +359,37 @@ impl<K, V, S> LruBuilder<K, V, S> {
         );
         c.listener = self.listener;
         Ok(c)
+    }
+}
+
+/// The settings [`LruBuilder`] and [`CacheBuilder`](crate::CacheBuilder)
+/// share, validated in one place (capacity, then time to live, then time
+/// to idle, so both report the same error for the same settings).
+pub(crate) struct Common {
+    pub(crate) capacity: u64,
+    /// Nanoseconds.
+    pub(crate) ttl: Option<u64>,
+    /// Nanoseconds.
+    pub(crate) tti: Option<u64>,
+    pub(crate) clock: SharedClock,
+}
+
+impl Common {
+    /// `weighted`: the capacity is a weight, so [`MAX_ENTRIES`] does not
+    /// bound it.
+    pub(crate) fn validate(
+        capacity: Option<u64>,
+        weighted: bool,
+        ttl: Option<Duration>,
+        tti: Option<Duration>,
+        clock: Option<SharedClock>,
+    ) -> Result<Self, BuildError> {
+        Ok(Self {
+            capacity: validate_capacity(capacity, weighted)?,
+            ttl: validate_duration(ttl, "time_to_live")?,
+            tti: validate_duration(tti, "time_to_idle")?,
+            clock: clock.unwrap_or_else(|| Shared::new(MonotonicClock::new())),
+        })
     }
 }
 
@@ -369,7 +406,7 @@ pub(crate) fn validate_capacity(capacity: Option<u64>, weighted: bool) -> Result
     }
 }
 
-pub(crate) fn validate_duration(
+fn validate_duration(
     d: Option<Duration>,
     setting: &'static str,
 ) -> Result<Option<u64>, BuildError> {
