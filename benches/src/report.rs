@@ -70,8 +70,8 @@ impl Report {
             "Measured on {}, {}, in {} mode, by `{command}`, which rewrites this \
              section. *ratio* is ours against the best peer (above 1: ours is faster, \
              leaner or higher, as the unit says); *spread* is the lowest and highest \
-             per-repetition ratio (ours and the peer run interleaved), the noise a \
-             rerun should fall within.\n",
+             per-repetition ratio within this run (ours and the peer run \
+             interleaved); a whole rerun can move further, see the note under the table.\n",
             self.machine, self.date, self.mode
         );
         self.table(&mut out, None);
@@ -249,6 +249,14 @@ impl Report {
         out
     }
 
+    /// The case of `krate` named `name`, if it ran.
+    #[must_use]
+    pub fn case(&self, krate: &str, name: &str) -> Option<&CaseResult> {
+        self.results
+            .iter()
+            .find(|r| r.krate == krate && r.name == name)
+    }
+
     fn crates(&self) -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
         for k in self
@@ -263,6 +271,32 @@ impl Report {
         }
         v
     }
+}
+
+/// Throughput in million operations per second against threads, from timed
+/// cases (median ns per timed iteration): one series per contender, named
+/// `prefix` followed by the contender's name. Each point is `(threads, case,
+/// ops)`, where `ops` is the number of operations one timed iteration does
+/// (1 when a case times each operation on the wall clock, `threads` when an
+/// iteration is one operation on every thread). Cases that did not run are
+/// left out.
+#[must_use]
+pub fn throughput_series(
+    prefix: &str,
+    points: &[(u32, Option<&CaseResult>, f64)],
+) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for &(threads, case, ops) in points {
+        for s in case.into_iter().flat_map(|c| &c.series) {
+            let name = format!("{prefix}{}", s.name);
+            let y = ops * 1e3 / s.median().max(f64::MIN_POSITIVE);
+            match out.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, pts)) => pts.push((f64::from(threads), y)),
+                None => out.push((name, vec![(f64::from(threads), y)])),
+            }
+        }
+    }
+    out
 }
 
 const PALETTE: [&str; 8] = [
@@ -644,6 +678,22 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("- mapreduce: not written"));
+    }
+
+    #[test]
+    fn throughput_series_converts_ns_per_iteration() {
+        let r = sample();
+        let c = r.case("lb", "pick \"rr\" <100>");
+        assert!(c.is_some());
+        assert!(r.case("lb", "absent").is_none());
+        let s = throughput_series("rr: ", &[(1, c, 1.0), (2, c, 2.0), (4, None, 1.0)]);
+        // ours: median 6 ns -> 166.7 M/s at 1 op, 333.3 at 2 ops; tower: 12 ns.
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].0, "rr: ours");
+        assert_eq!(s[0].1.len(), 2);
+        assert!((s[0].1[0].1 - 1e3 / 6.0).abs() < 1e-9);
+        assert!((s[0].1[1].1 - 2e3 / 6.0).abs() < 1e-9);
+        assert!((s[1].1[0].1 - 1e3 / 12.0).abs() < 1e-9);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use lb::{
 };
 
 use crate::harness::{measured, run_timed, Contender, Mode};
-use crate::report::{LineChart, Report};
+use crate::report::{throughput_series, LineChart, Report};
 use crate::workloads::lb::{
     balancer, pick_drop, pick_drop_two_threads, sim, tower_p2c_peak_ewma, tower_p2c_pick_drop,
     SIZES,
@@ -71,6 +71,7 @@ pub fn run(mode: Mode, report: &mut Report) {
     );
     two_threads(mode, report, "least connections", LeastConnections::new());
     simulation(mode, report);
+    threads_chart(report);
 }
 
 /// A pick case with no peer (tower has no such strategy).
@@ -171,5 +172,35 @@ fn simulation(mode: Mode, report: &mut Report) {
                 ((*name).to_owned(), pts)
             })
             .collect(),
+    });
+}
+
+/// Picks per second at 100 backends against threads for the strategies
+/// measured at both. The 1-thread cases time one pick per iteration; the
+/// 2-thread cases give the time per pick per thread, so two picks.
+fn threads_chart(report: &mut Report) {
+    let mut series = Vec::new();
+    for name in ["round robin", "power of two choices", "least connections"] {
+        let one = report.case(
+            KRATE,
+            &format!("pick + drop, {name}, 100 backends, 1 thread"),
+        );
+        let two = report.case(
+            KRATE,
+            &format!("pick + drop, {name}, 100 backends, 2 threads (time per pick per thread)"),
+        );
+        series.extend(
+            throughput_series(&format!("{name}: "), &[(1, one, 1.0), (2, two, 2.0)])
+                .into_iter()
+                .filter(|(n, _)| n.ends_with(": ours")),
+        );
+    }
+    report.charts.push(LineChart {
+        krate: KRATE.to_owned(),
+        title: "pick + drop against threads, 100 backends (ours)".to_owned(),
+        x_label: "threads".to_owned(),
+        y_label: "million picks/s".to_owned(),
+        log_x: false,
+        series,
     });
 }

@@ -12,7 +12,7 @@
 
 use crate::alloc;
 use crate::harness::{measured, run_timed, Contender, Mode};
-use crate::report::{LineChart, Report};
+use crate::report::{throughput_series, LineChart, Report};
 use crate::workloads::lru_ttl_cache::{
     arc_trace, belady_hits, filled, key, replay, timed, zipf_keys, Kind, Mix, CAPACITY, OLTP_CAPS,
     P12_CAPS, SAMPLES,
@@ -23,6 +23,7 @@ const KRATE: &str = "lru-ttl-cache";
 /// Adds the throughput cases, bytes per entry and the hit-ratio charts.
 pub fn run(mode: Mode, report: &mut Report) {
     throughput(mode, report);
+    threads_chart(report);
     memory(mode, report);
     hit_ratios(mode, report);
 }
@@ -62,6 +63,33 @@ fn throughput(mode: Mode, report: &mut Report) {
             ));
         }
     }
+}
+
+/// Throughput against threads for both mixes (each case times the wall
+/// clock of all its operations, so one operation per timed iteration).
+fn threads_chart(report: &mut Report) {
+    let mut series = Vec::new();
+    for mix in [Mix::GetOnly, Mix::GetInsert] {
+        let case = |t: u32| {
+            report.results.iter().find(|r| {
+                r.krate == KRATE
+                    && r.name
+                        .starts_with(&format!("{}, {t} thread(s),", mix.name()))
+            })
+        };
+        series.extend(throughput_series(
+            &format!("{}: ", mix.name()),
+            &[(1, case(1), 1.0), (2, case(2), 1.0)],
+        ));
+    }
+    report.charts.push(LineChart {
+        krate: KRATE.to_owned(),
+        title: "cache throughput against threads (Zipf 0.99, full cache)".to_owned(),
+        x_label: "threads".to_owned(),
+        y_label: "million operations/s".to_owned(),
+        log_x: false,
+        series,
+    });
 }
 
 fn memory(mode: Mode, report: &mut Report) {

@@ -15,7 +15,7 @@ use rate_limiter::{Gcra, RateLimiter};
 
 use crate::alloc;
 use crate::harness::{measured, run_timed, time_iters, Contender, Mode};
-use crate::report::Report;
+use crate::report::{throughput_series, LineChart, Report};
 use crate::workloads::rate_limiter::{
     admit_quota, gov_admitting, gov_denying, gov_keyed, gov_keyed_filled, key_at, keyed_quota,
     on_threads, ours_direct, ours_gcra_denying, ours_keyed, ours_keyed_filled, ratelimit_admitting,
@@ -28,6 +28,7 @@ const KRATE: &str = "rate-limiter";
 pub fn run(mode: Mode, report: &mut Report) {
     direct(mode, report);
     keyed(mode, report);
+    threads_chart(report);
     if alloc::installed() {
         memory(mode, report);
     } else {
@@ -192,4 +193,48 @@ fn memory(mode: Mode, report: &mut Report) {
             ("governor (DashMapStateStore)", false, per_key(gov_bytes)),
         ],
     ));
+}
+
+/// Checks per second against threads: the direct GCRA check and the keyed
+/// checks. A 1-thread case times one check per iteration; a 2-thread case
+/// times one check on each thread per iteration.
+fn threads_chart(report: &mut Report) {
+    let find = |pred: &dyn Fn(&str) -> bool| {
+        report
+            .results
+            .iter()
+            .find(|r| r.krate == KRATE && pred(&r.name))
+    };
+    let mut series = throughput_series(
+        "direct GCRA: ",
+        &[
+            (1, find(&|n| n == "GCRA direct check, admitted"), 1.0),
+            (
+                2,
+                find(&|n| n.starts_with("GCRA direct check, admitted, 2 threads")),
+                2.0,
+            ),
+        ],
+    );
+    for dist in ["uniform", "Zipf"] {
+        let keyed = |t: bool| {
+            find(&move |n: &str| {
+                n.starts_with("keyed GCRA check,")
+                    && n.contains(dist)
+                    && n.contains("2 threads") == t
+            })
+        };
+        series.extend(throughput_series(
+            &format!("keyed {dist}: "),
+            &[(1, keyed(false), 1.0), (2, keyed(true), 2.0)],
+        ));
+    }
+    report.charts.push(LineChart {
+        krate: KRATE.to_owned(),
+        title: "GCRA checks against threads (admitted direct; keyed, 100,000 keys)".to_owned(),
+        x_label: "threads".to_owned(),
+        y_label: "million checks/s".to_owned(),
+        log_x: false,
+        series,
+    });
 }
