@@ -60,22 +60,27 @@ pub struct Contender<'a> {
 }
 
 impl<'a> Contender<'a> {
-    /// Our implementation.
-    pub fn ours(name: impl Into<String>, routine: impl FnMut(u64) -> Duration + 'a) -> Self {
+    /// Ours if `ours`, else a peer's implementation.
+    pub fn new(
+        name: impl Into<String>,
+        ours: bool,
+        routine: impl FnMut(u64) -> Duration + 'a,
+    ) -> Self {
         Self {
             name: name.into(),
-            ours: true,
+            ours,
             routine: Box::new(routine),
         }
     }
 
+    /// Our implementation.
+    pub fn ours(name: impl Into<String>, routine: impl FnMut(u64) -> Duration + 'a) -> Self {
+        Self::new(name, true, routine)
+    }
+
     /// A peer's implementation.
     pub fn peer(name: impl Into<String>, routine: impl FnMut(u64) -> Duration + 'a) -> Self {
-        Self {
-            name: name.into(),
-            ours: false,
-            routine: Box::new(routine),
-        }
+        Self::new(name, false, routine)
     }
 }
 

@@ -45,11 +45,7 @@ fn throughput(mode: Mode, report: &mut Report) {
                 .map(|(k, c)| {
                     let mut pos = 0usize;
                     let routine = move |it: u64| timed(c, keys, it, threads, mix, &mut pos);
-                    if k.is_ours() {
-                        Contender::ours(k.name(), routine)
-                    } else {
-                        Contender::peer(k.name(), routine)
-                    }
+                    Contender::new(k.name(), k.is_ours(), routine)
                 })
                 .collect();
             report.results.push(run_timed(

@@ -24,11 +24,7 @@ pub fn run(mode: Mode, report: &mut Report) {
             .iter()
             .map(|&k| {
                 let routine = move |it: u64| transfer(k, t, t, 1024, it);
-                if k == Kind::Ours {
-                    Contender::ours(k.name(), routine)
-                } else {
-                    Contender::peer(k.name(), routine)
-                }
+                Contender::new(k.name(), k == Kind::Ours, routine)
             })
             .collect();
         let r = run_timed(
@@ -62,11 +58,7 @@ pub fn run(mode: Mode, report: &mut Report) {
                     assert!(attempt(), "try_push on a full queue succeeded");
                 })
             };
-            if k == Kind::Ours {
-                Contender::ours(k.name(), routine)
-            } else {
-                Contender::peer(k.name(), routine)
-            }
+            Contender::new(k.name(), k == Kind::Ours, routine)
         })
         .collect();
     report.results.push(run_timed(
