@@ -39,8 +39,8 @@ pub(crate) fn clamp_u32(x: u64) -> u32 {
 /// `state: AtomicU64`, `clock: LimiterClock` and methods
 /// `max_cost(&self) -> u32` (the largest cost ever admitted),
 /// `step(&self, word, now, cost) -> Step` (for `cost <= max_cost`),
-/// `fresh_word(&self, now) -> u64`, `word_is_fresh(&self, word, now) -> bool`
-/// and `fresh_at(&self, word) -> u64`.
+/// `fresh_word(&self, now) -> u64` and `word_is_fresh(&self, word, now) -> bool`.
+/// The keyed store's cell is an `AtomicU64` checked by the same CAS loop.
 macro_rules! atomic_limiter {
     ($ty:ty) => {
         impl $crate::RateLimiter for $ty {
@@ -59,6 +59,7 @@ macro_rules! atomic_limiter {
 
         impl $crate::Algorithm for $ty {
             type State = u64;
+            type Cell = $crate::sync::AtomicU64;
 
             #[inline]
             fn now_nanos(&self) -> u64 {
@@ -89,9 +90,26 @@ macro_rules! atomic_limiter {
                 self.word_is_fresh(*state, now)
             }
 
+            fn new_cell(&self, state: u64) -> $crate::sync::AtomicU64 {
+                $crate::sync::AtomicU64::new(state)
+            }
+
             #[inline]
-            fn fresh_at(&self, state: &u64) -> u64 {
-                self.fresh_at_word(*state)
+            fn decide_cell(
+                &self,
+                cell: &$crate::sync::AtomicU64,
+                now: u64,
+                cost: u32,
+            ) -> Result<$crate::Decision, $crate::CheckError> {
+                let limit = self.max_cost();
+                if cost > limit {
+                    return Err($crate::CheckError::CostExceedsLimit { cost, limit });
+                }
+                Ok($crate::atomic::cas_loop(cell, |w| self.step(w, now, cost)))
+            }
+
+            fn is_cell_fresh_equivalent(&self, cell: &$crate::sync::AtomicU64, now: u64) -> bool {
+                self.word_is_fresh(cell.load($crate::sync::Ordering::Relaxed), now)
             }
         }
     };

@@ -138,10 +138,6 @@ impl Gcra {
     fn word_is_fresh(&self, tat: u64, now: u64) -> bool {
         tat <= now
     }
-
-    fn fresh_at_word(&self, tat: u64) -> u64 {
-        tat
-    }
 }
 
 atomic_limiter!(Gcra);

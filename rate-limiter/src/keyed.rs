@@ -5,7 +5,7 @@ use std::hash::Hash;
 
 use hashbrown::HashTable;
 
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock};
 use crate::{Algorithm, BuildError, CheckError, Decision};
 
 /// The fewest entries a shard holds before a full sweep is worth it.
@@ -14,17 +14,54 @@ const MIN_SWEEP: usize = 64;
 /// The most shards (the shard index takes 16 bits of the key's hash).
 const MAX_SHARDS: usize = 1 << 16;
 
-/// One shard: `(key, state)` pairs stored inline in a hash table indexed
-/// by the hash that also picked the shard (one hash per check), and the
-/// length at which the next full sweep runs. No per-key bookkeeping beyond
-/// the state: eviction order comes from [`Algorithm::fresh_at`].
-struct Shard<K, S> {
-    table: HashTable<(K, S)>,
+/// A last-seen stamp counts ticks of 2^20 ns (about 1.05 ms) of the
+/// template's clock.
+const TICK_SHIFT: u32 = 20;
+
+/// The last-seen stamp of a check at `now`: its tick modulo 2^32 (the
+/// counter wraps every 2^52 ns, about 52 days; ages are differences modulo
+/// 2^32, see [`age`]).
+#[inline]
+fn tick(now: u64) -> u32 {
+    // Truncation is the point: stamps are ticks modulo 2^32.
+    (now >> TICK_SHIFT) as u32
+}
+
+/// Ticks since `seen` at tick `now`, taking the stamps as modulo 2^32: exact
+/// for ages below 2^31 ticks (about 26 days). A stamp up to 2^31 ticks
+/// *ahead* of `now` (written by a thread that read the clock after the
+/// evicting one) has age 0; an entry idle for more than 2^31 ticks can
+/// therefore look recent, which only spares it from eviction.
+#[inline]
+fn age(now: u32, seen: u32) -> u32 {
+    let a = now.wrapping_sub(seen);
+    if a > u32::MAX / 2 {
+        0
+    } else {
+        a
+    }
+}
+
+/// One shard: `(key, cell)` pairs stored inline in a hash table indexed
+/// by the hash that also picked the shard (one hash per check), the
+/// last-seen stamp of each bucket beside the table, and the length at which
+/// the next full sweep runs.
+struct Shard<K, C> {
+    table: HashTable<(K, C)>,
+    /// `seen[i]`: the tick of the last check (admitted or denied) of the
+    /// key in bucket `i` of `table`; meaningless for an empty bucket. Kept
+    /// apart so that a table entry stays as small as a key and its state
+    /// (16 bytes for `u64` keys and one-word states): the check of a
+    /// present key misses in cache on that entry, and a bigger table misses
+    /// more. Bucket indices stay valid because hashbrown never rehashes
+    /// this table: [`Keyed::grow`] rebuilds it, stamps included, before an
+    /// insertion would.
+    seen: Box<[AtomicU32]>,
     sweep_at: usize,
 }
 
-/// A locked shard on its own cache line.
-type LockedShard<K, S> = Padded<Mutex<Shard<K, S>>>;
+/// A shard behind its lock, on its own cache line.
+type LockedShard<K, C> = Padded<RwLock<Shard<K, C>>>;
 
 /// A shard on its own cache line, so neighbours' locks do not share one.
 #[repr(align(128))]
@@ -40,18 +77,27 @@ struct Padded<T>(T);
 ///   has doubled since its last sweep or is full (amortised O(1) per
 ///   insertion). Dropping such state never changes a decision;
 /// - a hard cap of `max_keys`: when a shard is full of live states after
-///   its sweep, an eighth of it (at least one key) is evicted: the states
-///   that would become fresh-equivalent soonest ([`Algorithm::fresh_at`]; for
-///   GCRA the smallest theoretical arrival time, i.e. the least recently
-///   admitted keys), exactly within the shard (keys are spread over shards
-///   by hash). A key being denied keeps its state longest, so an attacker
-///   rotating new keys evicts its own one-request keys first. Only this can
-///   forget live state, which makes that key's next request be judged as a
-///   new key's.
+///   its sweep, an eighth of it (at least one key) is evicted: the least
+///   recently seen keys, those whose last check (admitted or denied) is
+///   oldest, exactly within the shard (keys are spread over shards by
+///   hash), so the O(len) selection is paid once per `len / 8` insertions.
+///   Only this can forget live state, which makes that key's next request
+///   be judged as a new key's.
 ///
-/// States are stored inline in each shard's hash table (no per-key
-/// allocation, no per-key bookkeeping: a check that is denied writes
-/// nothing).
+/// "Last seen" is a 32-bit stamp per key counting ticks of 2^20 ns (about
+/// 1.05 ms) of the template's clock: keys seen within the same tick are
+/// equally recent, and ages are exact up to 2^31 ticks (about 26 days; the
+/// counter wraps and ages are taken modulo 2^32, so a key idle for longer
+/// than that can look recent). Under concurrent checks of one key the stamp
+/// is the tick of one of them.
+///
+/// Checking a key that is present takes its shard's *read* lock, so threads
+/// checking keys of one shard (a hot key, say) proceed together: the
+/// lock-free algorithms decide with a compare-and-swap on the key's state
+/// word (a denial is one load), the others under a per-key mutex (their
+/// [`Algorithm::Cell`]). The stamp is written only when its tick changes.
+/// Only an insertion (and the sweeps and evictions it triggers) takes the
+/// write lock.
 ///
 /// The template limiter passed to [`Keyed::builder`] supplies the
 /// configuration and the clock; its own state is not used.
@@ -73,7 +119,7 @@ struct Padded<T>(T);
 /// ```
 pub struct Keyed<K, A: Algorithm> {
     template: A,
-    shards: Box<[LockedShard<K, A::State>]>,
+    shards: Box<[LockedShard<K, A::Cell>]>,
     hasher: ahash::RandomState,
     shard_bits: u32,
     shard_cap: usize,
@@ -157,8 +203,9 @@ impl<A: Algorithm> KeyedBuilder<A> {
         };
         let shards: Box<[_]> = (0..shards)
             .map(|_| {
-                Padded(Mutex::new(Shard {
+                Padded(RwLock::new(Shard {
                     table: HashTable::new(),
+                    seen: Box::default(),
                     sweep_at: MIN_SWEEP,
                 }))
             })
@@ -202,7 +249,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     /// takes its bucket from the low bits and its tag from the top 7, which
     /// must still vary.
     #[inline]
-    fn shard(&self, hash: u64) -> &Mutex<Shard<K, A::State>> {
+    fn shard(&self, hash: u64) -> &RwLock<Shard<K, A::Cell>> {
         let i = ((hash >> 40) as usize) & ((1usize << self.shard_bits) - 1);
         &self.shards[i].0
     }
@@ -224,60 +271,136 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     pub fn check_key_n(&self, key: &K, cost: u32) -> Result<Decision, CheckError> {
         let now = self.template.now_nanos();
         let hash = self.hasher.hash_one(key);
-        let mut guard = self.shard(hash).lock();
-        let shard = &mut *guard;
-        if let Some((_, state)) = shard.table.find_mut(hash, |(k, _)| k == key) {
-            return self.template.decide(state, now, cost);
+        let lock = self.shard(hash);
+        {
+            let shard = lock.read();
+            if let Some(i) = shard.table.find_bucket_index(hash, |(k, _)| k == key) {
+                return self.check_present(&shard, i, now, cost);
+            }
         }
-        let mut state = self.template.fresh_state(now);
-        let decision = self.template.decide(&mut state, now, cost)?;
-        if !self.template.is_fresh_equivalent(&state, now) {
-            self.insert(shard, hash, key.clone(), state, now);
+        self.check_new(lock, hash, key, now, cost)
+    }
+
+    /// Checks the key in bucket `i`: stamps it and decides on its cell.
+    #[inline]
+    fn check_present(
+        &self,
+        shard: &Shard<K, A::Cell>,
+        i: usize,
+        now: u64,
+        cost: u32,
+    ) -> Result<Decision, CheckError> {
+        let t = tick(now);
+        let seen = &shard.seen[i];
+        // Stored only when the tick changes, so that the checks of a hot key
+        // (mostly denials, which store nothing) leave its line shared.
+        if seen.load(Ordering::Relaxed) != t {
+            seen.store(t, Ordering::Relaxed);
+        }
+        let (_, cell) = shard.table.get_bucket(i).expect("a found bucket is full");
+        self.template.decide_cell(cell, now, cost)
+    }
+
+    /// Checks a key that was absent under the read lock: under the write
+    /// lock, checks it if another thread inserted it meanwhile, or decides
+    /// on a fresh state and inserts the result unless it is
+    /// fresh-equivalent.
+    fn check_new(
+        &self,
+        lock: &RwLock<Shard<K, A::Cell>>,
+        hash: u64,
+        key: &K,
+        now: u64,
+        cost: u32,
+    ) -> Result<Decision, CheckError> {
+        let mut guard = lock.write();
+        let shard = &mut *guard;
+        if let Some(i) = shard.table.find_bucket_index(hash, |(k, _)| k == key) {
+            return self.check_present(shard, i, now, cost);
+        }
+        let t = &self.template;
+        let mut state = t.fresh_state(now);
+        let decision = t.decide(&mut state, now, cost)?;
+        if !t.is_fresh_equivalent(&state, now) {
+            self.insert(shard, hash, key.clone(), t.new_cell(state), now);
         }
         Ok(decision)
     }
 
-    fn insert(&self, shard: &mut Shard<K, A::State>, hash: u64, key: K, state: A::State, now: u64) {
+    fn insert(&self, shard: &mut Shard<K, A::Cell>, hash: u64, key: K, cell: A::Cell, now: u64) {
         let t = &self.template;
         if shard.table.len() >= shard.sweep_at.min(self.shard_cap) {
             // Amortised: a sweep costs the shard's length and runs again only
             // after the shard has doubled (or reached its cap).
-            shard.table.retain(|(_, s)| !t.is_fresh_equivalent(s, now));
+            shard
+                .table
+                .retain(|(_, c)| !t.is_cell_fresh_equivalent(c, now));
             if shard.table.len() >= self.shard_cap {
-                self.evict_soonest_fresh(shard);
+                self.evict_least_recently_seen(shard, now);
             }
             shard.sweep_at = (shard.table.len() * 2).max(MIN_SWEEP);
         }
-        shard
+        if shard.table.capacity() == shard.table.len() {
+            self.grow(shard);
+        }
+        // Room is left, so hashbrown inserts without rehashing: the other
+        // buckets keep their stamps.
+        let i = shard
             .table
-            .insert_unique(hash, (key, state), |(k, _)| self.hasher.hash_one(k));
+            .insert_unique(hash, (key, cell), |(k, _)| self.hasher.hash_one(k))
+            .bucket_index();
+        shard.seen[i].store(tick(now), Ordering::Relaxed);
+    }
+
+    /// Moves a shard whose table has no room left into a table of twice
+    /// its length (at most the shard's cap, at least one more), carrying
+    /// each key's stamp to its new bucket.
+    fn grow(&self, shard: &mut Shard<K, A::Cell>) {
+        let len = shard.table.len();
+        let mut table = HashTable::with_capacity((len * 2).min(self.shard_cap).max(len + 1).max(4));
+        let seen: Box<[AtomicU32]> = (0..table.num_buckets())
+            .map(|_| AtomicU32::new(0))
+            .collect();
+        let full: Vec<usize> = shard.table.iter_buckets().collect();
+        for i in full {
+            let stamp = shard.seen[i].load(Ordering::Relaxed);
+            let Ok(entry) = shard.table.get_bucket_entry(i) else {
+                unreachable!("listed buckets are full")
+            };
+            let (entry, _) = entry.remove();
+            let hash = self.hasher.hash_one(&entry.0);
+            let j = table
+                .insert_unique(hash, entry, |(k, _)| self.hasher.hash_one(k))
+                .bucket_index();
+            seen[j].store(stamp, Ordering::Relaxed);
+        }
+        shard.table = table;
+        shard.seen = seen;
     }
 
     /// Evicts an eighth of a full shard (at least one key, exactly that
-    /// many): the states with the smallest [`Algorithm::fresh_at`], so the
-    /// O(len) selection is paid once per `len / 8` insertions.
-    fn evict_soonest_fresh(&self, shard: &mut Shard<K, A::State>) {
-        let t = &self.template;
+    /// many): the keys with the oldest last-seen stamps, so the O(len)
+    /// selection is paid once per `len / 8` insertions. Among keys seen in
+    /// the same tick at the cut, the selection's order decides.
+    fn evict_least_recently_seen(&self, shard: &mut Shard<K, A::Cell>, now: u64) {
+        let now = tick(now);
         let len = shard.table.len();
         let count = (self.shard_cap / 8)
             .max(1)
             .min(len)
             .max(len + 1 - self.shard_cap);
-        let mut at: Vec<u64> = shard.table.iter().map(|(_, s)| t.fresh_at(s)).collect();
-        let (below, &mut cut, _) = at.select_nth_unstable(count - 1);
-        // Ties at the cut: evict just enough of them to make `count`.
-        let mut ties = count - below.iter().filter(|&&a| a < cut).count();
-        shard.table.retain(|(_, s)| {
-            let a = t.fresh_at(s);
-            if a < cut {
-                false
-            } else if a == cut && ties > 0 {
-                ties -= 1;
-                false
-            } else {
-                true
+        let mut by_age: Vec<(u32, usize)> = shard
+            .table
+            .iter_buckets()
+            .map(|i| (age(now, shard.seen[i].load(Ordering::Relaxed)), i))
+            .collect();
+        // The `count` oldest come first (in no particular order).
+        by_age.select_nth_unstable_by(count - 1, |a, b| b.0.cmp(&a.0));
+        for &(_, i) in &by_age[..count] {
+            if let Ok(entry) = shard.table.get_bucket_entry(i) {
+                entry.remove();
             }
-        });
+        }
         self.evictions
             .fetch_add((len - shard.table.len()) as u64, Ordering::Relaxed);
     }
@@ -315,16 +438,16 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
         for shard in self.shards.iter() {
             shard
                 .0
-                .lock()
+                .write()
                 .table
-                .retain(|(_, s)| !self.template.is_fresh_equivalent(s, now));
+                .retain(|(_, c)| !self.template.is_cell_fresh_equivalent(c, now));
         }
     }
 
     /// Keys held now.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().table.len()).sum()
+        self.shards.iter().map(|s| s.0.read().table.len()).sum()
     }
 
     /// Whether no key is held.

@@ -234,14 +234,6 @@ impl LeakyBucket {
     fn word_is_fresh(&self, word: u64, now: u64) -> bool {
         word == 0 || (word - 1).saturating_add(self.t) <= now
     }
-
-    fn fresh_at_word(&self, word: u64) -> u64 {
-        if word == 0 {
-            0
-        } else {
-            (word - 1).saturating_add(self.t)
-        }
-    }
 }
 
 atomic_limiter!(LeakyBucket);

@@ -92,11 +92,17 @@ impl Sleeper for ManualSleeper {
 
 /// An algorithm's per-key form, used by [`Keyed`](crate::Keyed): the
 /// limiter acts as a template (its configuration and clock), and each key
-/// owns a small [`Algorithm::State`] that the keyed store keeps under a
-/// shard lock.
+/// owns a small [`Algorithm::State`], held by the keyed store as an
+/// [`Algorithm::Cell`] that threads check through a shared reference.
 pub trait Algorithm: Send + Sync {
     /// The state of one key.
     type State: Send;
+
+    /// A key's state as the keyed store holds it, checked by several
+    /// threads at once under the shard's read lock: one atomic word for the
+    /// lock-free limiters (checked by the same compare-and-swap loop as the
+    /// limiter itself), a mutex around [`Algorithm::State`] for the others.
+    type Cell: Send + Sync;
 
     /// The limiter's clock reading, in nanoseconds.
     fn now_nanos(&self) -> u64;
@@ -115,9 +121,18 @@ pub trait Algorithm: Send + Sync {
     /// `now` or later, so the keyed store may drop it.
     fn is_fresh_equivalent(&self, state: &Self::State, now: u64) -> bool;
 
-    /// The time from which `state` is fresh-equivalent if no request
-    /// arrives (a GCRA key's theoretical arrival time). The keyed store's
-    /// `max_keys` cap evicts the states with the smallest first: those that
-    /// would be dropped soonest anyway, so it forgets the least.
-    fn fresh_at(&self, state: &Self::State) -> u64;
+    /// The cell holding `state`.
+    fn new_cell(&self, state: Self::State) -> Self::Cell;
+
+    /// [`Algorithm::decide`] on a cell other threads may be checking at the
+    /// same time: the result is as if the concurrent checks of the cell ran
+    /// one after another.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::check_n`].
+    fn decide_cell(&self, cell: &Self::Cell, now: u64, cost: u32) -> Result<Decision, CheckError>;
+
+    /// [`Algorithm::is_fresh_equivalent`] on a cell's state.
+    fn is_cell_fresh_equivalent(&self, cell: &Self::Cell, now: u64) -> bool;
 }

@@ -4,7 +4,8 @@
 /// Implements `RateLimiter` and `Algorithm` for a limiter with fields
 /// `state: Mutex<$state>`, `clock: LimiterClock` and methods
 /// `decide_state(&self, &mut $state, now, cost)`, `fresh(&self, now)`,
-/// `state_is_fresh(&self, &$state, now)` and `state_fresh_at(&self, &$state)`.
+/// and `state_is_fresh(&self, &$state, now)`. The keyed store's cell is a
+/// mutex around the state.
 macro_rules! locked_limiter {
     ($ty:ty, $state:ty) => {
         impl $crate::RateLimiter for $ty {
@@ -17,6 +18,7 @@ macro_rules! locked_limiter {
 
         impl $crate::Algorithm for $ty {
             type State = $state;
+            type Cell = $crate::sync::StateLock<$state>;
 
             #[inline]
             fn now_nanos(&self) -> u64 {
@@ -41,8 +43,25 @@ macro_rules! locked_limiter {
                 self.state_is_fresh(state, now)
             }
 
-            fn fresh_at(&self, state: &$state) -> u64 {
-                self.state_fresh_at(state)
+            fn new_cell(&self, state: $state) -> $crate::sync::StateLock<$state> {
+                $crate::sync::StateLock::new(state)
+            }
+
+            fn decide_cell(
+                &self,
+                cell: &$crate::sync::StateLock<$state>,
+                now: u64,
+                cost: u32,
+            ) -> Result<$crate::Decision, $crate::CheckError> {
+                self.decide_state(&mut $crate::sync::lock_state(cell), now, cost)
+            }
+
+            fn is_cell_fresh_equivalent(
+                &self,
+                cell: &$crate::sync::StateLock<$state>,
+                now: u64,
+            ) -> bool {
+                self.state_is_fresh(&$crate::sync::lock_state(cell), now)
             }
         }
     };

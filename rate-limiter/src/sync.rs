@@ -27,6 +27,16 @@ mod std_impl {
     pub(crate) use std::sync::Arc as StdArc;
     pub(crate) use std::thread;
 
+    /// The lock of one key's multi-word state in the keyed store. A public
+    /// type (it is the `Algorithm::Cell` of the window limiters).
+    pub(crate) type StateLock<T> = parking_lot::Mutex<T>;
+
+    /// Locks a [`StateLock`].
+    #[inline]
+    pub(crate) fn lock_state<T>(m: &StateLock<T>) -> parking_lot::MutexGuard<'_, T> {
+        m.lock()
+    }
+
     /// A hint inside spin loops; under loom it yields so models terminate.
     #[inline]
     pub(crate) fn spin_loop() {
@@ -47,6 +57,16 @@ mod loom_impl {
     /// std's `Arc` in both builds: the shared clock
     /// ([`sysblocks_clock::SharedClock`]) is always a std `Arc`.
     pub(crate) use std::sync::Arc as StdArc;
+
+    /// The lock of one key's multi-word state in the keyed store: loom's
+    /// own (public) mutex, since it is the `Algorithm::Cell` of the window
+    /// limiters.
+    pub(crate) type StateLock<T> = loom::sync::Mutex<T>;
+
+    /// Locks a [`StateLock`] (entered even if poisoned).
+    pub(crate) fn lock_state<T>(m: &StateLock<T>) -> loom::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     /// Under loom a spin loop must yield, or the model never ends.
     #[inline]

@@ -256,11 +256,6 @@ impl TokenBucket {
     fn word_is_fresh(&self, taken: u64, now: u64) -> bool {
         taken <= self.produced(now)
     }
-
-    /// The first tick at which `produced` reaches `taken`.
-    fn fresh_at_word(&self, taken: u64) -> u64 {
-        taken.div_ceil(self.amount).saturating_mul(self.interval)
-    }
 }
 
 atomic_limiter!(TokenBucket);

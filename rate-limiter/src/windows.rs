@@ -141,14 +141,6 @@ impl FixedWindow {
     fn state_is_fresh(&self, s: &FixedWindowState, now: u64) -> bool {
         s.count == 0 || now / self.window > s.index
     }
-
-    fn state_fresh_at(&self, s: &FixedWindowState) -> u64 {
-        if s.count == 0 {
-            0
-        } else {
-            (s.index + 1).saturating_mul(self.window)
-        }
-    }
 }
 
 locked_limiter!(FixedWindow, FixedWindowState);
@@ -258,12 +250,6 @@ impl SlidingWindowLog {
         s.log
             .back()
             .is_none_or(|&(t, _)| t.saturating_add(self.window) <= now)
-    }
-
-    fn state_fresh_at(&self, s: &SlidingLogState) -> u64 {
-        s.log
-            .back()
-            .map_or(0, |&(t, _)| t.saturating_add(self.window))
     }
 }
 
@@ -419,15 +405,6 @@ impl SlidingWindowCounter {
         (s.previous == 0 && s.current == 0)
             || index > s.index + 1
             || (index == s.index + 1 && s.current == 0)
-    }
-
-    fn state_fresh_at(&self, s: &SlidingCounterState) -> u64 {
-        let windows = match (s.previous, s.current) {
-            (0, 0) => return 0,
-            (_, 0) => 1,
-            _ => 2,
-        };
-        (s.index + windows).saturating_mul(self.window)
     }
 }
 

@@ -331,7 +331,7 @@ fn keyed_memory_stays_bounded() {
         assert!(keyed.check_key(&k).is_allowed());
         assert!(keyed.len() <= 1000);
     }
-    // A full shard evicts the eighth of it closest to fresh at once.
+    // A full shard evicts its least recently seen eighth at once.
     assert!(keyed.len() >= 1000 * 7 / 8 - 4, "{}", keyed.len());
     assert!(keyed.evictions() >= 99_000);
     // Two seconds later every state is fresh-equivalent: 800 new live keys
@@ -355,33 +355,40 @@ fn keyed_memory_stays_bounded() {
     assert_eq!(keyed.len(), 300);
 }
 
-/// The cap evicts the state closest to fresh: for GCRA the smallest
-/// theoretical arrival time, i.e. the least recently admitted key. A denial
-/// changes no state, so it neither protects a key nor costs a write.
+/// The cap evicts the least recently seen key: a denied check counts as
+/// seen as much as an admitted one.
 #[test]
-fn keyed_cap_evicts_the_state_closest_to_fresh() {
+fn keyed_cap_evicts_the_least_recently_seen() {
     let clock = ManualClock::new();
     let g = Gcra::with_clock(Quota::per_minute(1), clock.clone()).unwrap();
     let keyed = Keyed::builder(g).max_keys(3).shards(1).build().unwrap();
-    // TATs 60 s, 61 s, 62 s.
-    for k in [1u32, 2, 3] {
-        clock.set(Duration::from_secs(u64::from(k) - 1));
+    let at = |ms: u64| clock.set(Duration::from_millis(ms));
+    for (k, ms) in [(1u32, 0), (2, 1000), (3, 2000)] {
+        at(ms);
         assert!(keyed.check_key(&k).is_allowed());
     }
-    assert!(!keyed.check_key(&1).is_allowed()); // denied: TAT stays 60 s
-    clock.set(Duration::from_secs(3));
-    assert!(keyed.check_key(&4).is_allowed()); // full: evicts 1 (TAT 60 s)
+    at(2500);
+    assert!(!keyed.check_key(&1).is_allowed()); // denied, but seen: 1 is the newest
+    at(3000);
+    assert!(keyed.check_key(&4).is_allowed()); // full: evicts 2, seen at 1 s
     assert_eq!(keyed.evictions(), 1);
-    assert!(!keyed.check_key(&2).is_allowed(), "2 was kept");
+    at(4000);
+    assert!(!keyed.check_key(&1).is_allowed(), "1 was kept");
+    at(5000);
     assert!(!keyed.check_key(&3).is_allowed(), "3 was kept");
-    assert!(!keyed.check_key(&4).is_allowed(), "4 was kept");
+    at(6000);
     assert!(
-        keyed.check_key(&1).is_allowed(),
-        "1 was evicted, so it is new again"
+        keyed.check_key(&2).is_allowed(),
+        "2 was evicted, so it is new again"
     );
-    // That insertion evicted 2, now the smallest TAT (61 s).
+    // That insertion evicted 4 (seen at 3 s), then this one evicts 1 (4 s).
     assert_eq!(keyed.evictions(), 2);
+    at(7000);
+    assert!(keyed.check_key(&4).is_allowed(), "4 was evicted");
+    assert_eq!(keyed.evictions(), 3);
+    at(8000);
     assert!(!keyed.check_key(&3).is_allowed(), "3 was kept");
-    assert!(keyed.check_key(&2).is_allowed(), "2 was evicted");
+    assert!(!keyed.check_key(&2).is_allowed(), "2 was kept");
+    assert!(keyed.check_key(&1).is_allowed(), "1 was evicted");
     assert_eq!(keyed.len(), 3);
 }

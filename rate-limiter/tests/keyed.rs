@@ -116,3 +116,72 @@ fn keyed_equals_independent_limiters_for_every_algorithm() {
         6,
     );
 }
+
+/// Known answer for the `max_keys` cap: on a single shard, over a random
+/// sequence of checks, the surviving keys are exactly those of a naive
+/// least-recently-seen model (a `Vec` of keys and the step of their last
+/// check) that evicts its eighth with the oldest last checks when a new key
+/// arrives at a full store. Every state stays live (1 per hour, the run
+/// lasts about a minute), so only the cap removes keys; each check is at
+/// least one stamp tick (2^20 ns) after the last, so recency has no ties.
+/// Denials and cost-0 checks count as seen, which an eviction by smallest
+/// theoretical arrival time (least recently *admitted*) would not do.
+#[test]
+fn keyed_cap_evicts_exactly_the_least_recently_seen_like_a_reference_model() {
+    const CAP: usize = 64;
+    let clock = ManualClock::new();
+    let keyed = Keyed::builder(Gcra::with_clock(Quota::per_hour(1), clock.clone()).unwrap())
+        .max_keys(CAP)
+        .shards(1)
+        .build()
+        .unwrap();
+    // (key, step of its last check), in insertion order.
+    let mut model: Vec<(u32, usize)> = Vec::new();
+    let mut rng = SmallRng::seed_from_u64(5);
+    let (mut admitted, mut denied, mut model_evictions) = (0, 0, 0u64);
+    for step in 0..20_000 {
+        clock.advance(Duration::from_nanos(rng.gen_range(1_100_000..4_000_000)));
+        // A hot set that is re-checked often, and a colder tail.
+        let key: u32 = if rng.gen_bool(0.6) {
+            rng.gen_range(0..48)
+        } else {
+            rng.gen_range(0..400)
+        };
+        let cost = u32::from(!rng.gen_bool(0.1)); // some cost-0 checks
+        let d = keyed.check_key_n(&key, cost).unwrap();
+        let present = model.iter().position(|&(k, _)| k == key);
+        match present {
+            Some(i) => {
+                model[i].1 = step;
+                assert!(!d.is_allowed() || cost == 0, "step {step}: key {key} kept");
+                assert_eq!(d.remaining(), 0, "step {step}: key {key} kept");
+                denied += 1;
+            }
+            None => {
+                assert!(d.is_allowed(), "step {step}: key {key} absent");
+                assert_eq!(d.remaining(), 1 - cost, "step {step}: key {key} absent");
+                if cost == 1 {
+                    admitted += 1;
+                    if model.len() >= CAP {
+                        model.sort_by_key(|&(_, seen)| seen);
+                        model.drain(..CAP / 8);
+                        model_evictions += (CAP / 8) as u64;
+                    }
+                    model.push((key, step));
+                }
+            }
+        }
+        assert_eq!(keyed.len(), model.len(), "step {step}");
+    }
+    assert!(admitted > 1000 && denied > 1000, "{admitted} / {denied}");
+    assert_eq!(keyed.evictions(), model_evictions);
+    // The surviving set, probed with cost-0 checks (which insert nothing
+    // and change no state): a held key has nothing left, a new one 1.
+    let mut survivors: Vec<u32> = (0..400)
+        .filter(|k| keyed.check_key_n(k, 0).unwrap().remaining() == 0)
+        .collect();
+    let mut want: Vec<u32> = model.iter().map(|&(k, _)| k).collect();
+    survivors.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(survivors, want);
+}

@@ -7,7 +7,9 @@ use std::sync::Arc as StdArc;
 
 use loom::sync::Arc;
 use loom::thread;
-use rate_limiter::{ConcurrencyLimiter, Gcra, Keyed, ManualClock, Quota, RateLimiter, TokenBucket};
+use rate_limiter::{
+    ConcurrencyLimiter, FixedWindow, Gcra, Keyed, ManualClock, Quota, RateLimiter, TokenBucket,
+};
 
 /// Three threads each check once against a burst of 2 with the clock held
 /// still: exactly two are admitted, in every interleaving.
@@ -79,8 +81,9 @@ fn loom_concurrency_limiter_caps_in_flight() {
     });
 }
 
-/// Two threads check the same key of a keyed GCRA with burst 1: exactly one
-/// is admitted (the shard lock through the shim).
+/// Two threads check the same new key of a keyed GCRA with burst 1: both
+/// miss under the read lock and race to insert under the write lock;
+/// exactly one is admitted.
 #[test]
 fn loom_keyed_same_key_admits_once() {
     loom::model(|| {
@@ -92,6 +95,77 @@ fn loom_keyed_same_key_admits_once() {
                 .build::<u8>()
                 .unwrap(),
         );
+        let k2 = Arc::clone(&k);
+        let t = thread::spawn(move || k2.check_key(&7).is_allowed() as u32);
+        let mine = k.check_key(&7).is_allowed() as u32;
+        assert_eq!(mine + t.join().unwrap(), 1);
+    });
+}
+
+/// A present key checked by two threads at once under the shard's read
+/// lock (a CAS on the key's state word each): with one cell left of a burst
+/// of 2, exactly one is admitted.
+#[test]
+fn loom_keyed_present_key_concurrent_checks_admit_the_quota() {
+    loom::model(|| {
+        let g = Gcra::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
+        let k = Arc::new(
+            Keyed::builder(g)
+                .max_keys(2)
+                .shards(1)
+                .build::<u8>()
+                .unwrap(),
+        );
+        assert!(k.check_key(&7).is_allowed());
+        let k2 = Arc::clone(&k);
+        let t = thread::spawn(move || k2.check_key(&7).is_allowed() as u32);
+        let mine = k.check_key(&7).is_allowed() as u32;
+        assert_eq!(mine + t.join().unwrap(), 1);
+        assert_eq!(k.len(), 1);
+    });
+}
+
+/// An insertion racing a check on the same new key (burst 2): one thread
+/// asks for 2 cells, the other for 1. Whatever the order (either may insert,
+/// the other then finds the key under the read or the write lock), at most
+/// 2 cells are admitted, and never both requests.
+#[test]
+fn loom_keyed_insert_racing_a_check_admits_at_most_the_quota() {
+    loom::model(|| {
+        let g = Gcra::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
+        let k = Arc::new(
+            Keyed::builder(g)
+                .max_keys(2)
+                .shards(1)
+                .build::<u8>()
+                .unwrap(),
+        );
+        let k2 = Arc::clone(&k);
+        let t = thread::spawn(move || k2.check_key_n(&7, 2).unwrap().is_allowed());
+        let one = k.check_key(&7).is_allowed();
+        let two = t.join().unwrap();
+        assert!(one != two, "exactly one of them fits: {one} {two}");
+        assert_eq!(k.len(), 1);
+        // One cell is left iff the 1-cell request won.
+        assert_eq!(k.check_key(&7).is_allowed(), one);
+    });
+}
+
+/// The per-key mutex cell of a window algorithm: two threads check a
+/// present key of a fixed window with one slot left; exactly one is
+/// admitted.
+#[test]
+fn loom_keyed_locked_cell_admits_the_quota() {
+    loom::model(|| {
+        let w = FixedWindow::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
+        let k = Arc::new(
+            Keyed::builder(w)
+                .max_keys(2)
+                .shards(1)
+                .build::<u8>()
+                .unwrap(),
+        );
+        assert!(k.check_key(&7).is_allowed());
         let k2 = Arc::clone(&k);
         let t = thread::spawn(move || k2.check_key(&7).is_allowed() as u32);
         let mine = k.check_key(&7).is_allowed() as u32;
