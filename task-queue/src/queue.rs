@@ -389,9 +389,13 @@ impl<T> BoundedQueue<T> {
                 }
             } else if stamp.wrapping_add(s.one_lap) == tail + 1 {
                 // The slot still holds last lap's item: full, unless a
-                // consumer has moved head on since.
-                fence(Ordering::SeqCst);
-                let head = s.head.0.load(Ordering::Relaxed);
+                // consumer has moved head on since. Every change of `head`
+                // is a `SeqCst` CAS, so a `SeqCst` load sees the latest one
+                // before it in the single total order: what a `SeqCst` fence
+                // and a relaxed load give, without the fence instruction
+                // (on x86 a `SeqCst` load is a plain load).
+                seqcst_load_fence();
+                let head = s.head.0.load(Ordering::SeqCst);
                 if head.wrapping_add(s.one_lap) == tail {
                     return Err(PushError::Full(value));
                 }
@@ -471,8 +475,9 @@ impl<T> BoundedQueue<T> {
             } else if stamp == head {
                 // Nothing stored here yet this lap: empty, unless a producer
                 // has claimed the position and is still writing.
-                fence(Ordering::SeqCst);
-                let tail = s.tail.0.load(Ordering::Relaxed);
+                // A `SeqCst` load, as for `head` in `push_inner`.
+                seqcst_load_fence();
+                let tail = s.tail.0.load(Ordering::SeqCst);
                 if tail & !s.mark_bit == head {
                     return Err(if tail & s.mark_bit != 0 {
                         PopError::Closed
