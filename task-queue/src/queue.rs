@@ -475,7 +475,8 @@ impl<T> BoundedQueue<T> {
             } else if stamp == head {
                 // Nothing stored here yet this lap: empty, unless a producer
                 // has claimed the position and is still writing.
-                // A `SeqCst` load, as for `head` in `push_inner`.
+                // A `SeqCst` load, as for `head` in `push_inner` (`tail`
+                // changes by `SeqCst` CASes and `close`'s `SeqCst` `fetch_or`).
                 seqcst_load_fence();
                 let tail = s.tail.0.load(Ordering::SeqCst);
                 if tail & !s.mark_bit == head {
