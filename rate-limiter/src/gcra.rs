@@ -5,9 +5,9 @@ use std::num::NonZeroU32;
 
 use sysblocks_clock::{Clock, SharedClock};
 
-use crate::atomic::{atomic_limiter, Step};
+use crate::atomic::{atomic_limiter, StateWord, Step};
 use crate::clock::LimiterClock;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 use crate::{BuildError, Decision, Quota};
 
 /// The generic cell rate algorithm (the "virtual scheduling" form used by
@@ -45,7 +45,9 @@ pub struct Gcra {
     burst: NonZeroU32,
     /// `burst * t`: how far ahead of now the TAT may run.
     tau: u64,
-    state: AtomicU64,
+    state: StateWord,
+    /// Set while checks race on `state` (see `cas_loop_hinted`).
+    contended: AtomicBool,
     clock: LimiterClock,
 }
 
@@ -93,7 +95,8 @@ impl Gcra {
             t,
             burst: NonZeroU32::new(burst).ok_or(BuildError::Zero { setting: "burst" })?,
             tau,
-            state: AtomicU64::new(0),
+            state: StateWord::new(0),
+            contended: AtomicBool::new(false),
             clock,
         })
     }

@@ -4,9 +4,9 @@ use std::fmt;
 
 use sysblocks_clock::Clock;
 
-use crate::atomic::{atomic_limiter, clamp_u32, Step};
+use crate::atomic::{atomic_limiter, clamp_u32, StateWord, Step};
 use crate::clock::LimiterClock;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 use crate::{BuildError, Decision, Quota};
 
 /// How a [`LeakyBucket`] treats admitted excess requests.
@@ -61,7 +61,9 @@ pub struct LeakyBucket {
     /// `burst * t`.
     max_excess: u64,
     mode: DelayMode,
-    state: AtomicU64,
+    state: StateWord,
+    /// Set while checks race on `state` (see `cas_loop_hinted`).
+    contended: AtomicBool,
     clock: LimiterClock,
 }
 
@@ -122,7 +124,8 @@ impl LeakyBucketBuilder {
             burst: self.burst,
             max_excess,
             mode: self.mode,
-            state: AtomicU64::new(0),
+            state: StateWord::new(0),
+            contended: AtomicBool::new(false),
             clock: self.clock.unwrap_or_else(LimiterClock::quanta),
         })
     }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use sysblocks_clock::{saturating_nanos, Clock};
 
-use crate::atomic::{atomic_limiter, clamp_u32, Step};
+use crate::atomic::{atomic_limiter, clamp_u32, StateWord, Step};
 use crate::clock::LimiterClock;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 use crate::{BuildError, Decision, Quota};
 
 /// A token bucket: holds at most `capacity` tokens, gains `amount` tokens at
@@ -50,7 +50,9 @@ pub struct TokenBucket {
     amount: u64,
     interval: u64,
     initial: u32,
-    state: AtomicU64,
+    state: StateWord,
+    /// Set while checks race on `state` (see `cas_loop_hinted`).
+    contended: AtomicBool,
     clock: LimiterClock,
 }
 
@@ -150,11 +152,12 @@ impl TokenBucketBuilder {
             amount: u64::from(self.amount),
             interval,
             initial,
-            state: AtomicU64::new(0),
+            state: StateWord::new(0),
+            contended: AtomicBool::new(false),
             clock,
         };
         let now = bucket.clock.now_nanos();
-        bucket.state = AtomicU64::new(bucket.fresh_word(now));
+        bucket.state = StateWord::new(bucket.fresh_word(now));
         Ok(bucket)
     }
 }
