@@ -46,6 +46,14 @@ fn age(now: u32, seen: u32) -> u32 {
 /// by the hash that also picked the shard (one hash per check), the
 /// last-seen stamp of each bucket beside the table, and the length at which
 /// the next full sweep runs.
+///
+/// Aligned to 128 bytes (a pair of cache lines), so that inside its
+/// `RwLock` it starts on the line pair after the lock word: every check
+/// writes the lock word (taking and releasing the read lock) while the
+/// table's header is only read, and two threads on one shard (a hot key)
+/// then bounce the lock's line alone instead of re-fetching the header
+/// along with it.
+#[repr(align(128))]
 struct Shard<K, C> {
     table: HashTable<(K, C)>,
     /// `seen[i]`: the tick of the last check (admitted or denied) of the
@@ -60,10 +68,12 @@ struct Shard<K, C> {
     sweep_at: usize,
 }
 
-/// A shard behind its lock, on its own cache line.
+/// A shard behind its lock: the lock word on one line pair, the shard on
+/// the next.
 type LockedShard<K, C> = Padded<RwLock<Shard<K, C>>>;
 
-/// A shard on its own cache line, so neighbours' locks do not share one.
+/// A locked shard on cache lines of its own, so neighbours' locks do not
+/// share one.
 #[repr(align(128))]
 struct Padded<T>(T);
 
@@ -156,7 +166,7 @@ impl<A: Algorithm> KeyedBuilder<A> {
 
     /// Number of shards, rounded up to a power of two, at most 65,536
     /// (default: 64 per available core, so that two threads rarely meet on
-    /// one shard lock; a shard costs 128 bytes when empty). Fewer than `max_keys` are used if `max_keys` is
+    /// one shard lock; a shard costs 256 bytes when empty). Fewer than `max_keys` are used if `max_keys` is
     /// small, so that the cap holds exactly.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
