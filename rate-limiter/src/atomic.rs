@@ -110,14 +110,16 @@ pub(crate) fn clamp_u32(x: u64) -> u32 {
 /// `max_cost(&self) -> u32` (the largest cost ever admitted),
 /// `step(&self, word, now, cost) -> Step` (for `cost <= max_cost`),
 /// `fresh_word(&self, now) -> u64` and `word_is_fresh(&self, word, now) -> bool`.
+/// An optional second argument is the inline attribute of `check` and
+/// `check_n` (default `#[inline]`).
 /// The keyed store's cell is an `AtomicU64` checked by the same CAS loop.
 macro_rules! atomic_limiter {
     ($ty:ty) => {
+        $crate::atomic::atomic_limiter!($ty, #[inline]);
+    };
+    ($ty:ty, #[$inline:meta]) => {
         impl $crate::RateLimiter for $ty {
-            // Both forced inline: the check is a few instructions around a
-            // clock read, and a call that returns the decision through
-            // memory costs a third of it.
-            #[inline(always)]
+            #[$inline]
             fn check(&self) -> $crate::Decision {
                 match $crate::RateLimiter::check_n(self, 1) {
                     Ok(d) => d,
@@ -127,7 +129,7 @@ macro_rules! atomic_limiter {
                 }
             }
 
-            #[inline(always)]
+            #[$inline]
             fn check_n(&self, cost: u32) -> Result<$crate::Decision, $crate::CheckError> {
                 let limit = self.max_cost();
                 if cost > limit {

@@ -143,4 +143,7 @@ impl Gcra {
     }
 }
 
-atomic_limiter!(Gcra);
+// Forced inline: a check is a few instructions around a clock read, and in
+// the compare harness a call returning the decision through memory cost a
+// third of a denied check (16 ns against 11).
+atomic_limiter!(Gcra, #[inline(always)]);
