@@ -13,8 +13,19 @@ pub(crate) type Step = (Decision, u64);
 /// retrying on contention. A step that returns its word unchanged (a
 /// denial) stores nothing: the whole check is then one load.
 #[inline]
-pub(crate) fn cas_loop(word: &AtomicU64, mut step: impl FnMut(u64) -> Step) -> Decision {
-    let mut cur = word.load(Ordering::Acquire);
+pub(crate) fn cas_loop(word: &AtomicU64, step: impl FnMut(u64) -> Step) -> Decision {
+    cas_from(word, word.load(Ordering::Acquire), step, || {})
+}
+
+/// The loop of [`cas_loop`] and [`cas_loop_hinted`] from a first read
+/// `cur` of `word`; `lost` runs each time another thread's CAS won.
+#[inline(always)]
+fn cas_from(
+    word: &AtomicU64,
+    mut cur: u64,
+    mut step: impl FnMut(u64) -> Step,
+    mut lost: impl FnMut(),
+) -> Decision {
     loop {
         let (decision, next) = step(cur);
         if next == cur {
@@ -24,7 +35,10 @@ pub(crate) fn cas_loop(word: &AtomicU64, mut step: impl FnMut(u64) -> Step) -> D
             Ok(_) => return decision,
             // Another thread's CAS won, so the word moved on: retry at once
             // (a pause here costs more than the recomputation).
-            Err(actual) => cur = actual,
+            Err(actual) => {
+                lost();
+                cur = actual;
+            }
         }
     }
 }
@@ -63,34 +77,23 @@ pub(crate) fn cas_loop_hinted(
     word: &AtomicU64,
     contended: &AtomicBool,
     now: u64,
-    mut step: impl FnMut(u64) -> Step,
+    step: impl FnMut(u64) -> Step,
 ) -> Decision {
     let hinted = contended.load(Ordering::Relaxed);
-    let mut cur = if hinted {
+    let cur = if hinted {
         load_for_write(word, contended, now)
     } else {
         word.load(Ordering::Acquire)
     };
-    loop {
-        let (decision, next) = step(cur);
-        if next == cur {
-            return decision;
+    cas_from(word, cur, step, || {
+        if !hinted {
+            contended.store(true, Ordering::Relaxed);
         }
-        match word.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return decision,
-            Err(actual) => {
-                if !hinted {
-                    contended.store(true, Ordering::Relaxed);
-                }
-                cur = actual;
-            }
-        }
-    }
+    })
 }
 
-/// The contended path's first read of `word` (kept out of line so the
-/// uncontended check stays small): a read-modify-write that changes nothing,
-/// and, on the clock's low bits, the decay of the hint.
+/// The contended path's first read of `word`: a read-modify-write that
+/// changes nothing, and, on the clock's low bits, the decay of the hint.
 #[inline]
 fn load_for_write(word: &AtomicU64, contended: &AtomicBool, now: u64) -> u64 {
     if now & 0x3ff == 0 {
