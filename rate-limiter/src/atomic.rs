@@ -102,7 +102,7 @@ fn load_for_write(word: &AtomicU64, contended: &AtomicBool, now: u64) -> u64 {
     word.fetch_or(0, Ordering::Acquire)
 }
 
-/// Clamps a `u128` into `u32`.
+/// Clamps a `u64` into `u32`.
 #[inline]
 pub(crate) fn clamp_u32(x: u64) -> u32 {
     u32::try_from(x).unwrap_or(u32::MAX)

@@ -8,8 +8,20 @@ use std::sync::Arc as StdArc;
 use loom::sync::Arc;
 use loom::thread;
 use rate_limiter::{
-    ConcurrencyLimiter, FixedWindow, Gcra, Keyed, ManualClock, Quota, RateLimiter, TokenBucket,
+    Algorithm, ConcurrencyLimiter, FixedWindow, Gcra, Keyed, ManualClock, Quota, RateLimiter,
+    TokenBucket,
 };
+
+/// A keyed store of `template`s, one shard, room for two `u8` keys.
+fn one_shard<A: Algorithm>(template: A) -> Arc<Keyed<u8, A>> {
+    Arc::new(
+        Keyed::builder(template)
+            .max_keys(2)
+            .shards(1)
+            .build::<u8>()
+            .unwrap(),
+    )
+}
 
 /// Three threads each check once against a burst of 2 with the clock held
 /// still: exactly two are admitted, in every interleaving.
@@ -88,13 +100,7 @@ fn loom_concurrency_limiter_caps_in_flight() {
 fn loom_keyed_same_key_admits_once() {
     loom::model(|| {
         let g = Gcra::with_clock(Quota::per_second(1), ManualClock::new()).unwrap();
-        let k = Arc::new(
-            Keyed::builder(g)
-                .max_keys(2)
-                .shards(1)
-                .build::<u8>()
-                .unwrap(),
-        );
+        let k = one_shard(g);
         let k2 = Arc::clone(&k);
         let t = thread::spawn(move || k2.check_key(&7).is_allowed() as u32);
         let mine = k.check_key(&7).is_allowed() as u32;
@@ -109,13 +115,7 @@ fn loom_keyed_same_key_admits_once() {
 fn loom_keyed_present_key_concurrent_checks_admit_the_quota() {
     loom::model(|| {
         let g = Gcra::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
-        let k = Arc::new(
-            Keyed::builder(g)
-                .max_keys(2)
-                .shards(1)
-                .build::<u8>()
-                .unwrap(),
-        );
+        let k = one_shard(g);
         assert!(k.check_key(&7).is_allowed());
         let k2 = Arc::clone(&k);
         let t = thread::spawn(move || k2.check_key(&7).is_allowed() as u32);
@@ -133,13 +133,7 @@ fn loom_keyed_present_key_concurrent_checks_admit_the_quota() {
 fn loom_keyed_insert_racing_a_check_admits_at_most_the_quota() {
     loom::model(|| {
         let g = Gcra::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
-        let k = Arc::new(
-            Keyed::builder(g)
-                .max_keys(2)
-                .shards(1)
-                .build::<u8>()
-                .unwrap(),
-        );
+        let k = one_shard(g);
         let k2 = Arc::clone(&k);
         let t = thread::spawn(move || k2.check_key_n(&7, 2).unwrap().is_allowed());
         let one = k.check_key(&7).is_allowed();
@@ -158,13 +152,7 @@ fn loom_keyed_insert_racing_a_check_admits_at_most_the_quota() {
 fn loom_keyed_locked_cell_admits_the_quota() {
     loom::model(|| {
         let w = FixedWindow::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
-        let k = Arc::new(
-            Keyed::builder(w)
-                .max_keys(2)
-                .shards(1)
-                .build::<u8>()
-                .unwrap(),
-        );
+        let k = one_shard(w);
         assert!(k.check_key(&7).is_allowed());
         let k2 = Arc::clone(&k);
         let t = thread::spawn(move || k2.check_key(&7).is_allowed() as u32);
