@@ -166,8 +166,9 @@ impl<A: Algorithm> KeyedBuilder<A> {
 
     /// Number of shards, rounded up to a power of two, at most 65,536
     /// (default: 64 per available core, so that two threads rarely meet on
-    /// one shard lock; a shard costs 256 bytes when empty). Fewer than `max_keys` are used if `max_keys` is
-    /// small, so that the cap holds exactly.
+    /// one shard lock; a shard costs 256 bytes when empty). Fewer than
+    /// `max_keys` are used if `max_keys` is small, so that the cap holds
+    /// exactly.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
