@@ -85,6 +85,19 @@ unsafe impl<T: Send> Sync for Shared<T> {}
 #[allow(unsafe_code)]
 unsafe impl<T: Send> Send for Shared<T> {}
 
+impl<T> Shared<T> {
+    /// The position after `pos` (`index` is its slot): the next slot, or
+    /// slot 0 of the next lap after the last one.
+    #[inline]
+    fn next_pos(&self, pos: usize, index: usize) -> usize {
+        if index + 1 < self.cap {
+            pos + 1
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
+    }
+}
+
 impl<T> Drop for Shared<T> {
     /// Drops the items still queued: positions `head..tail` hold initialised
     /// values (every pop and push has finished: this is the last handle).
@@ -103,11 +116,7 @@ impl<T> Drop for Shared<T> {
             self.slots[index]
                 .value
                 .with_mut(|p| unsafe { (*p).assume_init_drop() });
-            pos = if index + 1 < self.cap {
-                pos + 1
-            } else {
-                (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
-            };
+            pos = self.next_pos(pos, index);
         }
     }
 }
@@ -356,15 +365,10 @@ impl<T> BoundedQueue<T> {
                 return Err(PushError::Closed(value));
             }
             let index = tail & (s.mark_bit - 1);
-            let lap = tail & !(s.one_lap - 1);
             let slot = &s.slots[index];
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == tail {
-                let next = if index + 1 < s.cap {
-                    tail + 1
-                } else {
-                    lap.wrapping_add(s.one_lap)
-                };
+                let next = s.next_pos(tail, index);
                 match s.tail.0.compare_exchange_weak(
                     tail,
                     next,
@@ -436,15 +440,10 @@ impl<T> BoundedQueue<T> {
         let mut step = 0;
         loop {
             let index = head & (s.mark_bit - 1);
-            let lap = head & !(s.one_lap - 1);
             let slot = &s.slots[index];
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == head + 1 {
-                let next = if index + 1 < s.cap {
-                    head + 1
-                } else {
-                    lap.wrapping_add(s.one_lap)
-                };
+                let next = s.next_pos(head, index);
                 match s.head.0.compare_exchange_weak(
                     head,
                     next,
