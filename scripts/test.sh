@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The package name of a crate folder (folders keep short names; packages
+# carry the `sysblocks-` prefix).
+pkg_name() { sed -n 's/^name = "\(.*\)"$/\1/p' "$1/Cargo.toml" | head -n 1; }
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -32,7 +35,7 @@ for manifest in */Cargo.toml; do
   dir=${manifest%/Cargo.toml}
   [ "$dir" = benches ] && continue
   if grep -rqs 'sysblocks_loom' "$dir/src" "$dir/tests" 2>/dev/null; then
-    loom_pkgs+=(-p "$dir")
+    loom_pkgs+=(-p "$(pkg_name "$dir")")
   fi
 done
 if [ ${#loom_pkgs[@]} -gt 0 ]; then
@@ -53,7 +56,7 @@ for lib in */src/lib.rs; do
     echo "skipped: valgrind not installed (memcheck of $dir)" >&2
     continue
   fi
-  exe=$(cargo test -p "$dir" --lib --no-run --message-format=json 2>/dev/null \
+  exe=$(cargo test -p "$(pkg_name "$dir")" --lib --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | tail -n 1)
   [ -n "$exe" ] || { echo "no unit-test binary for $dir" >&2; exit 1; }
   valgrind --tool=memcheck --error-exitcode=1 --leak-check=full --show-leak-kinds=definite \

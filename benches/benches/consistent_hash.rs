@@ -29,7 +29,7 @@ use benches::workloads::consistent_hash::{
     keys, our_jump, our_maglev, our_multiprobe, our_rendezvous, our_ring, peer_anchor, peer_chr,
     peer_hashring, peer_hrw, peer_maglev, table_for, BATCH, NODES, VNODES,
 };
-use consistent_hash::{hash_key, jump_hash, Maglev};
+use sysblocks_consistent_hash::{hash_key, jump_hash, Maglev};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
 #[global_allocator]

@@ -14,7 +14,7 @@ use benches::workloads::lb::{
     balancer, pick_drop, pick_drop_two_threads, tower_p2c_pick_drop, SIZES,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use lb::{
+use sysblocks_lb::{
     ConsistentHashing, Context, LeastConnections, PeakEwma, PowerOfTwoChoices, Random, RoundRobin,
     SmoothWeightedRoundRobin, Strategy,
 };

@@ -88,7 +88,7 @@ fn memory() {
         if kind == Kind::Ours {
             bytes_per_entry("ours+ttl", |n| {
                 AnyCache::Ours(
-                    lru_ttl_cache::Cache::builder()
+                    sysblocks_lru_ttl_cache::Cache::builder()
                         .max_capacity(n)
                         .time_to_live(Duration::from_secs(3600))
                         .build()

@@ -30,7 +30,7 @@ use benches::workloads::rate_limiter::{
     ratelimit_denying, uniform_keys, zipf_keys, KEYS, SAMPLES,
 };
 use criterion::{BenchmarkId, Criterion, Throughput};
-use rate_limiter::{
+use sysblocks_rate_limiter::{
     FixedWindow, Gcra, LeakyBucket, RateLimiter, SlidingWindowCounter, SlidingWindowLog,
     TokenBucket,
 };

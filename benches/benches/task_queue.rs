@@ -10,7 +10,7 @@
 
 use benches::workloads::task_queue::{durable_run, transfer, Kind, StoreKind, Submit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use task_queue::BoundedQueue;
+use sysblocks_task_queue::BoundedQueue;
 
 /// Items moved per measured run of the throughput bench.
 const ITEMS: u64 = 40_000;

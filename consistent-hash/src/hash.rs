@@ -112,7 +112,7 @@ impl Lanes {
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::xxh64;
+/// use sysblocks_consistent_hash::xxh64;
 /// // The reference implementation's hash of the empty input.
 /// assert_eq!(xxh64(b"", 0), 0xEF46_DB37_51D8_E999);
 /// ```
@@ -141,7 +141,7 @@ pub fn xxh64(bytes: &[u8], seed: u64) -> u64 {
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::stable_hash;
+/// use sysblocks_consistent_hash::stable_hash;
 /// assert_eq!(stable_hash(b"abc"), 0x44BC_2CF5_AD77_0999);
 /// ```
 #[must_use]
@@ -163,7 +163,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::{hash_key, stable_hash};
+/// use sysblocks_consistent_hash::{hash_key, stable_hash};
 /// assert_eq!(hash_key(&42u64), stable_hash(&42u64.to_le_bytes()));
 /// assert_eq!(hash_key("user:7"), stable_hash(b"user:7\xff"));
 /// ```
@@ -314,7 +314,7 @@ impl Hasher for StableHasher {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(consistent_hash::fmix64(0), 0);
+/// assert_eq!(sysblocks_consistent_hash::fmix64(0), 0);
 /// ```
 #[must_use]
 #[inline]

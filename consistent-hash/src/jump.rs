@@ -19,7 +19,7 @@ use crate::locator::NodeLocator;
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::jump_hash;
+/// use sysblocks_consistent_hash::jump_hash;
 /// assert_eq!(jump_hash(256, 1024), 520);
 /// ```
 #[must_use]
@@ -60,7 +60,7 @@ pub fn jump_hash(mut key: u64, buckets: u32) -> u32 {
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::JumpHash;
+/// use sysblocks_consistent_hash::JumpHash;
 ///
 /// let mut j = JumpHash::new(["a", "b", "c"]).unwrap();
 /// assert!(j.get("user:1").is_some());

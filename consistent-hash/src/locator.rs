@@ -14,7 +14,7 @@ use crate::hash::hash_key;
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::{hash_key, HashRing, JumpHash, NodeLocator};
+/// use sysblocks_consistent_hash::{hash_key, HashRing, JumpHash, NodeLocator};
 ///
 /// let mut ring = HashRing::new();
 /// ring.add("a").unwrap();

@@ -100,7 +100,7 @@ pub(crate) fn populate(m: u64, params: &[(u64, u64)], weights: &[u32]) -> Vec<u3
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::Maglev;
+/// use sysblocks_consistent_hash::Maglev;
 ///
 /// let mut m = Maglev::new(["a", "b", "c"]).unwrap();
 /// assert_eq!(m.table_size(), 65_537);

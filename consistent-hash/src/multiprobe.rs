@@ -33,7 +33,7 @@ pub fn probe_point(key_hash: u64, i: u32) -> u64 {
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::MultiProbe;
+/// use sysblocks_consistent_hash::MultiProbe;
 ///
 /// let mut mp = MultiProbe::new();
 /// mp.add("a").unwrap();

@@ -58,7 +58,7 @@ pub fn weighted_score(pair_hash: u64, weight: u32) -> f64 {
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::Rendezvous;
+/// use sysblocks_consistent_hash::Rendezvous;
 ///
 /// let mut r = Rendezvous::new();
 /// r.add("a").unwrap();

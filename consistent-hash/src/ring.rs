@@ -18,7 +18,7 @@ pub const DEFAULT_VNODES: u32 = 160;
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::{stable_hash, vnode_point};
+/// use sysblocks_consistent_hash::{stable_hash, vnode_point};
 /// let mut bytes = 7u64.to_le_bytes().to_vec();
 /// bytes.extend_from_slice(&3u64.to_le_bytes());
 /// assert_eq!(vnode_point(7, 3), stable_hash(&bytes));
@@ -43,7 +43,7 @@ pub fn vnode_point(node_hash: u64, i: u32) -> u64 {
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::HashRing;
+/// use sysblocks_consistent_hash::HashRing;
 ///
 /// let mut ring = HashRing::with_vnodes(100).unwrap();
 /// ring.add("cache-a").unwrap();
@@ -318,7 +318,7 @@ impl<N> NodeLocator<N> for HashRing<N> {
 /// # Examples
 ///
 /// ```
-/// use consistent_hash::{BoundedLoads, HashRing};
+/// use sysblocks_consistent_hash::{BoundedLoads, HashRing};
 ///
 /// let mut ring = HashRing::new();
 /// for n in ["a", "b", "c"] {

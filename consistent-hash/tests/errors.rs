@@ -1,6 +1,6 @@
 //! Bad input: typed errors, never panics; empty sets return `None`.
 
-use consistent_hash::{
+use sysblocks_consistent_hash::{
     hash_key, BoundedLoads, BuildError, HashRing, JumpHash, Maglev, MultiProbe, NodeLocator,
     Rendezvous,
 };
@@ -92,7 +92,7 @@ fn maglev_table_sizes() {
     // The default grows past 65537 for large node sets, and stays prime.
     let big = Maglev::new(0..1000u32).unwrap();
     assert!(big.table_size() >= 100_000);
-    assert!(consistent_hash::is_prime(big.table_size()));
+    assert!(sysblocks_consistent_hash::is_prime(big.table_size()));
 }
 
 #[test]

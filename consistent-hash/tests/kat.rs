@@ -1,6 +1,6 @@
 //! Known-answer tests against independent implementations.
 
-use consistent_hash::{hash_key, jump_hash, stable_hash, xxh64, StableHasher};
+use sysblocks_consistent_hash::{hash_key, jump_hash, stable_hash, xxh64, StableHasher};
 use std::hash::Hasher;
 
 /// A small deterministic generator (SplitMix64) for test inputs.

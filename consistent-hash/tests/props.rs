@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use consistent_hash::{
+use sysblocks_consistent_hash::{
     hash_key, jump_hash, pair_hash, probe_point, vnode_point, weighted_score, BoundedLoads,
     HashRing, JumpHash, Maglev, MultiProbe, NodeLocator, Rendezvous,
 };

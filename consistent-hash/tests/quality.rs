@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use consistent_hash::{
+use sysblocks_consistent_hash::{
     hash_key, BoundedLoads, HashRing, JumpHash, Maglev, MultiProbe, NodeLocator, Rendezvous,
 };
 

@@ -11,7 +11,7 @@ use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use lb::{
+use sysblocks_lb::{
     Balancer, ConsistentHashing, Context, HealthCheck, LeastConnections, ManualClock,
     OutlierDetection, PeakEwma, Pick, PowerOfTwoChoices, Random, RoundRobin,
     SmoothWeightedRoundRobin, Strategy,

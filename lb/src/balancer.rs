@@ -11,7 +11,7 @@ use crate::backend::{in_flight_of, Backend, BackendId, BackendState, Slot};
 use crate::error::BuildError;
 use crate::health::{HealthCheck, OutlierDetection};
 use crate::strategy::{Candidates, Context, Strategy};
-use crate::sync::{spin, Arc, ArcCell, AtomicU64, Mutex, Ordering, PerThread, Shared};
+use crate::sync::{spin_loop, Arc, ArcCell, StdArc, AtomicU64, Mutex, Ordering, PerThread, Shared};
 
 /// What `pick` reads: the candidates of the live tier and the strategy's
 /// state for exactly that set, replaced whole whenever either changes.
@@ -126,7 +126,7 @@ impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
     /// The clock for latency decay, ejection times and probe intervals
     /// (default: a [`MonotonicClock`]).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(shared(clock));
+        self.clock = Some(StdArc::new(clock));
         self
     }
 
@@ -177,7 +177,7 @@ impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
         for (_, w, _) in &self.backends {
             total = add_weight(total, *w)?;
         }
-        let clock = self.clock.unwrap_or_else(|| shared(MonotonicClock::new()));
+        let clock = self.clock.unwrap_or_else(|| StdArc::new(MonotonicClock::new()));
         let tau_nanos = saturating_nanos(self.strategy.latency_decay()) as f64;
         let initial_nanos = saturating_nanos(self.strategy.initial_latency()) as f64;
         let now = clock.now_nanos();
@@ -207,12 +207,6 @@ impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
             initial_nanos,
         })
     }
-}
-
-/// The clock is outside any loom model, so it is always a std `Arc`; going
-/// through `Box` keeps this module free of `std::sync`.
-fn shared(clock: impl Clock + 'static) -> SharedClock {
-    SharedClock::from(Box::new(clock) as Box<dyn Clock>)
 }
 
 fn add_weight(total: u64, weight: u32) -> Result<u64, BuildError> {
@@ -607,7 +601,7 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
                     self.readmit();
                     readmit = false;
                 }
-                Err(Retry::Stale) => spin(),
+                Err(Retry::Stale) => spin_loop(),
             }
         }
     }

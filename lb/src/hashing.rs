@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use consistent_hash::{fmix64, hash_key, HashRing, Maglev, NodeLocator, DEFAULT_VNODES};
+use sysblocks_consistent_hash::{fmix64, hash_key, HashRing, Maglev, NodeLocator, DEFAULT_VNODES};
 use sysblocks_clock::Clock;
 
 use crate::error::BuildError;
@@ -15,13 +15,13 @@ use crate::strategy::{Candidates, Context, Strategy};
 #[non_exhaustive]
 pub enum HashAlgorithm {
     /// Karger's ring with `vnodes` points per unit of weight
-    /// ([`consistent_hash::HashRing`]); removing a backend moves only its
+    /// ([`sysblocks_consistent_hash::HashRing`]); removing a backend moves only its
     /// keys.
     Ring {
         /// Virtual nodes per unit of weight.
         vnodes: u32,
     },
-    /// Google's Maglev lookup table ([`consistent_hash::Maglev`]): O(1)
+    /// Google's Maglev lookup table ([`sysblocks_consistent_hash::Maglev`]): O(1)
     /// lookups, near-perfect balance, slightly more movement on change.
     Maglev,
 }

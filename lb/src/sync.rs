@@ -1,23 +1,17 @@
-//! The crate's one door to synchronisation primitives.
-//!
-//! Normally these are std's atomics and `Arc`, parking_lot's `Mutex`, and an
-//! [`arc_swap::ArcSwap`] behind [`ArcCell`] for the snapshot of backends that
-//! `pick` reads without locking. Under `--cfg sysblocks_loom` they are loom's
-//! models; [`ArcCell`] becomes a loom `Mutex<Arc<T>>` whose `load` clones the
-//! `Arc`, which has the same contract (a load returns the value of some store
-//! that happened before, or a later one) and lets loom see every step. No
+//! The crate's one door to synchronisation primitives: [`sysblocks_sync`]
+//! (loom's models under `--cfg sysblocks_loom`) plus three pieces of
+//! `pick`'s fast path. [`ArcCell`] is the snapshot that `pick` reads without
+//! locking ([`arc_swap::ArcSwap`]; under loom a `Mutex<Arc<T>>`, whose load
+//! has the same contract). [`Shared`]/[`WeakShared`] are std's `Arc`/`Weak`:
+//! a backend's strong count *is* its in-flight count plus one, so a pick is
+//! one increment and one decrement; loom has no `Weak`, so under loom they
+//! are a model with the same atomic steps. [`PerThread`] is a per-object
+//! thread-local slot (under loom, a list keyed by loom's thread id). No
 //! other module imports `std::sync`, `parking_lot`, `arc_swap` or `loom`.
-//!
-//! Two more pieces serve `pick`'s fast path. [`Shared`] and [`WeakShared`]
-//! are std's `Arc` and `Weak` (a [`Pick`](crate::Pick) owns a `Shared` to
-//! its backend, and the backend's strong count *is* its in-flight count
-//! plus one for membership, so a pick costs one atomic increment and one
-//! decrement in all). loom has no `Weak`, so under loom they are a model
-//! with the same atomic steps (a counter beside the value, upgrade by
-//! compare-and-swap from a non-zero count). [`PerThread`] is a per-object
-//! thread-local slot (the `thread_local` crate), where each thread caches
-//! the snapshot it last loaded; under loom, a mutex-guarded list keyed by
-//! loom's thread id.
+
+pub(crate) use sysblocks_sync::{
+    fence, spin_loop, Arc, AtomicBool, AtomicU32, AtomicU64, Condvar, Mutex, Ordering, StdArc,
+};
 
 #[cfg(not(sysblocks_loom))]
 pub(crate) use self::std_impl::*;
@@ -27,30 +21,20 @@ pub(crate) use self::loom_impl::*;
 
 #[cfg(not(sysblocks_loom))]
 mod std_impl {
-    pub(crate) use parking_lot::{Condvar, Mutex};
-    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
-    pub(crate) use std::sync::{Arc, Weak as WeakShared};
+    pub(crate) use std::sync::Weak as WeakShared;
+    use sysblocks_sync::Arc;
 
     use std::cell::RefCell;
 
     /// The strong handle a pick owns; see the module docs.
     pub(crate) type Shared<T> = Arc<T>;
 
-    /// Lets a spin-retry loop give way (a hint on std, a yield under loom).
-    #[inline]
-    pub(crate) fn spin() {
-        std::hint::spin_loop();
-    }
-
     /// One value per thread and per owner object.
     pub(crate) struct PerThread<T: Send>(thread_local::ThreadLocal<Padded<T>>);
 
-    /// The per-thread values sit side by side in one array; the padding
-    /// keeps each thread's (written on every use: the borrow flag) on cache
-    /// lines of its own.
-    #[repr(align(128))]
-    #[derive(Default)]
-    pub(crate) struct Padded<T>(RefCell<T>);
+    /// The per-thread values sit side by side; the padding keeps each
+    /// thread's (its borrow flag is written on every use) on its own lines.
+    type Padded<T> = sysblocks_sync::CachePadded<RefCell<T>>;
 
     impl<T: Send> std::fmt::Debug for PerThread<T> {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,7 +51,7 @@ mod std_impl {
         /// already borrowed further up this thread's stack (re-entry).
         #[inline]
         pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-            let cell = &self.0.get_or_default().0;
+            let cell: &RefCell<T> = self.0.get_or_default();
             let mut value = cell.try_borrow_mut().ok()?;
             Some(f(&mut value))
         }
@@ -102,15 +86,8 @@ mod std_impl {
 
 #[cfg(sysblocks_loom)]
 mod loom_impl {
-    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
-    pub(crate) use loom::sync::Arc;
-
-    use loom::sync::atomic::AtomicUsize;
     use std::ops::Deref;
-
-    pub(crate) fn spin() {
-        loom::thread::yield_now();
-    }
+    use sysblocks_sync::{Arc, AtomicUsize, Mutex, Ordering};
 
     struct Counted<T> {
         strong: AtomicUsize,
@@ -219,29 +196,6 @@ mod loom_impl {
             };
             let mut value = slot.try_lock().ok()?;
             Some(f(&mut value))
-        }
-    }
-
-    /// loom's `Mutex` with parking_lot's surface: `lock()` returns the guard
-    /// directly (a poisoned lock is entered anyway, as parking_lot does).
-    #[derive(Debug, Default)]
-    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
-
-    impl<T> Mutex<T> {
-        pub(crate) fn new(value: T) -> Self {
-            Self(loom::sync::Mutex::new(value))
-        }
-
-        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner())
-        }
-
-        pub(crate) fn try_lock(&self) -> Option<loom::sync::MutexGuard<'_, T>> {
-            match self.0.try_lock() {
-                Ok(g) => Some(g),
-                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            }
         }
     }
 

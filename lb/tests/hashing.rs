@@ -1,8 +1,8 @@
 //! Consistent hashing: same decisions as the `consistent-hash` crate's
 //! tables, minimal movement on removal and ejection, bounded loads.
 
-use consistent_hash::{HashRing, Maglev, NodeLocator};
-use lb::{BackendId, Balancer, BuildError, ConsistentHashing, Context, HashAlgorithm};
+use sysblocks_consistent_hash::{HashRing, Maglev, NodeLocator};
+use sysblocks_lb::{BackendId, Balancer, BuildError, ConsistentHashing, Context, HashAlgorithm};
 
 fn build(s: ConsistentHashing, weights: &[u32]) -> Balancer<u64, ConsistentHashing> {
     let mut b = Balancer::builder(s);

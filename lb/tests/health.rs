@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lb::{BackendId, Balancer, Context, HealthCheck, ManualClock, OutlierDetection, RoundRobin};
+use sysblocks_lb::{BackendId, Balancer, Context, HealthCheck, ManualClock, OutlierDetection, RoundRobin};
 
 fn ctx() -> Context {
     Context::default()
@@ -274,10 +274,10 @@ fn picks_are_send_and_the_balancer_is_shared() {
     fn send_sync<X: Send + Sync>() {}
     send_sync::<Balancer<String, RoundRobin>>();
     fn send<X: Send>() {}
-    send::<lb::Pick<'static, String>>();
+    send::<sysblocks_lb::Pick<'static, String>>();
 
     let b = std::sync::Arc::new(
-        Balancer::builder(lb::LeastConnections::new())
+        Balancer::builder(sysblocks_lb::LeastConnections::new())
             .backend(0usize, 1)
             .backend(1, 1)
             .backend(2, 1)

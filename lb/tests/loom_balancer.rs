@@ -3,14 +3,14 @@
 //! Run with `RUSTFLAGS="--cfg sysblocks_loom"`; without it this file is empty.
 #![cfg(sysblocks_loom)]
 
-use lb::{
+use sysblocks_lb::{
     BackendId, Balancer, Context, LeastConnections, ManualClock, PowerOfTwoChoices, RoundRobin,
 };
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-fn two<S: lb::Strategy>(s: S) -> Balancer<usize, S> {
+fn two<S: sysblocks_lb::Strategy>(s: S) -> Balancer<usize, S> {
     Balancer::builder(s)
         .backend(0usize, 1)
         .backend(1, 1)
@@ -21,7 +21,7 @@ fn two<S: lb::Strategy>(s: S) -> Balancer<usize, S> {
 
 #[test]
 fn loom_pick_drop_keeps_in_flight_exact() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let b = Arc::new(two(LeastConnections::new()));
         let b2 = Arc::clone(&b);
         let t = thread::spawn(move || {
@@ -43,7 +43,7 @@ fn loom_pick_drop_keeps_in_flight_exact() {
 
 #[test]
 fn loom_held_picks_are_counted() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let b = Arc::new(two(PowerOfTwoChoices::with_seed(1)));
         let b2 = Arc::clone(&b);
         let t = thread::spawn(move || {
@@ -67,7 +67,7 @@ fn loom_held_picks_are_counted() {
 
 #[test]
 fn loom_remove_is_never_picked_after_it_returns() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let b = Arc::new(two(RoundRobin::new()));
         let b2 = Arc::clone(&b);
         let t = thread::spawn(move || {
@@ -91,7 +91,7 @@ fn loom_remove_is_never_picked_after_it_returns() {
 
 #[test]
 fn loom_cached_snapshot_is_not_used_after_remove_returns() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let b = Arc::new(two(RoundRobin::new()));
         // Held across the removal, so that backend 0 stays alive and only
         // the snapshot check (not a failed upgrade) can keep it out.
@@ -123,7 +123,7 @@ fn loom_cached_snapshot_is_not_used_after_remove_returns() {
 
 #[test]
 fn loom_add_while_picking_loses_no_count() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let b = Arc::new(
             Balancer::builder(RoundRobin::new())
                 .backend(0usize, 1)

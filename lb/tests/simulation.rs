@@ -9,7 +9,7 @@
 #[path = "../examples/simulate.rs"]
 mod sim;
 
-use lb::{LeastConnections, PeakEwma, PowerOfTwoChoices, RoundRobin};
+use sysblocks_lb::{LeastConnections, PeakEwma, PowerOfTwoChoices, RoundRobin};
 
 const SEED: u64 = 2026;
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use lb::{
+use sysblocks_lb::{
     Balancer, BuildError, Context, LeastConnections, ManualClock, PeakEwma, PowerOfTwoChoices,
     Random, RoundRobin, SmoothWeightedRoundRobin, Strategy,
 };
@@ -161,7 +161,7 @@ fn seeded_random_is_reproducible() {
     let hold_d: Vec<_> = (0..50)
         .filter_map(|_| d.pick(&Context::default()))
         .collect();
-    let ids = |v: &Vec<lb::Pick<'_, usize>>| v.iter().map(|p| **p).collect::<Vec<_>>();
+    let ids = |v: &Vec<sysblocks_lb::Pick<'_, usize>>| v.iter().map(|p| **p).collect::<Vec<_>>();
     assert_eq!(ids(&hold_c), ids(&hold_d));
 }
 
@@ -273,7 +273,7 @@ fn peak_ewma_prefers_the_fast_backend_and_decays() {
     // decayed estimate, until it passes slow's decayed estimate; only then
     // does slow get one. The expected k is computed from the public state
     // with the tower formula, estimate x exp(-elapsed / tau).
-    let now = lb::Clock::now_nanos(&clock) as f64;
+    let now = sysblocks_lb::Clock::now_nanos(&clock) as f64;
     let mut held = Vec::new();
     let mut expected = None;
     while held.len() < 100_000 {
@@ -336,7 +336,7 @@ fn bad_input_is_reported_not_panicked() {
     empty(LeastConnections::new());
     empty(PowerOfTwoChoices::with_seed(1));
     empty(PeakEwma::with_seed(1));
-    empty(lb::ConsistentHashing::default());
+    empty(sysblocks_lb::ConsistentHashing::default());
     // Adding with a bad weight is reported too.
     let b = build(RoundRobin::new(), &[u32::MAX - 1]);
     assert_eq!(b.add(9, 0), Err(BuildError::Zero { setting: "weight" }));
@@ -375,6 +375,6 @@ fn a_share_map_is_stable_per_strategy() {
     check(LeastConnections::new());
     check(PowerOfTwoChoices::with_seed(2));
     check(PeakEwma::with_seed(2));
-    check(lb::ConsistentHashing::maglev());
-    check(lb::ConsistentHashing::ring().bounded_load(1.25));
+    check(sysblocks_lb::ConsistentHashing::maglev());
+    check(sysblocks_lb::ConsistentHashing::ring().bounded_load(1.25));
 }

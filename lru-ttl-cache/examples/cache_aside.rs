@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lru_ttl_cache::Cache;
+use sysblocks_lru_ttl_cache::Cache;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 

@@ -13,10 +13,10 @@ use crate::error::BuildError;
 use crate::flight::{Flight, Outcome};
 use crate::lru::{validate_capacity, Common, LruCache, Weigher};
 use crate::stats::{RemovalCause, Stats};
-use crate::sync::{Arc, Mutex, Shared};
+use crate::sync::{Arc, Mutex, StdArc};
 
-type Listener<K, V> = Shared<dyn Fn(K, V, RemovalCause) + Send + Sync>;
-type Loader<K, V> = Shared<dyn Fn(&K) -> Option<V> + Send + Sync>;
+type Listener<K, V> = StdArc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
+type Loader<K, V> = StdArc<dyn Fn(&K) -> Option<V> + Send + Sync>;
 type Evicted<K, V> = Vec<(K, V, RemovalCause)>;
 
 /// One shard: its LRU and the loads in flight for its keys.
@@ -50,7 +50,7 @@ struct Inner<K, V, S> {
 /// `get` returns a clone of the value: keep large values in an `Arc`.
 ///
 /// ```
-/// use lru_ttl_cache::Cache;
+/// use sysblocks_lru_ttl_cache::Cache;
 /// use std::time::Duration;
 ///
 /// let cache = Cache::builder()
@@ -61,7 +61,7 @@ struct Inner<K, V, S> {
 /// assert_eq!(cache.get(&"k"), Some(1));
 /// let v = cache.get_or_insert_with("other", || 2);
 /// assert_eq!(v, 2);
-/// # Ok::<(), lru_ttl_cache::BuildError>(())
+/// # Ok::<(), sysblocks_lru_ttl_cache::BuildError>(())
 /// ```
 pub struct Cache<K, V, S = ahash::RandomState> {
     inner: Arc<Inner<K, V, S>>,
@@ -143,7 +143,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// not stored; the listener sees [`RemovalCause::Rejected`].
     #[must_use]
     pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
-        self.weigher = Some(Shared::new(f));
+        self.weigher = Some(StdArc::new(f));
         self
     }
 
@@ -179,7 +179,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         mut self,
         f: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
     ) -> Self {
-        self.listener = Some(Shared::new(f));
+        self.listener = Some(StdArc::new(f));
         self
     }
 
@@ -187,14 +187,14 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// (`None`: the key does not exist, nothing is cached).
     #[must_use]
     pub fn loader(mut self, f: impl Fn(&K) -> Option<V> + Send + Sync + 'static) -> Self {
-        self.loader = Some(Shared::new(f));
+        self.loader = Some(StdArc::new(f));
         self
     }
 
     /// The clock expiry is measured with (default: a [`MonotonicClock`](crate::MonotonicClock)).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(Shared::new(clock));
+        self.clock = Some(StdArc::new(clock));
         self
     }
 
@@ -272,7 +272,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                     self.weigher.clone(),
                     ttl,
                     tti,
-                    Shared::clone(&clock),
+                    StdArc::clone(&clock),
                     self.hasher.clone(),
                     cap.min(1 << 16) as usize,
                 ),

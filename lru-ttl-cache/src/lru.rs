@@ -39,7 +39,7 @@ use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
 
 use crate::error::BuildError;
 use crate::stats::{RemovalCause, Stats};
-use crate::sync::Shared;
+use crate::sync::StdArc;
 
 const NEVER: u64 = u64::MAX;
 
@@ -53,7 +53,7 @@ pub const MAX_ENTRIES: u64 = (u32::MAX - 1) as u64;
 const MAX_PREALLOC: u64 = 1 << 16;
 
 /// The weigher a builder stores: entry weight in capacity units.
-pub(crate) type Weigher<K, V> = Shared<dyn Fn(&K, &V) -> u64 + Send + Sync>;
+pub(crate) type Weigher<K, V> = StdArc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
 /// An eviction listener of an [`LruCache`].
 type LocalListener<K, V> = Box<dyn FnMut(K, V, RemovalCause) + Send>;
@@ -186,7 +186,7 @@ impl Expiry {
 /// without a background thread. Until then they count in [`len`](Self::len).
 ///
 /// ```
-/// use lru_ttl_cache::LruCache;
+/// use sysblocks_lru_ttl_cache::LruCache;
 ///
 /// let mut c = LruCache::new(2)?;
 /// c.insert("a", 1);
@@ -194,7 +194,7 @@ impl Expiry {
 /// c.get(&"a");
 /// c.insert("c", 3); // evicts "b", the least recently used
 /// assert_eq!(c.iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["c", "a"]);
-/// # Ok::<(), lru_ttl_cache::BuildError>(())
+/// # Ok::<(), sysblocks_lru_ttl_cache::BuildError>(())
 /// ```
 pub struct LruCache<K, V, S = ahash::RandomState> {
     table: HashTable<u32>,
@@ -275,7 +275,7 @@ impl<K, V, S> LruBuilder<K, V, S> {
     /// stored (cause [`RemovalCause::Rejected`]).
     #[must_use]
     pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
-        self.weigher = Some(Shared::new(f));
+        self.weigher = Some(StdArc::new(f));
         self
     }
 
@@ -297,7 +297,7 @@ impl<K, V, S> LruBuilder<K, V, S> {
     /// The clock expiry is measured with (default: a [`MonotonicClock`]).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(Shared::new(clock));
+        self.clock = Some(StdArc::new(clock));
         self
     }
 
@@ -388,7 +388,7 @@ impl Common {
             capacity: validate_capacity(capacity, weighted)?,
             ttl: validate_duration(ttl, "time_to_live")?,
             tti: validate_duration(tti, "time_to_idle")?,
-            clock: clock.unwrap_or_else(|| Shared::new(MonotonicClock::new())),
+            clock: clock.unwrap_or_else(|| StdArc::new(MonotonicClock::new())),
         })
     }
 }
@@ -428,7 +428,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         prealloc: usize,
     ) -> Self {
         let expiry = (ttl.is_some() || tti.is_some())
-            .then(|| Box::new(Expiry::new(Shared::clone(&clock), ttl, tti, 0)));
+            .then(|| Box::new(Expiry::new(StdArc::clone(&clock), ttl, tti, 0)));
         Self {
             table: HashTable::with_capacity(prealloc),
             nodes: Vec::with_capacity(prealloc),
@@ -566,7 +566,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     fn ensure_expiry(&mut self) {
         if self.expiry.is_none() {
             self.expiry = Some(Box::new(Expiry::new(
-                Shared::clone(&self.clock),
+                StdArc::clone(&self.clock),
                 None,
                 None,
                 self.nodes.len(),

@@ -37,7 +37,7 @@ pub trait Store<K, V> {
 /// store accepted them, so the cache never holds a value the store refused.
 ///
 /// ```
-/// use lru_ttl_cache::{Cache, Store, WriteThrough};
+/// use sysblocks_lru_ttl_cache::{Cache, Store, WriteThrough};
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
 ///
@@ -67,7 +67,7 @@ pub trait Store<K, V> {
 /// assert!(wt.put(1, String::new()).is_err()); // refused: the cache keeps "one"
 /// assert_eq!(wt.cache().get(&1).as_deref(), Some("one"));
 /// assert_eq!(wt.get(&1).unwrap().as_deref(), Some("one"));
-/// # Ok::<(), lru_ttl_cache::BuildError>(())
+/// # Ok::<(), sysblocks_lru_ttl_cache::BuildError>(())
 /// ```
 pub struct WriteThrough<K, V, St, S = ahash::RandomState> {
     cache: Cache<K, V, S>,

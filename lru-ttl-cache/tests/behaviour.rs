@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use lru_ttl_cache::{BuildError, Cache, ManualClock, RemovalCause, Store, WriteThrough};
+use sysblocks_lru_ttl_cache::{BuildError, Cache, ManualClock, RemovalCause, Store, WriteThrough};
 
 #[test]
 fn single_flight_with_many_threads() {

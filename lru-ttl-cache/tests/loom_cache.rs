@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use loom::sync::Arc;
 use loom::thread;
-use lru_ttl_cache::{Cache, RemovalCause};
+use sysblocks_lru_ttl_cache::{Cache, RemovalCause};
 
 type Log = Arc<loom::sync::Mutex<Vec<(u8, u8, RemovalCause)>>>;
 
@@ -28,7 +28,7 @@ fn logged(cap: u64, log: &Log) -> Cache<u8, u8> {
 #[test]
 fn loom_concurrent_ops_stay_consistent() {
     for cap in [1u64, 2] {
-        loom::model(move || {
+        sysblocks_sync::model(move || {
             let log: Log = Arc::default();
             let c = logged(cap, &log);
             let c1 = c.clone();
@@ -68,7 +68,7 @@ fn loom_concurrent_ops_stay_consistent() {
 /// Two concurrent misses on one key run the loader once; both get its value.
 #[test]
 fn loom_single_flight_runs_one_loader() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let c: Cache<u8, u8> = Cache::builder().max_capacity(2).shards(1).build().unwrap();
         let runs = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
         let (c1, r1) = (c.clone(), Arc::clone(&runs));
@@ -92,7 +92,7 @@ fn loom_single_flight_runs_one_loader() {
 /// A failing loader releases the waiter, which then loads itself.
 #[test]
 fn loom_failed_loader_releases_waiters() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let c: Cache<u8, u8> = Cache::builder().max_capacity(2).shards(1).build().unwrap();
         let c1 = c.clone();
         let t = thread::spawn(move || c1.try_get_or_insert_with(7, || Err::<u8, ()>(())));
@@ -110,7 +110,7 @@ fn loom_failed_loader_releases_waiters() {
 /// ran under the lock.
 #[test]
 fn loom_listener_runs_outside_the_shard_lock() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let slot: Arc<loom::sync::Mutex<Option<Cache<u8, u8>>>> = Arc::default();
         let s2 = Arc::clone(&slot);
         let calls = Arc::new(loom::sync::atomic::AtomicUsize::new(0));

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lru_ttl_cache::{Cache, LruCache, ManualClock, RemovalCause};
+use sysblocks_lru_ttl_cache::{Cache, LruCache, ManualClock, RemovalCause};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

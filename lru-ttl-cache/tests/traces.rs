@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::OnceLock;
 
-use lru_ttl_cache::{Cache, LruCache};
+use sysblocks_lru_ttl_cache::{Cache, LruCache};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mapreduce::jobs::WordCount;
-use mapreduce::{Runner, TextInput};
+use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::{Runner, TextInput};
 
 /// xorshift64*: a small seeded generator, enough for test text.
 struct Rng(u64);

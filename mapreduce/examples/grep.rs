@@ -6,7 +6,7 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
+use sysblocks_mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
 
 /// (file index, byte offset) -> the matching line.
 struct Grep {

@@ -7,8 +7,8 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use mapreduce::jobs::for_each_word;
-use mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
+use sysblocks_mapreduce::jobs::for_each_word;
+use sysblocks_mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
 
 /// word -> indices of the files that contain it.
 struct InvertedIndex;

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
-use mapreduce::{Emitter, Job, RangePartitioner, Runner, TaskError, TextInput};
+use sysblocks_mapreduce::{Emitter, Job, RangePartitioner, Runner, TaskError, TextInput};
 
 /// line -> number of times it occurs.
 struct Sort;

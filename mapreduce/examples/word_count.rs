@@ -8,8 +8,8 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use mapreduce::jobs::{sort_by_count, WordCount};
-use mapreduce::{Runner, TextInput};
+use sysblocks_mapreduce::jobs::{sort_by_count, WordCount};
+use sysblocks_mapreduce::{Runner, TextInput};
 
 fn main() -> ExitCode {
     match run() {

@@ -4,8 +4,8 @@ mod common;
 
 use std::io::Write;
 
-use mapreduce::jobs::WordCount;
-use mapreduce::{
+use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::{
     BuildError, Emitter, Job, JobError, Partitioner, Runner, TaskError, TextInput, Word,
 };
 

@@ -8,8 +8,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use mapreduce::jobs::WordCount;
-use mapreduce::{
+use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::{
     Emitter, Job, JobError, Phase, RangePartitioner, Runner, TaskError, TextInput, Word,
 };
 

@@ -6,14 +6,14 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use mapreduce::TaskBoard;
+use sysblocks_mapreduce::TaskBoard;
 
 /// Two workers drain a board of two tasks: every task is claimed exactly
 /// once, both completions are counted, and the coordinator's wait returns
 /// only after both workers exited.
 #[test]
 fn loom_board_hands_out_each_task_once() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let board = Arc::new(TaskBoard::new(2, 2));
         let claimed = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
         let exited = Arc::new(AtomicUsize::new(0));
@@ -46,7 +46,7 @@ fn loom_board_hands_out_each_task_once() {
 /// the coordinator still wakes up.
 #[test]
 fn loom_board_cancel_stops_hand_out_and_wakes_coordinator() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let board = Arc::new(TaskBoard::new(2, 2));
         let claimed = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
         let failing = {

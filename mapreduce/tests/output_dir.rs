@@ -6,8 +6,8 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use mapreduce::jobs::WordCount;
-use mapreduce::{JobError, ManualClock, Phase, RangePartitioner, Runner, TextInput, Word};
+use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::{JobError, ManualClock, Phase, RangePartitioner, Runner, TextInput, Word};
 
 fn write_input(dir: &std::path::Path) -> std::path::PathBuf {
     let p = dir.join("in.txt");

@@ -5,8 +5,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use mapreduce::jobs::WordCount;
-use mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
+use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
 use proptest::prelude::*;
 
 /// (key, value) records; reduce returns the values in arrival order.

@@ -8,7 +8,7 @@
 
 use std::num::NonZeroU32;
 
-use rate_limiter::{Gcra, Keyed, Quota};
+use sysblocks_rate_limiter::{Gcra, Keyed, Quota};
 
 /// (VmRSS, VmHWM) in MiB from /proc/self/status, if readable.
 fn rss_mib() -> (f64, f64) {

@@ -218,7 +218,7 @@ mod loom_tests {
     /// interleaving.
     #[test]
     fn loom_hinted_cas_loop_loses_no_update() {
-        loom::model(|| {
+        sysblocks_sync::model(|| {
             let word = Arc::new(AtomicU64::new(0));
             let (w2, h2) = (Arc::clone(&word), Arc::new(AtomicBool::new(true)));
             let add = |w: &AtomicU64, hint: &AtomicBool, n: u64| {

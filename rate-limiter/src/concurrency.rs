@@ -14,7 +14,7 @@ use crate::{BuildError, CheckError};
 /// # Examples
 ///
 /// ```
-/// use rate_limiter::ConcurrencyLimiter;
+/// use sysblocks_rate_limiter::ConcurrencyLimiter;
 ///
 /// let limiter = ConcurrencyLimiter::new(2)?;
 /// let a = limiter.try_acquire().expect("one in flight");
@@ -23,7 +23,7 @@ use crate::{BuildError, CheckError};
 /// drop(a);
 /// assert_eq!(limiter.in_flight(), 1);
 /// assert!(limiter.try_acquire().is_some());
-/// # Ok::<(), rate_limiter::BuildError>(())
+/// # Ok::<(), sysblocks_rate_limiter::BuildError>(())
 /// ```
 #[derive(Debug)]
 pub struct ConcurrencyLimiter {

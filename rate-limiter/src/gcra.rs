@@ -25,7 +25,7 @@ use crate::{BuildError, Decision, Quota};
 ///
 /// ```
 /// use std::time::Duration;
-/// use rate_limiter::{Gcra, ManualClock, Quota, RateLimiter};
+/// use sysblocks_rate_limiter::{Gcra, ManualClock, Quota, RateLimiter};
 ///
 /// let clock = ManualClock::new();
 /// let gcra = Gcra::with_clock(Quota::per_second(2), clock.clone())?;
@@ -36,7 +36,7 @@ use crate::{BuildError, Decision, Quota};
 /// assert_eq!(denied.retry_after(), Some(Duration::from_millis(500)));
 /// clock.advance(Duration::from_millis(500));
 /// assert!(gcra.check().is_allowed());
-/// # Ok::<(), rate_limiter::BuildError>(())
+/// # Ok::<(), sysblocks_rate_limiter::BuildError>(())
 /// ```
 pub struct Gcra {
     /// Emission interval in nanoseconds.

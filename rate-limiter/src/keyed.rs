@@ -115,7 +115,7 @@ struct Padded<T>(T);
 /// # Examples
 ///
 /// ```
-/// use rate_limiter::{Gcra, Keyed, ManualClock, Quota};
+/// use sysblocks_rate_limiter::{Gcra, Keyed, ManualClock, Quota};
 ///
 /// let clock = ManualClock::new();
 /// let per_ip = Keyed::builder(Gcra::with_clock(Quota::per_second(1), clock.clone())?)
@@ -125,7 +125,7 @@ struct Padded<T>(T);
 /// assert!(!per_ip.check_key(&"10.0.0.1").is_allowed());
 /// assert!(per_ip.check_key(&"10.0.0.2").is_allowed());
 /// assert_eq!(per_ip.len(), 2);
-/// # Ok::<(), rate_limiter::BuildError>(())
+/// # Ok::<(), sysblocks_rate_limiter::BuildError>(())
 /// ```
 pub struct Keyed<K, A: Algorithm> {
     template: A,

@@ -37,7 +37,7 @@ enum DelayMode {
 ///
 /// ```
 /// use std::time::Duration;
-/// use rate_limiter::{LeakyBucket, ManualClock, Quota, RateLimiter};
+/// use sysblocks_rate_limiter::{LeakyBucket, ManualClock, Quota, RateLimiter};
 ///
 /// // nginx: limit_req_zone rate=10r/s; limit_req burst=2;
 /// let clock = ManualClock::new();
@@ -51,7 +51,7 @@ enum DelayMode {
 ///     (true, Duration::from_millis(200)),
 ///     (false, Duration::ZERO),
 /// ]);
-/// # Ok::<(), rate_limiter::BuildError>(())
+/// # Ok::<(), sysblocks_rate_limiter::BuildError>(())
 /// ```
 pub struct LeakyBucket {
     /// Emission interval (1 / rate) in nanoseconds.

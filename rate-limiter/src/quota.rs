@@ -18,7 +18,7 @@ use crate::BuildError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use rate_limiter::Quota;
+/// use sysblocks_rate_limiter::Quota;
 ///
 /// let q = Quota::per_second(50);
 /// assert_eq!(q.emission_interval().unwrap(), Duration::from_millis(20));

@@ -28,7 +28,7 @@ use crate::{BuildError, Decision, Quota};
 ///
 /// ```
 /// use std::time::Duration;
-/// use rate_limiter::{ManualClock, RateLimiter, TokenBucket};
+/// use sysblocks_rate_limiter::{ManualClock, RateLimiter, TokenBucket};
 ///
 /// let clock = ManualClock::new();
 /// let bucket = TokenBucket::builder()

@@ -81,7 +81,7 @@ pub struct FixedWindowState {
 ///
 /// ```
 /// use std::time::Duration;
-/// use rate_limiter::{FixedWindow, ManualClock, Quota, RateLimiter};
+/// use sysblocks_rate_limiter::{FixedWindow, ManualClock, Quota, RateLimiter};
 ///
 /// let clock = ManualClock::new();
 /// let fw = FixedWindow::with_clock(Quota::per_second(2), clock.clone())?;
@@ -90,7 +90,7 @@ pub struct FixedWindowState {
 /// assert!(fw.check().is_allowed());
 /// let d = fw.check();
 /// assert_eq!(d.retry_after(), Some(Duration::from_millis(600)));
-/// # Ok::<(), rate_limiter::BuildError>(())
+/// # Ok::<(), sysblocks_rate_limiter::BuildError>(())
 /// ```
 pub struct FixedWindow {
     window: u64,
@@ -161,7 +161,7 @@ pub struct SlidingLogState {
 ///
 /// ```
 /// use std::time::Duration;
-/// use rate_limiter::{ManualClock, Quota, RateLimiter, SlidingWindowLog};
+/// use sysblocks_rate_limiter::{ManualClock, Quota, RateLimiter, SlidingWindowLog};
 ///
 /// let clock = ManualClock::new();
 /// let log = SlidingWindowLog::with_clock(Quota::per_second(2), clock.clone())?;
@@ -170,7 +170,7 @@ pub struct SlidingLogState {
 /// assert!(log.check().is_allowed());
 /// // The first entry leaves the window at t = 1 s.
 /// assert_eq!(log.check().retry_after(), Some(Duration::from_millis(600)));
-/// # Ok::<(), rate_limiter::BuildError>(())
+/// # Ok::<(), sysblocks_rate_limiter::BuildError>(())
 /// ```
 pub struct SlidingWindowLog {
     window: u64,
@@ -273,7 +273,7 @@ pub struct SlidingCounterState {
 ///
 /// ```
 /// use std::time::Duration;
-/// use rate_limiter::{ManualClock, Quota, RateLimiter, SlidingWindowCounter};
+/// use sysblocks_rate_limiter::{ManualClock, Quota, RateLimiter, SlidingWindowCounter};
 ///
 /// let clock = ManualClock::new();
 /// let swc = SlidingWindowCounter::with_clock(Quota::per_second(4), clock.clone())?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rate_limiter::{
+use sysblocks_rate_limiter::{
     BuildError, CheckError, Clock, ConcurrencyLimiter, FixedWindow, Gcra, Keyed, LeakyBucket,
     ManualClock, ManualSleeper, Quota, RateLimiter, SlidingWindowCounter, SlidingWindowLog,
     TokenBucket,
@@ -287,7 +287,7 @@ async fn until_ready_n_waits_on_the_given_sleeper() {
     let g = Gcra::with_clock(Quota::per_second(4), clock.clone()).unwrap();
     let c2 = clock.clone();
     for _ in 0..6 {
-        rate_limiter::until_ready_n_with(&g, 1, |d| {
+        sysblocks_rate_limiter::until_ready_n_with(&g, 1, |d| {
             c2.advance(d);
             std::future::ready(())
         })
@@ -297,7 +297,7 @@ async fn until_ready_n_waits_on_the_given_sleeper() {
     assert_eq!(clock.now(), 500 * MS);
     // The tokio-timer version on the real clock, with a burst that needs no wait.
     let real = Gcra::new(Quota::per_second(1000)).unwrap();
-    let d = rate_limiter::until_ready_n(&real, 3).await.unwrap();
+    let d = sysblocks_rate_limiter::until_ready_n(&real, 3).await.unwrap();
     assert!(d.is_allowed());
 }
 

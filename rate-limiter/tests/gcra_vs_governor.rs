@@ -7,7 +7,7 @@ use governor::clock::FakeRelativeClock;
 use governor::{Quota as GQuota, RateLimiter as GLimiter};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rate_limiter::{Gcra, ManualClock, Quota, RateLimiter};
+use sysblocks_rate_limiter::{Gcra, ManualClock, Quota, RateLimiter};
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()

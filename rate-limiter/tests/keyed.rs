@@ -10,7 +10,7 @@ use governor::clock::FakeRelativeClock;
 use governor::{Quota as GQuota, RateLimiter as GLimiter};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rate_limiter::{
+use sysblocks_rate_limiter::{
     Algorithm, FixedWindow, Gcra, Keyed, LeakyBucket, ManualClock, Quota, RateLimiter,
     SlidingWindowCounter, SlidingWindowLog, TokenBucket,
 };

@@ -7,7 +7,7 @@ use std::sync::Arc as StdArc;
 
 use loom::sync::Arc;
 use loom::thread;
-use rate_limiter::{
+use sysblocks_rate_limiter::{
     Algorithm, ConcurrencyLimiter, FixedWindow, Gcra, Keyed, ManualClock, Quota, RateLimiter,
     TokenBucket,
 };
@@ -27,7 +27,7 @@ fn one_shard<A: Algorithm>(template: A) -> Arc<Keyed<u8, A>> {
 /// still: exactly two are admitted, in every interleaving.
 #[test]
 fn loom_gcra_never_over_admits() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let g = Arc::new(Gcra::with_clock(Quota::per_second(2), ManualClock::new()).unwrap());
         let admitted = StdArc::new(AtomicU32::new(0));
         let handles: Vec<_> = (0..2)
@@ -54,7 +54,7 @@ fn loom_gcra_never_over_admits() {
 /// Two threads take 1 and 2 tokens from a bucket of 2: never both.
 #[test]
 fn loom_token_bucket_never_over_admits() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let b = Arc::new(
             TokenBucket::builder()
                 .capacity(2)
@@ -75,7 +75,7 @@ fn loom_token_bucket_never_over_admits() {
 /// Two threads hold permits of a limit of 1: never both at once.
 #[test]
 fn loom_concurrency_limiter_caps_in_flight() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let c = Arc::new(ConcurrencyLimiter::new(1).unwrap());
         let c2 = Arc::clone(&c);
         let t = thread::spawn(move || {
@@ -98,7 +98,7 @@ fn loom_concurrency_limiter_caps_in_flight() {
 /// exactly one is admitted.
 #[test]
 fn loom_keyed_same_key_admits_once() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let g = Gcra::with_clock(Quota::per_second(1), ManualClock::new()).unwrap();
         let k = one_shard(g);
         let k2 = Arc::clone(&k);
@@ -113,7 +113,7 @@ fn loom_keyed_same_key_admits_once() {
 /// of 2, exactly one is admitted.
 #[test]
 fn loom_keyed_present_key_concurrent_checks_admit_the_quota() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let g = Gcra::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
         let k = one_shard(g);
         assert!(k.check_key(&7).is_allowed());
@@ -131,7 +131,7 @@ fn loom_keyed_present_key_concurrent_checks_admit_the_quota() {
 /// 2 cells are admitted, and never both requests.
 #[test]
 fn loom_keyed_insert_racing_a_check_admits_at_most_the_quota() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let g = Gcra::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
         let k = one_shard(g);
         let k2 = Arc::clone(&k);
@@ -150,7 +150,7 @@ fn loom_keyed_insert_racing_a_check_admits_at_most_the_quota() {
 /// admitted.
 #[test]
 fn loom_keyed_locked_cell_admits_the_quota() {
-    loom::model(|| {
+    sysblocks_sync::model(|| {
         let w = FixedWindow::with_clock(Quota::per_second(2), ManualClock::new()).unwrap();
         let k = one_shard(w);
         assert!(k.check_key(&7).is_allowed());

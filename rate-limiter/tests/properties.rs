@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use rate_limiter::{
+use sysblocks_rate_limiter::{
     Algorithm, FixedWindow, Gcra, LeakyBucket, ManualClock, Quota, SlidingWindowCounter,
     SlidingWindowLog, TokenBucket,
 };

@@ -5,7 +5,7 @@
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rate_limiter::{Algorithm, Quota, SlidingWindowCounter, SlidingWindowLog};
+use sysblocks_rate_limiter::{Algorithm, Quota, SlidingWindowCounter, SlidingWindowLog};
 
 const NS: f64 = 1e9;
 
@@ -40,7 +40,7 @@ fn client_trace(rng: &mut SmallRng, secs: f64, lo: f64, hi: f64) -> Vec<u64> {
 fn divergence(lo: f64, hi: f64, clients: usize, seed: u64) -> (u64, u64, u64, u64) {
     // 600 per minute: a 60 s window, 10 per second on average.
     let quota = Quota::per_minute(600);
-    let clock = rate_limiter::ManualClock::new();
+    let clock = sysblocks_rate_limiter::ManualClock::new();
     let log = SlidingWindowLog::with_clock(quota, clock.clone()).unwrap();
     let counter = SlidingWindowCounter::with_clock(quota, clock).unwrap();
     let mut rng = SmallRng::seed_from_u64(seed);

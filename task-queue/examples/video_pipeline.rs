@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use task_queue::{
+use sysblocks_task_queue::{
     Backoff, BoundedQueue, Delivery, Priority, RedbStore, SubmitError, Task, TaskError, TaskQueue,
     WorkerPool,
 };

@@ -88,7 +88,7 @@ impl TaskQueueBuilder {
     /// [`MonotonicClock`].
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(crate::sync::shared_clock(clock));
+        self.clock = Some(crate::sync::StdArc::new(clock));
         self
     }
 
@@ -131,7 +131,7 @@ impl TaskQueueBuilder {
         }
         let clock: SharedClock = self
             .clock
-            .unwrap_or_else(|| crate::sync::shared_clock(MonotonicClock::new()));
+            .unwrap_or_else(|| crate::sync::StdArc::new(MonotonicClock::new()));
         let store = self
             .store
             .unwrap_or_else(|| Box::new(MemoryStore::new()) as Box<dyn Store>);
@@ -458,7 +458,7 @@ struct Inner {
 /// # Examples
 ///
 /// ```
-/// use task_queue::{Outcome, Task, TaskQueue};
+/// use sysblocks_task_queue::{Outcome, Task, TaskQueue};
 ///
 /// let q = TaskQueue::builder().capacity(2).build().unwrap();
 /// let id = q.submit(Task::new("resize video 1")).unwrap();
@@ -598,7 +598,7 @@ impl TaskQueue {
     /// # Examples
     ///
     /// ```
-    /// use task_queue::{Task, TaskQueue};
+    /// use sysblocks_task_queue::{Task, TaskQueue};
     ///
     /// let q = TaskQueue::builder().build().unwrap();
     /// let pending: Vec<_> = (0..8)

@@ -52,10 +52,10 @@ pub struct ShutdownReport {
 ///
 /// ```
 /// use std::time::Duration;
-/// use task_queue::{Task, TaskError, TaskQueue, WorkerPool};
+/// use sysblocks_task_queue::{Task, TaskError, TaskQueue, WorkerPool};
 ///
 /// let q = TaskQueue::builder().build().unwrap();
-/// let pool = WorkerPool::start(&q, 2, |d: &task_queue::Delivery| {
+/// let pool = WorkerPool::start(&q, 2, |d: &sysblocks_task_queue::Delivery| {
 ///     if d.payload().is_empty() { Err(TaskError::new("empty")) } else { Ok(()) }
 /// })
 /// .unwrap();

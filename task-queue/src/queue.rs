@@ -131,7 +131,7 @@ impl<T> Drop for Shared<T> {
 /// # Examples
 ///
 /// ```
-/// use task_queue::{BoundedQueue, PushError};
+/// use sysblocks_task_queue::{BoundedQueue, PushError};
 ///
 /// let q = BoundedQueue::new(1).unwrap();
 /// q.try_push("a").unwrap();

@@ -95,7 +95,7 @@ struct Shared {
 /// # Examples
 ///
 /// ```
-/// use task_queue::{RedbStore, Task, TaskQueue};
+/// use sysblocks_task_queue::{RedbStore, Task, TaskQueue};
 ///
 /// let dir = std::env::temp_dir().join(format!("tq-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use task_queue::{BoundedQueue, PushError};
+use sysblocks_task_queue::{BoundedQueue, PushError};
 use tokio::time::timeout;
 
 /// A waker that counts its wake-ups.

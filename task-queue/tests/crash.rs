@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use task_queue::{Delivery, RedbStore, SubmitError, Task, TaskQueue, WorkerPool};
+use sysblocks_task_queue::{Delivery, RedbStore, SubmitError, Task, TaskQueue, WorkerPool};
 
 const DIR_ENV: &str = "TASK_QUEUE_CRASH_DIR";
 const MODE_ENV: &str = "TASK_QUEUE_CRASH_MODE";

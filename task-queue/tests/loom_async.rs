@@ -12,15 +12,9 @@ use std::task::{Context, Poll, Waker};
 
 use loom::future::block_on;
 use loom::thread;
-use task_queue::BoundedQueue;
+use sysblocks_task_queue::BoundedQueue;
 
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
-    }
-    b.check(f);
-}
+use sysblocks_sync::model;
 
 /// A blocking producer pushes two items through a queue of capacity 1; an
 /// async consumer pops both.

@@ -6,17 +6,11 @@ use std::time::Duration;
 
 use loom::sync::Arc;
 use loom::thread;
-use task_queue::{
+use sysblocks_task_queue::{
     Backoff, BoundedQueue, Delivery, ManualClock, Outcome, PopError, PushError, Task, TaskQueue,
 };
 
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
-    }
-    b.check(f);
-}
+use sysblocks_sync::model;
 
 /// Two producers push one item each into a queue of capacity 1 with
 /// blocking `push`; one consumer pops twice with blocking `pop`. Every item

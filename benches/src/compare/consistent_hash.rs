@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use consistent_hash::{hash_key, jump_hash};
+use sysblocks_consistent_hash::{hash_key, jump_hash};
 
 use crate::alloc;
 use crate::harness::{measured, run_timed, time_iters, CaseResult, Contender, Mode};

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use lb::{
+use sysblocks_lb::{
     ConsistentHashing, LeastConnections, PeakEwma, PowerOfTwoChoices, Random, RoundRobin,
     SmoothWeightedRoundRobin, Strategy,
 };

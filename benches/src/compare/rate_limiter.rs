@@ -11,7 +11,7 @@
 
 use std::hint::black_box;
 
-use rate_limiter::{Gcra, RateLimiter};
+use sysblocks_rate_limiter::{Gcra, RateLimiter};
 
 use crate::alloc;
 use crate::harness::{measured, run_timed, time_iters, Contender, Mode};

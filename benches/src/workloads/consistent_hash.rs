@@ -2,7 +2,7 @@
 //! bench and for `compare`: 100 virtual nodes per ring node, the Maglev table
 //! size of [`table_for`], a fixed batch of `u64` keys.
 
-use consistent_hash::{HashRing, MultiProbe, Rendezvous};
+use sysblocks_consistent_hash::{HashRing, MultiProbe, Rendezvous};
 
 /// Keys per lookup batch (a power of two, so `i & (BATCH - 1)` indexes it).
 pub const BATCH: usize = 256;
@@ -18,7 +18,7 @@ pub const NODES: [u32; 3] = [10, 100, 1000];
 #[must_use]
 pub fn table_for(n: u32) -> u64 {
     let mut m = 65_537u64.max(100 * u64::from(n));
-    while !consistent_hash::is_prime(m) {
+    while !sysblocks_consistent_hash::is_prime(m) {
         m += 1;
     }
     m
@@ -81,8 +81,8 @@ pub fn peer_chr(n: u32) -> consistent_hash_ring::Ring<u32> {
 ///
 /// Never for the fixed inputs here.
 #[must_use]
-pub fn our_maglev(n: u32) -> consistent_hash::Maglev<u32> {
-    consistent_hash::Maglev::with_table_size(0..n, table_for(n)).expect("prime table size")
+pub fn our_maglev(n: u32) -> sysblocks_consistent_hash::Maglev<u32> {
+    sysblocks_consistent_hash::Maglev::with_table_size(0..n, table_for(n)).expect("prime table size")
 }
 
 /// `maglev` over `0..n` with the same table size.
@@ -97,8 +97,8 @@ pub fn peer_maglev(n: u32) -> maglev::Maglev<u32> {
 ///
 /// Never for the fixed inputs here.
 #[must_use]
-pub fn our_jump(n: u32) -> consistent_hash::JumpHash<u32> {
-    consistent_hash::JumpHash::new(0..n).expect("non-empty")
+pub fn our_jump(n: u32) -> sysblocks_consistent_hash::JumpHash<u32> {
+    sysblocks_consistent_hash::JumpHash::new(0..n).expect("non-empty")
 }
 
 /// Our rendezvous hash over `0..n`.

@@ -30,9 +30,9 @@ pub const SAMPLES: usize = 1 << 20;
 /// The contenders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `lru_ttl_cache::Cache`, default shards.
+    /// `sysblocks_lru_ttl_cache::Cache`, default shards.
     Ours,
-    /// `lru_ttl_cache::Cache` with `.shards(1)`: one exact global LRU.
+    /// `sysblocks_lru_ttl_cache::Cache` with `.shards(1)`: one exact global LRU.
     OursOneShard,
     /// `quick_cache::sync::Cache`.
     Quick,
@@ -86,13 +86,13 @@ impl Kind {
     pub fn make(self, cap: u64) -> AnyCache {
         match self {
             Kind::Ours => AnyCache::Ours(
-                lru_ttl_cache::Cache::builder()
+                sysblocks_lru_ttl_cache::Cache::builder()
                     .max_capacity(cap)
                     .build()
                     .expect("valid"),
             ),
             Kind::OursOneShard => AnyCache::Ours(
-                lru_ttl_cache::Cache::builder()
+                sysblocks_lru_ttl_cache::Cache::builder()
                     .max_capacity(cap)
                     .shards(1)
                     .build()
@@ -122,7 +122,7 @@ impl Kind {
 /// branch, the same for every contender) instead of a virtual call.
 pub enum AnyCache {
     /// Ours (any shard count).
-    Ours(lru_ttl_cache::Cache<u64, u64>),
+    Ours(sysblocks_lru_ttl_cache::Cache<u64, u64>),
     /// quick_cache.
     Quick(quick_cache::sync::Cache<u64, u64>),
     /// moka, either policy.

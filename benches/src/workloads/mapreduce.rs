@@ -2,13 +2,13 @@
 //! (and meant for the criterion bench): a seeded Zipf text, the Gutenberg
 //! text when `../shared/data` is present, ours (`Runner` + `WordCount`) and
 //! the hand-written rayon `fold` + `reduce` into `std` hash maps that a Rust
-//! user would otherwise write. Both use `mapreduce::jobs::for_each_word`.
+//! user would otherwise write. Both use `sysblocks_mapreduce::jobs::for_each_word`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mapreduce::jobs::{for_each_word, WordCount};
-use mapreduce::{Runner, TextInput, Word};
+use sysblocks_mapreduce::jobs::{for_each_word, WordCount};
+use sysblocks_mapreduce::{Runner, TextInput, Word};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rate_limiter::{
+use sysblocks_rate_limiter::{
     Algorithm, FixedWindow, Gcra, Keyed, LeakyBucket, Quota, RateLimiter, SlidingWindowCounter,
     SlidingWindowLog, TokenBucket,
 };

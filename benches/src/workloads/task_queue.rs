@@ -8,14 +8,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use task_queue::{
+use sysblocks_task_queue::{
     BoundedQueue, Delivery, MemoryStore, RedbStore, Task, TaskId, TaskQueue, WorkerPool,
 };
 
 /// The queues under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `task_queue::BoundedQueue`.
+    /// `sysblocks_task_queue::BoundedQueue`.
     Ours,
     /// `crossbeam_channel::bounded`.
     Crossbeam,
@@ -166,9 +166,9 @@ pub fn full_try_push(kind: Kind) -> Box<dyn FnMut() -> bool> {
 /// The store of a durable run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    /// `task_queue::RedbStore`: every accepted task fsync'd (group commit).
+    /// `sysblocks_task_queue::RedbStore`: every accepted task fsync'd (group commit).
     Redb,
-    /// `task_queue::MemoryStore`: the same job layer with nothing on disk.
+    /// `sysblocks_task_queue::MemoryStore`: the same job layer with nothing on disk.
     Memory,
 }
 
@@ -283,7 +283,7 @@ pub fn durable_run(
                         }
                         Submit::Pipelined(depth) => {
                             if pending.len() >= depth.max(1) {
-                                let oldest: task_queue::PendingSubmit =
+                                let oldest: sysblocks_task_queue::PendingSubmit =
                                     pending.pop_front().expect("non-empty");
                                 oldest.wait().expect("durable");
                             }

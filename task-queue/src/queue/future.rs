@@ -83,7 +83,7 @@ impl<T> BoundedQueue<T> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let q = task_queue::BoundedQueue::new(1).unwrap();
+    /// let q = sysblocks_task_queue::BoundedQueue::new(1).unwrap();
     /// q.push_async("video-1").await.unwrap();
     /// assert_eq!(q.pop_async().await, Some("video-1"));
     /// # });
