@@ -9,8 +9,11 @@
 //! thread-local slot (under loom, a list keyed by loom's thread id). No
 //! other module imports `std::sync`, `parking_lot`, `arc_swap` or `loom`.
 
+/// The health checker's thread exists only outside loom.
+#[cfg(not(sysblocks_loom))]
+pub(crate) use sysblocks_sync::Condvar;
 pub(crate) use sysblocks_sync::{
-    fence, spin_loop, Arc, AtomicBool, AtomicU32, AtomicU64, Condvar, Mutex, Ordering, StdArc,
+    fence, spin_loop, Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, StdArc,
 };
 
 #[cfg(not(sysblocks_loom))]
