@@ -11,7 +11,7 @@ use crate::backend::{in_flight_of, Backend, BackendId, BackendState, Slot};
 use crate::error::BuildError;
 use crate::health::{HealthCheck, OutlierDetection};
 use crate::strategy::{Candidates, Context, Strategy};
-use crate::sync::{spin_loop, Arc, ArcCell, StdArc, AtomicU64, Mutex, Ordering, PerThread, Shared};
+use crate::sync::{spin_loop, Arc, ArcCell, AtomicU64, Mutex, Ordering, PerThread, Shared, StdArc};
 
 /// What `pick` reads: the candidates of the live tier and the strategy's
 /// state for exactly that set, replaced whole whenever either changes.
@@ -177,7 +177,9 @@ impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
         for (_, w, _) in &self.backends {
             total = add_weight(total, *w)?;
         }
-        let clock = self.clock.unwrap_or_else(|| StdArc::new(MonotonicClock::new()));
+        let clock = self
+            .clock
+            .unwrap_or_else(|| StdArc::new(MonotonicClock::new()));
         let tau_nanos = saturating_nanos(self.strategy.latency_decay()) as f64;
         let initial_nanos = saturating_nanos(self.strategy.initial_latency()) as f64;
         let now = clock.now_nanos();

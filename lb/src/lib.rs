@@ -6,7 +6,6 @@ mod balancer;
 #[cfg(not(sysblocks_loom))]
 mod checker;
 mod error;
-mod hashing;
 mod health;
 mod rng;
 mod strategy;
@@ -17,11 +16,10 @@ pub use balancer::{BackendStats, Balancer, BalancerBuilder, Pick};
 #[cfg(not(sysblocks_loom))]
 pub use checker::HealthChecker;
 pub use error::BuildError;
-pub use hashing::{ConsistentHashing, HashAlgorithm, HashState};
 pub use health::{HealthCheck, OutlierDetection};
 pub use strategy::{
-    Candidates, Context, LeastConnections, PeakEwma, PowerOfTwoChoices, Random, RandomState,
-    Rotation, RoundRobin, SmoothWeightedRoundRobin, Strategy, SwrrState, DEFAULT_DECAY,
-    DEFAULT_INITIAL_LATENCY,
+    Candidates, ConsistentHashing, Context, HashAlgorithm, HashState, LeastConnections, PeakEwma,
+    PowerOfTwoChoices, Random, RandomState, Rotation, RoundRobin, SmoothWeightedRoundRobin,
+    Strategy, SwrrState, DEFAULT_DECAY, DEFAULT_INITIAL_LATENCY,
 };
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};

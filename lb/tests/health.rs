@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use sysblocks_lb::{BackendId, Balancer, Context, HealthCheck, ManualClock, OutlierDetection, RoundRobin};
+use sysblocks_lb::{
+    BackendId, Balancer, Context, HealthCheck, ManualClock, OutlierDetection, RoundRobin,
+};
 
 fn ctx() -> Context {
     Context::default()

@@ -3,12 +3,12 @@
 //! Run with `RUSTFLAGS="--cfg sysblocks_loom"`; without it this file is empty.
 #![cfg(sysblocks_loom)]
 
-use sysblocks_lb::{
-    BackendId, Balancer, Context, LeastConnections, ManualClock, PowerOfTwoChoices, RoundRobin,
-};
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+use sysblocks_lb::{
+    BackendId, Balancer, Context, LeastConnections, ManualClock, PowerOfTwoChoices, RoundRobin,
+};
 
 fn two<S: sysblocks_lb::Strategy>(s: S) -> Balancer<usize, S> {
     Balancer::builder(s)

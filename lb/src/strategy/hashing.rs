@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use sysblocks_consistent_hash::{fmix64, hash_key, HashRing, Maglev, NodeLocator, DEFAULT_VNODES};
 use sysblocks_clock::Clock;
+use sysblocks_consistent_hash::{fmix64, hash_key, HashRing, Maglev, NodeLocator, DEFAULT_VNODES};
 
+use super::{Candidates, Context, Strategy};
 use crate::error::BuildError;
 use crate::rng::{Cursor, FastMod};
-use crate::strategy::{Candidates, Context, Strategy};
 
 /// Which consistent-hashing table [`ConsistentHashing`] builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
