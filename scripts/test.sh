@@ -4,10 +4,11 @@
 #
 #   scripts/test.sh
 #
-# Steps: rustfmt, clippy (warnings denied), rustdoc (warnings denied), the
-# loom models of every crate (own target dir, bounded preemptions), the
-# comparison report in smoke mode, the benches in test mode, and finally the
-# whole workspace's unit, integration and doc tests.
+# Steps: rustfmt, clippy (warnings denied), rustdoc (warnings denied),
+# packaging of every library crate, the loom models of every crate (own
+# target dir, bounded preemptions), valgrind memcheck, the comparison report
+# in smoke mode, the benches in test mode, and finally the whole
+# workspace's unit, integration and doc tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,12 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+
+step "cargo package (every library crate is publishable on its own)"
+# Checks each manifest, its metadata and the file list; a full
+# `cargo package --workspace --exclude benches` also builds every packaged
+# crate from its tarball (run it by hand before a release).
+cargo package --workspace --exclude benches --no-verify --allow-dirty --quiet
 
 step "loom models (--cfg sysblocks_loom, LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2})"
 # A loom build needs its own target directory: RUSTFLAGS differ, and sharing
