@@ -10,7 +10,7 @@ use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
 use crate::backend::{in_flight_of, Backend, BackendId, BackendState, Slot};
 use crate::error::BuildError;
 use crate::health::{HealthCheck, OutlierDetection};
-use crate::strategy::{Candidates, Context, Strategy};
+use crate::strategy::{estimate_settings, Candidates, Context, Strategy};
 use crate::sync::{spin_loop, Arc, ArcCell, AtomicU64, Mutex, Ordering, PerThread, Shared, StdArc};
 
 /// What `pick` reads: the candidates of the live tier and the strategy's
@@ -180,8 +180,9 @@ impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
         let clock = self
             .clock
             .unwrap_or_else(|| StdArc::new(MonotonicClock::new()));
-        let tau_nanos = saturating_nanos(self.strategy.latency_decay()) as f64;
-        let initial_nanos = saturating_nanos(self.strategy.initial_latency()) as f64;
+        let (decay, initial) = estimate_settings(&self.strategy);
+        let tau_nanos = saturating_nanos(decay) as f64;
+        let initial_nanos = saturating_nanos(initial) as f64;
         let now = clock.now_nanos();
         let mut members = Vec::with_capacity(self.backends.len());
         for (i, (value, weight, tier)) in self.backends.into_iter().enumerate() {
@@ -281,7 +282,14 @@ pub struct BackendStats {
     pub tier: u32,
     /// Requests in flight.
     pub in_flight: u64,
-    /// The peak-EWMA latency estimate as last updated (not decayed).
+    /// The peak-EWMA latency estimate as last updated (not decayed). Kept
+    /// under every strategy; it starts and decays as [`PeakEwma`]'s settings
+    /// say, or with [`DEFAULT_INITIAL_LATENCY`] and [`DEFAULT_DECAY`] under
+    /// any other strategy.
+    ///
+    /// [`PeakEwma`]: crate::PeakEwma
+    /// [`DEFAULT_INITIAL_LATENCY`]: crate::DEFAULT_INITIAL_LATENCY
+    /// [`DEFAULT_DECAY`]: crate::DEFAULT_DECAY
     pub latency_estimate: Duration,
     /// Ejected by outlier detection.
     pub ejected: bool,

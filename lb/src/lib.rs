@@ -18,8 +18,8 @@ pub use checker::HealthChecker;
 pub use error::BuildError;
 pub use health::{HealthCheck, OutlierDetection};
 pub use strategy::{
-    Candidates, ConsistentHashing, Context, HashAlgorithm, HashState, LeastConnections, PeakEwma,
-    PowerOfTwoChoices, Random, RandomState, Rotation, RoundRobin, SmoothWeightedRoundRobin,
-    Strategy, SwrrState, DEFAULT_DECAY, DEFAULT_INITIAL_LATENCY,
+    Candidates, ConsistentHashing, Context, CumulativeWeights, HashAlgorithm, HashState,
+    LeastConnections, PeakEwma, PowerOfTwoChoices, Random, Rotation, RoundRobin,
+    SmoothWeightedRoundRobin, Strategy, SwrrState, DEFAULT_DECAY, DEFAULT_INITIAL_LATENCY,
 };
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};

@@ -2,7 +2,6 @@
 //! and the strategies that implement it, one per file.
 
 use std::fmt;
-use std::time::Duration;
 
 use sysblocks_clock::Clock;
 
@@ -21,8 +20,9 @@ mod smooth_weighted;
 pub use hashing::{ConsistentHashing, HashAlgorithm, HashState};
 pub use least_connections::LeastConnections;
 pub use p2c::PowerOfTwoChoices;
+pub(crate) use peak_ewma::estimate_settings;
 pub use peak_ewma::{PeakEwma, DEFAULT_DECAY, DEFAULT_INITIAL_LATENCY};
-pub use random::{Random, RandomState};
+pub use random::{CumulativeWeights, Random};
 pub use round_robin::RoundRobin;
 pub use smooth_weighted::{SmoothWeightedRoundRobin, SwrrState};
 
@@ -153,18 +153,6 @@ pub trait Strategy: Send + Sync + 'static {
         ctx: &Context,
         clock: &dyn Clock,
     ) -> Option<usize>;
-
-    /// The time constant with which a faster latency sample decays into a
-    /// backend's estimate. Every balancer keeps the estimate (it is reported
-    /// in [`BackendStats`](crate::BackendStats)); [`PeakEwma`] routes by it.
-    fn latency_decay(&self) -> Duration {
-        DEFAULT_DECAY
-    }
-
-    /// The estimate a backend starts with, before its first sample.
-    fn initial_latency(&self) -> Duration {
-        DEFAULT_INITIAL_LATENCY
-    }
 }
 
 /// The prepared state of the rotating strategies ([`RoundRobin`],

@@ -1,5 +1,6 @@
 //! [`PeakEwma`]: power of two choices over the peak-EWMA cost.
 
+use std::any::Any;
 use std::time::Duration;
 
 use sysblocks_clock::{saturating_nanos, Clock};
@@ -10,9 +11,11 @@ use crate::backend::Ewma;
 use crate::error::BuildError;
 use crate::rng::{entropy_seed, SplitMix};
 
-/// Finagle's and linkerd's default decay time constant for peak EWMA.
+/// Finagle's and linkerd's default decay time constant for peak EWMA
+/// ([`PeakEwma::decay`]).
 pub const DEFAULT_DECAY: Duration = Duration::from_secs(10);
-/// linkerd's default RTT estimate for an endpoint with no samples yet.
+/// linkerd's default RTT estimate for an endpoint with no samples yet
+/// ([`PeakEwma::initial_latency`]).
 pub const DEFAULT_INITIAL_LATENCY: Duration = Duration::from_millis(30);
 
 /// Power of two choices over the peak-EWMA cost, as Finagle, linkerd and
@@ -40,14 +43,17 @@ impl PeakEwma {
         }
     }
 
-    /// Sets the decay time constant (`tau`). Zero is rejected by `build()`.
+    /// Sets the decay time constant (`tau`) of the balancer's latency
+    /// estimates, as tower's `PeakEwma::new` takes `decay_ns`. Zero is
+    /// rejected by `build()`.
     #[must_use]
     pub fn decay(mut self, tau: Duration) -> Self {
         self.decay = tau;
         self
     }
 
-    /// Sets the estimate of a backend with no samples yet.
+    /// Sets the estimate of a backend with no samples yet, as tower's
+    /// `PeakEwma::new` takes `default_rtt`.
     #[must_use]
     pub fn initial_latency(mut self, estimate: Duration) -> Self {
         self.initial = estimate;
@@ -101,12 +107,38 @@ impl Strategy for PeakEwma {
             Self::cost(candidates, b, now, tau) < Self::cost(candidates, a, now, tau)
         }))
     }
+}
 
-    fn latency_decay(&self) -> Duration {
-        self.decay
+/// The decay time constant and the initial value of the latency estimate
+/// that a balancer over `strategy` keeps per backend: [`PeakEwma`]'s own
+/// settings when the strategy is a `PeakEwma`, else [`DEFAULT_DECAY`] and
+/// [`DEFAULT_INITIAL_LATENCY`]. Every balancer keeps the estimate (it is
+/// reported in [`BackendStats`](crate::BackendStats)); only `PeakEwma`
+/// routes by it, so only `PeakEwma` has settings for it.
+pub(crate) fn estimate_settings<S: Strategy>(strategy: &S) -> (Duration, Duration) {
+    match (strategy as &dyn Any).downcast_ref::<PeakEwma>() {
+        Some(p) => (p.decay, p.initial),
+        None => (DEFAULT_DECAY, DEFAULT_INITIAL_LATENCY),
     }
+}
 
-    fn initial_latency(&self) -> Duration {
-        self.initial
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RoundRobin;
+
+    #[test]
+    fn estimate_settings_are_peak_ewmas_or_the_defaults() {
+        let p = PeakEwma::with_seed(1)
+            .decay(Duration::from_secs(1))
+            .initial_latency(Duration::from_millis(5));
+        assert_eq!(
+            estimate_settings(&p),
+            (Duration::from_secs(1), Duration::from_millis(5))
+        );
+        assert_eq!(
+            estimate_settings(&RoundRobin::new()),
+            (DEFAULT_DECAY, DEFAULT_INITIAL_LATENCY)
+        );
     }
 }

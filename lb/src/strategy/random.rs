@@ -31,9 +31,11 @@ impl Default for Random {
     }
 }
 
-/// The state of [`Random`] for one candidate set.
+/// The state of [`Random`] for one candidate set: the cumulative weights a
+/// weighted draw searches, or only the candidate count when the weights are
+/// equal and the draw is uniform.
 #[derive(Debug)]
-pub struct RandomState {
+pub struct CumulativeWeights {
     /// Cumulative weights (`cumulative[i]` = sum of weights `0..=i`); empty
     /// when all weights are equal and the choice is uniform.
     cumulative: Vec<u64>,
@@ -41,9 +43,9 @@ pub struct RandomState {
 }
 
 impl Strategy for Random {
-    type State = RandomState;
+    type State = CumulativeWeights;
 
-    fn prepare<T>(&self, candidates: Candidates<'_, T>) -> RandomState {
+    fn prepare<T>(&self, candidates: Candidates<'_, T>) -> CumulativeWeights {
         let first = candidates.iter().next().map(BackendState::weight);
         let uniform = candidates.iter().all(|s| Some(s.weight()) == first);
         let mut cumulative = Vec::new();
@@ -54,7 +56,7 @@ impl Strategy for Random {
                 cumulative.push(sum);
             }
         }
-        RandomState {
+        CumulativeWeights {
             cumulative,
             n: len_u32(candidates.len()),
         }
@@ -63,7 +65,7 @@ impl Strategy for Random {
     #[inline]
     fn pick<T>(
         &self,
-        state: &RandomState,
+        state: &CumulativeWeights,
         _candidates: Candidates<'_, T>,
         _ctx: &Context,
         _clock: &dyn Clock,
