@@ -1,10 +1,10 @@
 //! A deterministic, seeded discrete-event simulation of closed-loop clients
 //! and backends, run through `lb`'s balancers on a `ManualClock`.
 //!
-//! `cargo run --release -p lb --example simulate` prints, per scenario and
-//! strategy, the latency quantiles (virtual time), each backend's share of
-//! the requests and the failed requests. `tests/simulation.rs` runs the same
-//! code on smaller runs and asserts the floors.
+//! `cargo run --release -p sysblocks-lb --example simulate` prints, per
+//! scenario and strategy, the latency quantiles (virtual time), each
+//! backend's share of the requests and the failed requests.
+//! `tests/simulation.rs` runs the same code and asserts its results.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -257,7 +257,8 @@ pub fn run_all(scenario: &Scenario, seed: u64) -> Vec<Outcome> {
     ]
 }
 
-/// The heterogeneous scenario, scaled to `requests`.
+/// The heterogeneous scenario (1, 4 x 10, 4 x 100 and 1 x 1000 ms
+/// maxima), scaled to `requests`.
 pub fn heterogeneous(requests: usize) -> Scenario {
     let mut backends = vec![BackendSpec {
         max_ms: 1.0,

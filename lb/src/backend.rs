@@ -94,6 +94,12 @@ pub struct BackendState {
     pub(crate) next_probe_at: AtomicU64,
 }
 
+// One backend's state is one 128-byte block (a pair of 64-byte lines) and
+// shares it with no other backend's. Under loom the atomics are larger.
+const _: () = assert!(std::mem::align_of::<BackendState>() == 128);
+#[cfg(not(sysblocks_loom))]
+const _: () = assert!(std::mem::size_of::<BackendState>() == 128);
+
 impl BackendState {
     pub(crate) fn new(
         id: BackendId,
@@ -204,6 +210,10 @@ pub struct Backend<T> {
     state: Arc<BackendState>,
     value: T,
 }
+
+// The value starts 128 bytes into the handle's allocation, after the
+// reference counts, so the counts have their lines to themselves.
+const _: () = assert!(std::mem::align_of::<Backend<()>>() == 128);
 
 impl<T> Backend<T> {
     pub(crate) fn new(value: T, state: BackendState) -> Self {

@@ -1,9 +1,9 @@
-//! The issue's simulation floors on seeded runs of the example's code (the
-//! heterogeneous scenario at the issue's full 50,000 requests: its p99.9 is
-//! the 50 slowest requests, and shorter runs are dominated by the first
-//! samples of the 1000 ms backend; the others at 30,000). Latencies here
-//! are virtual (the simulation's `ManualClock`), so asserting on them is
-//! deterministic and independent of the machine.
+//! What the strategies achieve on seeded runs of the example's code (the
+//! heterogeneous scenario at 50,000 requests: its p99.9 is the 50 slowest
+//! requests, and shorter runs are dominated by the first samples of the
+//! 1000 ms backend; the others at 30,000). Latencies here are virtual (the
+//! simulation's `ManualClock`), so asserting on them is deterministic and
+//! independent of the machine.
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../examples/simulate.rs"]
@@ -28,7 +28,7 @@ fn heterogeneous_p2c_peak_ewma_tail() {
         p999(&p2c),
         p999(&ewma)
     );
-    // Floor 1 of the issue: at most 0.2x round robin's p99.9.
+    // P2C + peak EWMA: at most a fifth of round robin's p99.9.
     assert!(p999(&ewma) <= 0.2 * p999(&rr));
     // Peak EWMA is what keeps the 1000 ms backend out of the tail.
     assert!(p999(&ewma) < 0.5 * p999(&p2c));
@@ -36,15 +36,15 @@ fn heterogeneous_p2c_peak_ewma_tail() {
     assert_eq!(ewma.failed + lc.failed + rr.failed, 0);
 }
 
-/// Floor 2 of the issue, "P2C + peak EWMA no worse than least connections
-/// at p99.9", does not hold in this model, and cannot for any two-choice
-/// strategy: see the README's "Simulation" section. Two distinct uniform
+/// P2C + peak EWMA does not match least connections at p99.9 in this
+/// model, and no two-choice strategy can: see the README's "Simulation"
+/// section. Two distinct uniform
 /// choices both land among the five backends of 100 ms or more with
 /// probability 10/45, and then the request goes to one of them whatever the
 /// cost function says, so at least 22 % of the requests (11,000 of 50,000)
-/// draw from U[0, 100] or slower; the 50th slowest of 11,000 such draws is
-/// about 99.5 ms. Least connections scans every backend and sends 2-3 %
-/// there (its p99.9 averages 98.7 ms). What the strategy does control, and
+/// draw from U[0, 100] or slower; the 50th slowest of 11,000 such draws
+/// lies near the 99.5th percentile of U[0, 100]. Least connections scans
+/// every backend and sends 2-3 % there. What the strategy does control, and
 /// what is asserted here over 20 seeds, no tolerance: the two-choice share
 /// is the structural one (so the gap is the structure's, not a tuning
 /// fault), and peak EWMA keeps the 1000 ms backend under 0.1 % of the
