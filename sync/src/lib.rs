@@ -131,13 +131,17 @@ mod loom_impl {
     impl<T> Deref for MutexGuard<'_, T> {
         type Target = T;
         fn deref(&self) -> &T {
-            self.0.as_deref().expect("guard is present outside Condvar::wait")
+            self.0
+                .as_deref()
+                .expect("guard is present outside Condvar::wait")
         }
     }
 
     impl<T> DerefMut for MutexGuard<'_, T> {
         fn deref_mut(&mut self) -> &mut T {
-            self.0.as_deref_mut().expect("guard is present outside Condvar::wait")
+            self.0
+                .as_deref_mut()
+                .expect("guard is present outside Condvar::wait")
         }
     }
 
@@ -170,9 +174,16 @@ mod loom_impl {
 
         /// loom has no time: a timed wait is a wait that may time out at any
         /// point loom chooses.
-        pub fn wait_for<T>(&self, guard: &mut MutexGuard<'_, T>, timeout: Duration) -> WaitTimeoutResult {
+        pub fn wait_for<T>(
+            &self,
+            guard: &mut MutexGuard<'_, T>,
+            timeout: Duration,
+        ) -> WaitTimeoutResult {
             let inner = guard.0.take().expect("guard is present");
-            let (g, res) = self.0.wait_timeout(inner, timeout).unwrap_or_else(|e| e.into_inner());
+            let (g, res) = self
+                .0
+                .wait_timeout(inner, timeout)
+                .unwrap_or_else(|e| e.into_inner());
             guard.0 = Some(g);
             WaitTimeoutResult(res.timed_out())
         }

@@ -3,7 +3,9 @@
 //! only under `--cfg sysblocks_loom`.
 #![cfg(sysblocks_loom)]
 
-use sysblocks_sync::{model, thread, Arc, AtomicUsize, Condvar, Mutex, Ordering, RwLock, UnsafeCell};
+use sysblocks_sync::{
+    model, thread, Arc, AtomicUsize, Condvar, Mutex, Ordering, RwLock, UnsafeCell,
+};
 
 #[test]
 fn loom_shim_mutex_excludes() {
@@ -64,7 +66,10 @@ fn loom_shim_unsafe_cell_handoff() {
         // publishes `ready` with Release; the reader touches the cell only
         // after an Acquire load sees it.
         unsafe impl Sync for Slot {}
-        let s = Arc::new(Slot { ready: AtomicUsize::new(0), value: UnsafeCell::new(0) });
+        let s = Arc::new(Slot {
+            ready: AtomicUsize::new(0),
+            value: UnsafeCell::new(0),
+        });
         let s2 = Arc::clone(&s);
         let t = thread::spawn(move || {
             // SAFETY: no other access before `ready` is published.
