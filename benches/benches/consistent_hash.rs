@@ -29,8 +29,8 @@ use benches::workloads::consistent_hash::{
     keys, our_jump, our_maglev, our_multiprobe, our_rendezvous, our_ring, peer_anchor, peer_chr,
     peer_hashring, peer_hrw, peer_maglev, table_for, BATCH, NODES, VNODES,
 };
-use sysblocks_consistent_hash::{hash_key, jump_hash, Maglev};
 use criterion::{BenchmarkId, Criterion, Throughput};
+use sysblocks_consistent_hash::{hash_key, jump_hash, Maglev};
 
 #[global_allocator]
 static ALLOC: benches::alloc::Counting = benches::alloc::Counting;

@@ -329,9 +329,8 @@ pub fn fmix64(mut k: u64) -> u64 {
 /// Maps a 64-bit hash uniformly onto `0..n` by multiply-shift
 /// (`(hash * n) >> 64`, Lemire's "fast range"); used by the table-based
 /// algorithms instead of `hash % n`.
-#[must_use]
 #[inline]
-pub fn fast_range(hash: u64, n: u64) -> u64 {
+pub(crate) fn fast_range(hash: u64, n: u64) -> u64 {
     ((u128::from(hash) * u128::from(n)) >> 64) as u64
 }
 

@@ -12,10 +12,10 @@ mod rendezvous;
 mod ring;
 
 pub use error::BuildError;
-pub use hash::{fast_range, fmix64, hash_key, stable_hash, xxh64, StableHasher};
+pub use hash::{fmix64, hash_key, stable_hash, xxh64, StableHasher};
 pub use jump::{jump_hash, JumpHash};
 pub use locator::NodeLocator;
-pub use maglev::{is_prime, permutation_params, Maglev, DEFAULT_TABLE_SIZE, MIN_ENTRIES_PER_NODE};
-pub use multiprobe::{probe_point, MultiProbe, DEFAULT_PROBES};
-pub use rendezvous::{pair_hash, weighted_score, Rendezvous};
+pub use maglev::{Maglev, DEFAULT_TABLE_SIZE, MIN_ENTRIES_PER_NODE};
+pub use multiprobe::{MultiProbe, DEFAULT_PROBES};
+pub use rendezvous::{pair_hash, Rendezvous};
 pub use ring::{vnode_point, BoundedLoads, HashRing, DEFAULT_VNODES};

@@ -15,8 +15,7 @@ pub const MIN_ENTRIES_PER_NODE: u64 = 100;
 
 /// Whether `n` is prime (deterministic trial division; table sizes are far
 /// below the range where that is slow).
-#[must_use]
-pub fn is_prime(n: u64) -> bool {
+pub(crate) fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
@@ -37,8 +36,7 @@ pub fn is_prime(n: u64) -> bool {
 /// with `h = hash_key(node)` and `b` its 8 little-endian bytes,
 /// `offset = xxh64(b, seed 1) mod m` and `skip = xxh64(b, seed 2) mod (m - 1) + 1`.
 /// The node's preference list is `(offset + j * skip) mod m` for `j = 0, 1, ...`.
-#[must_use]
-pub fn permutation_params(node_hash: u64, m: u64) -> (u64, u64) {
+fn permutation_params(node_hash: u64, m: u64) -> (u64, u64) {
     let b = node_hash.to_le_bytes();
     (xxh64(&b, 1) % m, xxh64(&b, 2) % (m - 1) + 1)
 }

@@ -13,9 +13,8 @@ pub const DEFAULT_PROBES: u32 = 21;
 
 /// The `i`-th probe position of a key hash:
 /// `fmix64(key_hash + (i + 1) * 0x9E3779B97F4A7C15)` (wrapping).
-#[must_use]
 #[inline]
-pub fn probe_point(key_hash: u64, i: u32) -> u64 {
+fn probe_point(key_hash: u64, i: u32) -> u64 {
     fmix64(key_hash.wrapping_add(u64::from(i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }
 

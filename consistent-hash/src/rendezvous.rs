@@ -36,9 +36,8 @@ fn pair_from_pre(key_pre: u64, node_pre: u64) -> u64 {
 /// weighted rendezvous): with `u = ((h >> 11) + 0.5) / 2^53` uniform in
 /// `(0, 1)`, the score is `-weight / ln(u)`. The node of highest score wins;
 /// each node wins with probability `weight / total weight`.
-#[must_use]
 #[inline]
-pub fn weighted_score(pair_hash: u64, weight: u32) -> f64 {
+fn weighted_score(pair_hash: u64, weight: u32) -> f64 {
     let u = ((pair_hash >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
     -f64::from(weight) / u.ln()
 }
@@ -50,8 +49,10 @@ pub fn weighted_score(pair_hash: u64, weight: u32) -> f64 {
 ///
 /// With all weights equal the winner is the node of largest
 /// [`pair_hash`] (the score is increasing in it, so no logarithm is taken);
-/// otherwise the largest [`weighted_score`], ties broken by the larger
-/// `pair_hash`. `ln` is taken from the platform's libm; it is accurate to
+/// otherwise the largest weighted score `-weight / ln(u)` with
+/// `u = ((pair_hash >> 11) + 0.5) / 2^53` (the logarithmic method; each
+/// node wins `weight / total weight` of the keys), ties broken by the
+/// larger `pair_hash`. `ln` is taken from the platform's libm; it is accurate to
 /// well under an ulp everywhere Rust runs, so a different winner needs two
 /// scores within an ulp of each other.
 ///

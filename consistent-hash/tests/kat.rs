@@ -1,7 +1,7 @@
 //! Known-answer tests against independent implementations.
 
-use sysblocks_consistent_hash::{hash_key, jump_hash, stable_hash, xxh64, StableHasher};
 use std::hash::Hasher;
+use sysblocks_consistent_hash::{hash_key, jump_hash, stable_hash, xxh64, StableHasher};
 
 /// A small deterministic generator (SplitMix64) for test inputs.
 fn splitmix(state: &mut u64) -> u64 {

@@ -18,10 +18,15 @@ pub const NODES: [u32; 3] = [10, 100, 1000];
 #[must_use]
 pub fn table_for(n: u32) -> u64 {
     let mut m = 65_537u64.max(100 * u64::from(n));
-    while !sysblocks_consistent_hash::is_prime(m) {
+    while !is_prime(m) {
         m += 1;
     }
     m
+}
+
+/// Trial division (table sizes are small enough).
+fn is_prime(n: u64) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
 }
 
 /// [`BATCH`] pseudo-random keys (splitmix64 from a fixed seed).
@@ -82,7 +87,8 @@ pub fn peer_chr(n: u32) -> consistent_hash_ring::Ring<u32> {
 /// Never for the fixed inputs here.
 #[must_use]
 pub fn our_maglev(n: u32) -> sysblocks_consistent_hash::Maglev<u32> {
-    sysblocks_consistent_hash::Maglev::with_table_size(0..n, table_for(n)).expect("prime table size")
+    sysblocks_consistent_hash::Maglev::with_table_size(0..n, table_for(n))
+        .expect("prime table size")
 }
 
 /// `maglev` over `0..n` with the same table size.

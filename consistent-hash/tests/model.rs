@@ -4,9 +4,22 @@
 use proptest::prelude::*;
 
 use sysblocks_consistent_hash::{
-    hash_key, jump_hash, pair_hash, probe_point, vnode_point, weighted_score, BoundedLoads,
-    HashRing, JumpHash, Maglev, MultiProbe, NodeLocator, Rendezvous,
+    fmix64, hash_key, jump_hash, pair_hash, vnode_point, BoundedLoads, HashRing, JumpHash, Maglev,
+    MultiProbe, NodeLocator, Rendezvous,
 };
+
+/// The weighted rendezvous score as the README and `Rendezvous` state it:
+/// `-weight / ln(u)` with `u = ((pair_hash >> 11) + 0.5) / 2^53`.
+fn reference_score(pair_hash: u64, weight: u32) -> f64 {
+    let u = ((pair_hash >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    -f64::from(weight) / u.ln()
+}
+
+/// Multi-probe's probe `i` (0-based) as the README states it:
+/// `fmix64(h + (i + 1) * 0x9E3779B97F4A7C15)`, wrapping.
+fn reference_probe(key_hash: u64, i: u32) -> u64 {
+    fmix64(key_hash.wrapping_add(u64::from(i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
 
 /// A ring rebuilt from scratch and searched linearly.
 fn reference_ring(nodes: &[(u16, u32)], vnodes: u32) -> Vec<(u64, u64, u16)> {
@@ -137,7 +150,7 @@ proptest! {
             // Reference: score every node, sort best first.
             let mut scored: Vec<(f64, u64, u16)> = nodes.iter().map(|&(node, w)| {
                 let h = pair_hash(k, hash_key(&node));
-                (if uniform { 0.0 } else { weighted_score(h, w) }, h, node)
+                (if uniform { 0.0 } else { reference_score(h, w) }, h, node)
             }).collect();
             scored.sort_by(|a, b| b.partial_cmp(a).unwrap());
             prop_assert_eq!(r.locate(k), Some(&scored[0].2));
@@ -160,7 +173,7 @@ proptest! {
         for &k in &keys {
             let mut best = (u64::MAX, u32::MAX, 0u16);
             for i in 0..probes {
-                let p = probe_point(k, i);
+                let p = reference_probe(k, i);
                 for &(node, _) in &nodes {
                     let d = hash_key(&node).wrapping_sub(p);
                     if (d, i) < (best.0, best.1) {
