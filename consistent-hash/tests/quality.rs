@@ -1,5 +1,6 @@
-//! Balance and movement at 1,000,000 keys and 100 nodes (the issue's
-//! quality bar). The key hashes are computed once and shared by every test.
+//! Balance and movement at 1,000,000 keys and 100 nodes (the bounds of the
+//! README's "Quality" table). The key hashes are computed once and shared
+//! by every test.
 
 use std::sync::OnceLock;
 
