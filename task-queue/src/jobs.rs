@@ -6,388 +6,38 @@
 //! that runs out counts as a failed attempt. Every move is appended to the
 //! store under the queue's lock, so the store sees moves in the order they
 //! happened; only `submit` waits for the store to make its move durable.
+//!
+//! This file holds the queue's state and the moves after submission. The
+//! settings and `build` are in `builder.rs`, what `build` makes of the
+//! store's records in `recovery.rs`, the two-phase submit in `submit.rs`,
+//! and what the queue hands out and reports in `delivery.rs`.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
+use sysblocks_clock::SharedClock;
 
 use crate::backoff::{Backoff, SplitMix64};
-use crate::error::{BuildError, StoreError, SubmitBatchError, SubmitError, TaskError};
-use crate::store::{MemoryStore, Store, StoreOp, Ticket};
+use crate::error::{StoreError, TaskError};
+use crate::record::{RecordState, TaskRecord};
+use crate::store::{Store, StoreOp};
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, MutexGuard, Ordering};
-use crate::task::{RecordState, Task, TaskId, TaskRecord};
+use crate::task::{Task, TaskId};
+
+mod builder;
+mod delivery;
+mod recovery;
+mod submit;
+
+pub use builder::TaskQueueBuilder;
+pub use delivery::{DeadLetter, Delivery, Outcome, Stats};
+pub use submit::PendingSubmit;
 
 /// The longest a waiting worker sleeps before it looks at the clock again
 /// (a test clock moves without waking anyone).
 const POLL: Duration = Duration::from_millis(20);
-
-/// Configures a [`TaskQueue`].
-#[derive(Debug)]
-pub struct TaskQueueBuilder {
-    capacity: usize,
-    max_attempts: u32,
-    lease: Duration,
-    backoff: Backoff,
-    clock: Option<SharedClock>,
-    store: Option<Box<dyn Store>>,
-    seed: Option<u64>,
-}
-
-impl Default for TaskQueueBuilder {
-    fn default() -> Self {
-        Self {
-            capacity: 10_000,
-            max_attempts: 5,
-            lease: Duration::from_secs(30),
-            backoff: Backoff::default(),
-            clock: None,
-            store: None,
-            seed: None,
-        }
-    }
-}
-
-impl TaskQueueBuilder {
-    /// The most live tasks (waiting, delayed or running; dead letters do
-    /// not count) the queue holds; `submit` returns
-    /// [`SubmitError::Full`] beyond it. Default 10 000.
-    #[must_use]
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
-        self
-    }
-
-    /// How many times a task is delivered at most before it goes to the
-    /// dead-letter queue. Default 5.
-    #[must_use]
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
-        self
-    }
-
-    /// The lease (visibility timeout): a delivery not completed within it
-    /// counts as failed and the task is delivered again. Default 30 s.
-    #[must_use]
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// The retry schedule. Default [`Backoff::default`].
-    #[must_use]
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// The clock that times leases, delays and backoff. Default a
-    /// [`MonotonicClock`].
-    #[must_use]
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(crate::sync::StdArc::new(clock));
-        self
-    }
-
-    /// Where tasks are kept. Default a fresh [`MemoryStore`].
-    #[must_use]
-    pub fn store(mut self, store: impl Store) -> Self {
-        self.store = Some(Box::new(store));
-        self
-    }
-
-    /// Seeds the jitter of the retry schedule, for reproducible runs.
-    #[must_use]
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Builds the queue and recovers whatever its store holds: pending
-    /// tasks wait again (a delay keeps what remained of it when it was
-    /// written), leased tasks count as failed attempts whose lease ran out
-    /// (the process that held them is gone), dead letters stay dead.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Zero`] for a zero capacity, max attempts or lease;
-    /// [`BuildError::Store`] if the store cannot be read.
-    pub fn build(self) -> Result<TaskQueue, BuildError> {
-        if self.capacity == 0 {
-            return Err(BuildError::Zero {
-                setting: "capacity",
-            });
-        }
-        if self.max_attempts == 0 {
-            return Err(BuildError::Zero {
-                setting: "max_attempts",
-            });
-        }
-        if self.lease.is_zero() {
-            return Err(BuildError::Zero { setting: "lease" });
-        }
-        let clock: SharedClock = self
-            .clock
-            .unwrap_or_else(|| crate::sync::StdArc::new(MonotonicClock::new()));
-        let store = self
-            .store
-            .unwrap_or_else(|| Box::new(MemoryStore::new()) as Box<dyn Store>);
-        let seed = self.seed.unwrap_or_else(|| {
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        });
-        let recovered = store.load()?;
-        let now = clock.now_nanos();
-        let mut core = Core {
-            entries: HashMap::new(),
-            ready: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
-            delayed: BinaryHeap::new(),
-            leases: BinaryHeap::new(),
-            dead: BTreeMap::new(),
-            next_id: recovered.next_id,
-            next_token: 0,
-            reserved: 0,
-            closed: false,
-            rng: SplitMix64::new(seed),
-            stats: Stats::default(),
-        };
-        let mut fixes = Vec::new();
-        for rec in recovered.records {
-            core.next_id = core.next_id.max(rec.id.0.saturating_add(1));
-            let id = rec.id.0;
-            match rec.state {
-                RecordState::Dead { error } => {
-                    core.dead.insert(
-                        id,
-                        DeadLetter {
-                            id: rec.id,
-                            task: rec.task,
-                            attempts: rec.attempts,
-                            error,
-                        },
-                    );
-                }
-                RecordState::Pending { run_at } => {
-                    let run_at = if now < rec.written_at {
-                        now.saturating_add(run_at.saturating_sub(rec.written_at))
-                    } else {
-                        run_at
-                    };
-                    core.insert(id, rec.task, rec.attempts, run_at, now);
-                }
-                RecordState::Leased { .. } => {
-                    core.stats.recovered_leases += 1;
-                    if rec.attempts >= self.max_attempts {
-                        let dead = DeadLetter {
-                            id: rec.id,
-                            task: rec.task,
-                            attempts: rec.attempts,
-                            error: "lease lost in a restart on the last attempt".into(),
-                        };
-                        fixes.push(StoreOp::Put(dead.record(now)));
-                        core.dead.insert(id, dead);
-                    } else {
-                        fixes.push(StoreOp::Put(TaskRecord {
-                            id: rec.id,
-                            task: rec.task.clone(),
-                            attempts: rec.attempts,
-                            state: RecordState::Pending { run_at: now },
-                            written_at: now,
-                        }));
-                        core.insert(id, rec.task, rec.attempts, now, now);
-                    }
-                }
-            }
-        }
-        if !fixes.is_empty() {
-            let ticket = store.append(fixes)?;
-            store.wait(ticket)?;
-        }
-        Ok(TaskQueue {
-            inner: Arc::new(Inner {
-                core: Mutex::new(core),
-                work: Condvar::new(),
-                store,
-                clock,
-                capacity: self.capacity,
-                max_attempts: self.max_attempts,
-                lease_nanos: saturating_nanos(self.lease),
-                backoff: self.backoff,
-            }),
-        })
-    }
-}
-
-/// A submit between its append to the store and its durability.
-struct Staged {
-    ticket: Ticket,
-    first: u64,
-    run_at: u64,
-    tasks: Vec<Task>,
-}
-
-/// A submit started by [`TaskQueue::submit_pending`]: the task has an id
-/// and its place in the store's write order; [`PendingSubmit::wait`] waits
-/// until it is durable and hands it to the workers.
-///
-/// Dropping it without `wait` waits all the same (and ignores a store
-/// error), so a task is never left reserved but undelivered.
-#[must_use = "the task is accepted only once wait() returns Ok"]
-pub struct PendingSubmit {
-    queue: TaskQueue,
-    staged: Option<Staged>,
-}
-
-impl fmt::Debug for PendingSubmit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingSubmit")
-            .field("id", &self.id())
-            .finish()
-    }
-}
-
-impl PendingSubmit {
-    /// The id the task will have once accepted.
-    #[must_use]
-    pub fn id(&self) -> TaskId {
-        TaskId(self.staged.as_ref().map_or(u64::MAX, |s| s.first))
-    }
-
-    /// Waits until the task is durable, then makes it ready for workers.
-    ///
-    /// # Errors
-    ///
-    /// [`SubmitError::Store`] if the store could not make it durable; the
-    /// task is then not accepted.
-    pub fn wait(mut self) -> Result<TaskId, SubmitError> {
-        let staged = self.staged.take().expect("staged until wait or drop");
-        match self.queue.finish(staged) {
-            Ok(mut ids) => Ok(ids.pop().unwrap_or(TaskId(u64::MAX))),
-            Err(e) => Err(SubmitError::Store(e)),
-        }
-    }
-}
-
-impl Drop for PendingSubmit {
-    fn drop(&mut self) {
-        if let Some(staged) = self.staged.take() {
-            let _ = self.queue.finish(staged);
-        }
-    }
-}
-
-/// A task in the dead-letter queue: it failed on every attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The task's id.
-    pub id: TaskId,
-    /// The task.
-    pub task: Task,
-    /// How many times it was delivered.
-    pub attempts: u32,
-    /// The last failure.
-    pub error: String,
-}
-
-impl DeadLetter {
-    fn record(&self, now: u64) -> TaskRecord {
-        TaskRecord {
-            id: self.id,
-            task: self.task.clone(),
-            attempts: self.attempts,
-            state: RecordState::Dead {
-                error: self.error.clone(),
-            },
-            written_at: now,
-        }
-    }
-}
-
-/// Counters since the queue was built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Tasks accepted by `submit`.
-    pub submitted: u64,
-    /// Deliveries handed to workers (first attempts and retries).
-    pub delivered: u64,
-    /// Tasks completed successfully (counted once per task).
-    pub completed: u64,
-    /// Attempts that failed (handler error, panic or expired lease).
-    pub failed_attempts: u64,
-    /// Leases that ran out before their delivery was completed.
-    pub expired_leases: u64,
-    /// Successful completions of a task that had already completed: the
-    /// duplicates that at-least-once delivery allows.
-    pub duplicate_completions: u64,
-    /// Tasks moved to the dead-letter queue.
-    pub dead_lettered: u64,
-    /// Leased tasks found in the store at start-up (their process died).
-    pub recovered_leases: u64,
-}
-
-/// A task handed to a worker, with its lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    id: TaskId,
-    token: u64,
-    task: Task,
-    attempt: u32,
-    lease_until: u64,
-}
-
-impl Delivery {
-    /// The task's id.
-    #[must_use]
-    pub fn id(&self) -> TaskId {
-        self.id
-    }
-
-    /// The task.
-    #[must_use]
-    pub fn task(&self) -> &Task {
-        &self.task
-    }
-
-    /// The task's payload.
-    #[must_use]
-    pub fn payload(&self) -> &[u8] {
-        self.task.payload()
-    }
-
-    /// Which attempt this is, from 1.
-    #[must_use]
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    /// When the lease ends, in the queue clock's nanoseconds.
-    #[must_use]
-    pub fn lease_until(&self) -> u64 {
-        self.lease_until
-    }
-}
-
-/// What [`TaskQueue::complete`] did with a delivery's result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The task is done and removed.
-    Completed,
-    /// The attempt failed; the task runs again at this clock time.
-    Retry {
-        /// The next attempt's earliest start, in clock nanoseconds.
-        at: u64,
-    },
-    /// The attempt failed and was the last: the task is a dead letter.
-    Dead,
-    /// The lease had been lost: the task was already completed (a
-    /// duplicate, counted in [`Stats::duplicate_completions`] if this one
-    /// succeeded too) or its failure was already handled.
-    Stale,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -418,6 +68,23 @@ struct Core {
 }
 
 impl Core {
+    /// An empty queue state that hands out ids from `next_id` on.
+    fn new(next_id: u64, seed: u64) -> Self {
+        Self {
+            entries: HashMap::new(),
+            ready: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
+            delayed: BinaryHeap::new(),
+            leases: BinaryHeap::new(),
+            dead: BTreeMap::new(),
+            next_id,
+            next_token: 0,
+            reserved: 0,
+            closed: false,
+            rng: SplitMix64::new(seed),
+            stats: Stats::default(),
+        }
+    }
+
     fn insert(&mut self, id: u64, task: Task, attempts: u32, run_at: u64, now: u64) {
         let prio = task.priority().index();
         let state = if run_at <= now {
@@ -527,181 +194,8 @@ impl TaskQueue {
         ids
     }
 
-    /// Submits a task to run as soon as a worker is free.
-    ///
-    /// Returns once the store holds the task durably (for a durable store:
-    /// on disk); from then on the task is delivered at least once, whatever
-    /// happens to the process.
-    ///
-    /// # Errors
-    ///
-    /// [`SubmitError::Full`] at once if the queue is at capacity,
-    /// [`SubmitError::Closed`] if it no longer accepts tasks, and
-    /// [`SubmitError::Store`] if the store failed (the task is then not
-    /// accepted).
-    pub fn submit(&self, task: Task) -> Result<TaskId, SubmitError> {
-        self.submit_after(task, Duration::ZERO)
-    }
-
-    /// Submits a task that becomes ready after `delay` (on the queue's
-    /// clock).
-    ///
-    /// # Errors
-    ///
-    /// As [`TaskQueue::submit`].
-    pub fn submit_after(&self, task: Task, delay: Duration) -> Result<TaskId, SubmitError> {
-        match self.submit_inner(vec![task], delay) {
-            Ok(mut ids) => Ok(ids.pop().unwrap_or(TaskId(u64::MAX))),
-            Err(SubmitBatchError::Full(mut t)) => {
-                Err(SubmitError::Full(t.pop().unwrap_or_default()))
-            }
-            Err(SubmitBatchError::Closed(mut t)) => {
-                Err(SubmitError::Closed(t.pop().unwrap_or_default()))
-            }
-            Err(SubmitBatchError::Store(e)) => Err(SubmitError::Store(e)),
-        }
-    }
-
-    /// Submits several tasks at once, all or none, made durable together.
-    ///
-    /// # Errors
-    ///
-    /// [`SubmitBatchError::Full`] if they do not all fit,
-    /// [`SubmitBatchError::Closed`] if the queue no longer accepts tasks
-    /// (both hand the tasks back), [`SubmitBatchError::Store`] if the store
-    /// failed (none is accepted).
-    pub fn submit_batch(&self, tasks: Vec<Task>) -> Result<Vec<TaskId>, SubmitBatchError> {
-        self.submit_inner(tasks, Duration::ZERO)
-    }
-
-    fn submit_inner(
-        &self,
-        tasks: Vec<Task>,
-        delay: Duration,
-    ) -> Result<Vec<TaskId>, SubmitBatchError> {
-        let staged = self.stage(tasks, delay)?;
-        self.finish(staged).map_err(SubmitBatchError::Store)
-    }
-
-    /// Starts a submit without waiting for the store: the task gets its id
-    /// and a place in the store's write order, and counts against the
-    /// capacity; it is accepted (and delivered to workers) once
-    /// [`PendingSubmit::wait`] returns `Ok`. A producer can keep many
-    /// submits pending and wait for them in turn, so that one thread's
-    /// tasks share fsyncs the way several threads' `submit`s do.
-    ///
-    /// # Errors
-    ///
-    /// As [`TaskQueue::submit`], except that a store failure that happens
-    /// after this call returns is reported by [`PendingSubmit::wait`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use sysblocks_task_queue::{Task, TaskQueue};
-    ///
-    /// let q = TaskQueue::builder().build().unwrap();
-    /// let pending: Vec<_> = (0..8)
-    ///     .map(|i| q.submit_pending(Task::new(format!("upload {i}"))).unwrap())
-    ///     .collect();
-    /// for p in pending {
-    ///     p.wait().unwrap(); // durable (with a durable store) from here on
-    /// }
-    /// assert_eq!(q.len(), 8);
-    /// ```
-    pub fn submit_pending(&self, task: Task) -> Result<PendingSubmit, SubmitError> {
-        match self.stage(vec![task], Duration::ZERO) {
-            Ok(staged) => Ok(PendingSubmit {
-                queue: self.clone(),
-                staged: Some(staged),
-            }),
-            Err(SubmitBatchError::Full(mut t)) => {
-                Err(SubmitError::Full(t.pop().unwrap_or_default()))
-            }
-            Err(SubmitBatchError::Closed(mut t)) => {
-                Err(SubmitError::Closed(t.pop().unwrap_or_default()))
-            }
-            Err(SubmitBatchError::Store(e)) => Err(SubmitError::Store(e)),
-        }
-    }
-
-    /// The first half of a submit: checks, ids, reservation, append.
-    fn stage(&self, tasks: Vec<Task>, delay: Duration) -> Result<Staged, SubmitBatchError> {
-        let inner = &*self.inner;
-        let n = tasks.len();
-        let (ticket, first, run_at) = {
-            let mut core = inner.core.lock();
-            if core.closed {
-                return Err(SubmitBatchError::Closed(tasks));
-            }
-            if core.entries.len() + core.reserved + n > inner.capacity {
-                return Err(SubmitBatchError::Full(tasks));
-            }
-            let now = inner.clock.now_nanos();
-            let run_at = now.saturating_add(saturating_nanos(delay));
-            let first = core.next_id;
-            core.next_id += n as u64;
-            core.reserved += n;
-            let ops = tasks
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    StoreOp::Put(TaskRecord {
-                        id: TaskId(first + i as u64),
-                        task: t.clone(),
-                        attempts: 0,
-                        state: RecordState::Pending { run_at },
-                        written_at: now,
-                    })
-                })
-                .collect();
-            match inner.store.append(ops) {
-                Ok(t) => (t, first, run_at),
-                Err(e) => {
-                    core.reserved -= n;
-                    return Err(SubmitBatchError::Store(e));
-                }
-            }
-        };
-        Ok(Staged {
-            ticket,
-            first,
-            run_at,
-            tasks,
-        })
-    }
-
-    /// The second half of a submit: waits for the store, then makes the
-    /// tasks ready.
-    fn finish(&self, staged: Staged) -> Result<Vec<TaskId>, StoreError> {
-        let inner = &*self.inner;
-        let Staged {
-            ticket,
-            first,
-            run_at,
-            tasks,
-        } = staged;
-        let n = tasks.len();
-        let durable = inner.store.wait(ticket);
-        let mut core = inner.core.lock();
-        core.reserved -= n;
-        durable?;
-        let now = inner.clock.now_nanos();
-        let ids = (0..n as u64).map(|i| TaskId(first + i)).collect();
-        for (i, task) in tasks.into_iter().enumerate() {
-            core.insert(first + i as u64, task, 0, run_at, now);
-        }
-        core.stats.submitted += n as u64;
-        drop(core);
-        if n == 1 {
-            inner.work.notify_one();
-        } else {
-            inner.work.notify_all();
-        }
-        Ok(ids)
-    }
-
-    /// Stops accepting tasks: `submit` returns [`SubmitError::Closed`] from
+    /// Stops accepting tasks: `submit` returns
+    /// [`SubmitError::Closed`](crate::SubmitError::Closed) from
     /// now on. Tasks already accepted are still delivered.
     pub fn close(&self) {
         self.inner.core.lock().closed = true;

@@ -8,6 +8,7 @@ mod error;
 mod jobs;
 mod pool;
 mod queue;
+mod record;
 mod redb_store;
 mod store;
 mod sync;
@@ -22,7 +23,8 @@ pub use pool::{Handler, ShutdownReport, WorkerPool};
 pub use queue::BoundedQueue;
 #[cfg(any(feature = "async", sysblocks_loom))]
 pub use queue::{PopFuture, PushFuture};
+pub use record::{RecordState, TaskRecord};
 pub use redb_store::RedbStore;
 pub use store::{MemoryStore, Recovered, Store, StoreOp, Ticket};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};
-pub use task::{Priority, RecordState, Task, TaskId, TaskRecord};
+pub use task::{Priority, Task, TaskId};

@@ -28,9 +28,9 @@ use redb::{
 };
 
 use crate::error::StoreError;
+use crate::record::TaskRecord;
 use crate::store::{Recovered, Store, StoreOp, Ticket};
 use crate::sync::{thread, Arc, Condvar, Mutex};
-use crate::task::TaskRecord;
 
 const TASKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("task_queue.tasks");
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("task_queue.meta");

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::error::StoreError;
+use crate::record::TaskRecord;
 use crate::sync::{Arc, Mutex};
-use crate::task::{TaskId, TaskRecord};
+use crate::task::TaskId;
 
 /// One change to the stored tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use redb::ReadableTable;
-use sysblocks_task_queue::{Backoff, Outcome, RedbStore, StoreError, Task, TaskId, TaskQueue, TaskRecord};
+use sysblocks_task_queue::{
+    Backoff, Outcome, RedbStore, StoreError, Task, TaskId, TaskQueue, TaskRecord,
+};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tq-durable-{}-{name}", std::process::id()));

@@ -1,10 +1,9 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use proptest::prelude::*;
-use sysblocks_clock::ManualClock;
+use sysblocks_clock::{Clock, ManualClock};
 
 use super::*;
-use crate::{Priority, WorkerPool};
+use crate::{BuildError, MemoryStore, Priority, SubmitBatchError, SubmitError, WorkerPool};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -301,112 +300,4 @@ fn two_pools_on_one_queue_stop_independently() {
     let report = pool_b.shutdown(Duration::from_secs(5));
     assert_eq!(report.stopped_workers, 2);
     assert_eq!(report.pending, 0);
-}
-
-#[derive(Debug, Clone)]
-enum Op {
-    Submit(u8, u8),
-    Lease,
-    Complete(usize, bool),
-    Advance(u8),
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        3 => (0u8..3, 0u8..4).prop_map(|(p, d)| Op::Submit(p, d)),
-        3 => Just(Op::Lease),
-        3 => (0usize..8, any::<bool>()).prop_map(|(i, ok)| Op::Complete(i, ok)),
-        2 => (0u8..20).prop_map(Op::Advance),
-    ]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
-
-    /// Against a plain model: no task is delivered more than max_attempts
-    /// times, none is lost (each ends completed, dead, or still live), and
-    /// every retry waits within the backoff's bounds.
-    #[test]
-    fn never_beyond_max_attempts_never_lost(
-        ops in proptest::collection::vec(op(), 1..80),
-        max_attempts in 1u32..4,
-        capacity in 1usize..6,
-        seed in any::<u64>(),
-    ) {
-        let clock = ManualClock::new();
-        let backoff = Backoff::exponential(SEC, 8 * SEC).unwrap();
-        let q = TaskQueue::builder()
-            .clock(clock.clone())
-            .seed(seed)
-            .lease(10 * SEC)
-            .backoff(backoff)
-            .max_attempts(max_attempts)
-            .capacity(capacity)
-            .build()
-            .unwrap();
-        let mut submitted = BTreeSet::new();
-        let mut deliveries: BTreeMap<TaskId, u32> = BTreeMap::new();
-        let mut held: Vec<Delivery> = Vec::new();
-        let mut completed = BTreeSet::new();
-        for op in ops {
-            match op {
-                Op::Submit(p, d) => {
-                    let prio = [Priority::High, Priority::Normal, Priority::Low][p as usize];
-                    let live = q.len();
-                    match q.submit_after(Task::new(vec![p]).with_priority(prio), u32::from(d) * SEC) {
-                        Ok(id) => { prop_assert!(live < capacity); submitted.insert(id); }
-                        Err(SubmitError::Full(_)) => prop_assert_eq!(live, capacity),
-                        Err(e) => prop_assert!(false, "{e}"),
-                    }
-                }
-                Op::Lease => {
-                    if let Some(d) = q.lease() {
-                        let n = deliveries.entry(d.id()).or_default();
-                        *n += 1;
-                        prop_assert_eq!(*n, d.attempt());
-                        prop_assert!(d.attempt() <= max_attempts);
-                        held.push(d);
-                    }
-                }
-                Op::Complete(i, ok) => {
-                    if !held.is_empty() {
-                        let d = held.remove(i % held.len());
-                        let now = clock.now_nanos();
-                        let res = if ok { Ok(()) } else { Err(TaskError::new("x")) };
-                        match q.complete(&d, res) {
-                            Outcome::Completed => { prop_assert!(ok); completed.insert(d.id()); }
-                            Outcome::Retry { at } => {
-                                let (lo, hi) = backoff.bounds_nanos(d.attempt() - 1);
-                                prop_assert!(now + lo <= at && at <= now + hi);
-                            }
-                            Outcome::Dead => prop_assert_eq!(d.attempt(), max_attempts),
-                            Outcome::Stale => {}
-                        }
-                    }
-                }
-                Op::Advance(s) => clock.advance(u32::from(s) * SEC / 2),
-            }
-        }
-        // Drain: everything still live completes eventually.
-        for _ in 0..1000 {
-            if q.is_empty() { break; }
-            clock.advance(10 * SEC);
-            while let Some(d) = q.lease() {
-                prop_assert!(d.attempt() <= max_attempts);
-                *deliveries.entry(d.id()).or_default() += 1;
-                if q.complete(&d, Ok(())) == Outcome::Completed { completed.insert(d.id()); }
-            }
-        }
-        prop_assert!(q.is_empty());
-        let dead: BTreeSet<TaskId> = q.dead_letters().into_iter().map(|d| d.id).collect();
-        prop_assert!(completed.is_disjoint(&dead));
-        let ended: BTreeSet<TaskId> = completed.union(&dead).copied().collect();
-        prop_assert_eq!(&ended, &submitted);
-        for n in deliveries.values() {
-            prop_assert!(*n <= max_attempts);
-        }
-        let s = q.stats();
-        prop_assert_eq!(s.completed as usize, completed.len());
-        prop_assert_eq!(s.submitted as usize, submitted.len());
-    }
 }

@@ -1,0 +1,116 @@
+//! What the queue hands out and reports: deliveries, the outcome of
+//! completing one, dead letters and the counters.
+
+use crate::record::{RecordState, TaskRecord};
+use crate::task::{Task, TaskId};
+
+/// A task in the dead-letter queue: it failed on every attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The task's id.
+    pub id: TaskId,
+    /// The task.
+    pub task: Task,
+    /// How many times it was delivered.
+    pub attempts: u32,
+    /// The last failure.
+    pub error: String,
+}
+
+impl DeadLetter {
+    /// The record that keeps it in the store, written at `now`.
+    pub(super) fn record(&self, now: u64) -> TaskRecord {
+        TaskRecord {
+            id: self.id,
+            task: self.task.clone(),
+            attempts: self.attempts,
+            state: RecordState::Dead {
+                error: self.error.clone(),
+            },
+            written_at: now,
+        }
+    }
+}
+
+/// Counters since the queue was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tasks accepted by `submit`.
+    pub submitted: u64,
+    /// Deliveries handed to workers (first attempts and retries).
+    pub delivered: u64,
+    /// Tasks completed successfully (counted once per task).
+    pub completed: u64,
+    /// Attempts that failed (handler error, panic or expired lease).
+    pub failed_attempts: u64,
+    /// Leases that ran out before their delivery was completed.
+    pub expired_leases: u64,
+    /// Successful completions of a task that had already completed: the
+    /// duplicates that at-least-once delivery allows.
+    pub duplicate_completions: u64,
+    /// Tasks moved to the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Leased tasks found in the store at start-up (their process died).
+    pub recovered_leases: u64,
+}
+
+/// A task handed to a worker, with its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub(super) id: TaskId,
+    /// Tells this delivery from a later one of the same task.
+    pub(super) token: u64,
+    pub(super) task: Task,
+    pub(super) attempt: u32,
+    pub(super) lease_until: u64,
+}
+
+impl Delivery {
+    /// The task's id.
+    #[must_use]
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The task.
+    #[must_use]
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// The task's payload.
+    #[must_use]
+    pub fn payload(&self) -> &[u8] {
+        self.task.payload()
+    }
+
+    /// Which attempt this is, from 1.
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the lease ends, in the queue clock's nanoseconds.
+    #[must_use]
+    pub fn lease_until(&self) -> u64 {
+        self.lease_until
+    }
+}
+
+/// What [`TaskQueue::complete`](crate::TaskQueue::complete) did with a delivery's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The task is done and removed.
+    Completed,
+    /// The attempt failed; the task runs again at this clock time.
+    Retry {
+        /// The next attempt's earliest start, in clock nanoseconds.
+        at: u64,
+    },
+    /// The attempt failed and was the last: the task is a dead letter.
+    Dead,
+    /// The lease had been lost: the task was already completed (a
+    /// duplicate, counted in [`Stats::duplicate_completions`] if this one
+    /// succeeded too) or its failure was already handled.
+    Stale,
+}
