@@ -2,7 +2,7 @@
 //! into `std` hash maps (what a Rust user would otherwise write), at 1 and
 //! 2 threads, on the Gutenberg text and on a seeded Zipf text (vocabulary
 //! 1,000,000, exponent 1.0). Both read the same file from the page cache
-//! and use the same tokenizer (`sysblocks_mapreduce::jobs::for_each_word`).
+//! and use the same tokenizer (`sysblocks_mapreduce::word_count::for_each_word`).
 //!
 //! Run: `cargo bench -p benches --bench mapreduce -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use benches::workloads::mapreduce::{rayon_word_count, zipf_text};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::word_count::WordCount;
 use sysblocks_mapreduce::{Runner, TextInput, Word};
 
 /// Whether criterion is measuring (`cargo bench`) rather than running each

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::word_count::WordCount;
 use sysblocks_mapreduce::{Runner, TextInput};
 
 /// xorshift64*: a small seeded generator, enough for test text.

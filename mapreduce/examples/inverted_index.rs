@@ -7,7 +7,7 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use sysblocks_mapreduce::jobs::for_each_word;
+use sysblocks_mapreduce::word_count::for_each_word;
 use sysblocks_mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
 
 /// word -> indices of the files that contain it.

@@ -8,7 +8,7 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use sysblocks_mapreduce::jobs::{sort_by_count, WordCount};
+use sysblocks_mapreduce::word_count::{sort_by_count, WordCount};
 use sysblocks_mapreduce::{Runner, TextInput};
 
 fn main() -> ExitCode {

@@ -15,7 +15,7 @@ use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 /// (the runner does it from a drop guard, so a panicking worker cannot leave
 /// the coordinator waiting forever).
 #[derive(Debug)]
-pub struct TaskBoard {
+pub(crate) struct TaskBoard {
     tasks: usize,
     next: AtomicUsize,
     completed: AtomicUsize,
@@ -27,7 +27,7 @@ pub struct TaskBoard {
 impl TaskBoard {
     /// A board for `tasks` tasks and `workers` worker threads.
     #[must_use]
-    pub fn new(tasks: usize, workers: usize) -> Self {
+    pub(crate) fn new(tasks: usize, workers: usize) -> Self {
         Self {
             tasks,
             next: AtomicUsize::new(0),
@@ -40,7 +40,7 @@ impl TaskBoard {
 
     /// The next unclaimed task, or `None` when all are claimed or the board
     /// is cancelled.
-    pub fn claim(&self) -> Option<usize> {
+    pub(crate) fn claim(&self) -> Option<usize> {
         if self.cancelled.load(Ordering::Acquire) {
             return None;
         }
@@ -51,27 +51,27 @@ impl TaskBoard {
     }
 
     /// Records that one claimed task is finished.
-    pub fn complete(&self) {
+    pub(crate) fn complete(&self) {
         self.completed.fetch_add(1, Ordering::Release);
     }
 
     /// How many tasks are finished.
-    pub fn completed(&self) -> usize {
+    pub(crate) fn completed(&self) -> usize {
         self.completed.load(Ordering::Acquire)
     }
 
     /// Stops handing out tasks; tasks already claimed run to their end.
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
     }
 
     /// Whether [`cancel`](Self::cancel) was called.
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
     }
 
     /// Records that one worker has exited. Extra calls are ignored.
-    pub fn worker_exit(&self) {
+    pub(crate) fn worker_exit(&self) {
         let mut live = self.live.lock();
         *live = live.saturating_sub(1);
         if *live == 0 {
@@ -79,8 +79,10 @@ impl TaskBoard {
         }
     }
 
-    /// Blocks until every worker has exited.
-    pub fn wait(&self) {
+    /// Blocks until every worker has exited (the runner polls with
+    /// [`wait_for`](Self::wait_for) instead, to report progress meanwhile).
+    #[cfg(all(test, sysblocks_loom))]
+    fn wait(&self) {
         let mut live = self.live.lock();
         while *live > 0 {
             self.idle.wait(&mut live);
@@ -89,7 +91,7 @@ impl TaskBoard {
 
     /// Waits until every worker has exited or `timeout` passes (or a
     /// spurious wake-up); returns whether every worker has exited.
-    pub fn wait_for(&self, timeout: Duration) -> bool {
+    pub(crate) fn wait_for(&self, timeout: Duration) -> bool {
         let mut live = self.live.lock();
         if *live > 0 {
             let _ = self.idle.wait_for(&mut live, timeout);
@@ -104,5 +106,91 @@ pub(crate) struct WorkerGuard<'a>(pub(crate) &'a TaskBoard);
 impl Drop for WorkerGuard<'_> {
     fn drop(&mut self) {
         self.0.worker_exit();
+    }
+}
+
+/// loom models of the board: task hand-out (each index exactly once),
+/// completion counting, cancellation, and the coordinator's wait for the
+/// workers.
+#[cfg(all(test, sysblocks_loom))]
+mod loom_tests {
+    use sysblocks_sync::{model, thread, Arc, AtomicUsize, Ordering};
+
+    use super::TaskBoard;
+
+    /// Two workers drain a board of two tasks: every task is claimed exactly
+    /// once, both completions are counted, and the coordinator's wait returns
+    /// only after both workers exited.
+    #[test]
+    fn loom_board_hands_out_each_task_once() {
+        model(|| {
+            let board = Arc::new(TaskBoard::new(2, 2));
+            let claimed = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+            let exited = Arc::new(AtomicUsize::new(0));
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (b, c, e) = (board.clone(), claimed.clone(), exited.clone());
+                    thread::spawn(move || {
+                        while let Some(i) = b.claim() {
+                            c[i].fetch_add(1, Ordering::Relaxed);
+                            b.complete();
+                        }
+                        e.fetch_add(1, Ordering::Relaxed);
+                        b.worker_exit();
+                    })
+                })
+                .collect();
+            board.wait();
+            assert_eq!(exited.load(Ordering::Relaxed), 2);
+            assert_eq!(board.completed(), 2);
+            assert_eq!(claimed[0].load(Ordering::Relaxed), 1);
+            assert_eq!(claimed[1].load(Ordering::Relaxed), 1);
+            for w in workers {
+                w.join().unwrap();
+            }
+        });
+    }
+
+    /// A worker that fails its task cancels the board: no task is claimed twice,
+    /// no task is claimed after the other worker has seen the cancellation, and
+    /// the coordinator still wakes up.
+    #[test]
+    fn loom_board_cancel_stops_hand_out_and_wakes_coordinator() {
+        model(|| {
+            let board = Arc::new(TaskBoard::new(2, 2));
+            let claimed = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+            let failing = {
+                let (b, c) = (board.clone(), claimed.clone());
+                thread::spawn(move || {
+                    if let Some(i) = b.claim() {
+                        c[i].fetch_add(1, Ordering::Relaxed);
+                        b.complete();
+                    }
+                    // Its task failed for good (or there was none left).
+                    b.cancel();
+                    b.worker_exit();
+                })
+            };
+            let other = {
+                let (b, c) = (board.clone(), claimed.clone());
+                thread::spawn(move || {
+                    while let Some(i) = b.claim() {
+                        c[i].fetch_add(1, Ordering::Relaxed);
+                        b.complete();
+                    }
+                    assert!(b.claim().is_none());
+                    b.worker_exit();
+                })
+            };
+            board.wait();
+            let total = claimed[0].load(Ordering::Relaxed) + claimed[1].load(Ordering::Relaxed);
+            assert_eq!(board.completed(), total);
+            assert!(claimed[0].load(Ordering::Relaxed) <= 1);
+            assert!(claimed[1].load(Ordering::Relaxed) <= 1);
+            failing.join().unwrap();
+            other.join().unwrap();
+            assert!(board.is_cancelled());
+            assert!(board.claim().is_none());
+        });
     }
 }

@@ -9,8 +9,11 @@ use hashbrown::HashTable;
 
 use crate::codec::Codec;
 use crate::error::TaskError;
-use crate::job::CombineFn;
 use crate::partition::Partitioner;
+
+/// A job's combine function ([`Job::combine`](crate::Job::combine)) as the
+/// buffer and the merge call it.
+pub(crate) type CombineFn<'a, K, V> = dyn Fn(&K, &mut V, V) -> Option<V> + 'a;
 
 /// The seeds of the key hash. Fixed, so that a key lands in the same
 /// partition in every run of one build.

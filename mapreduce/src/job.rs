@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::hash::Hash;
 use std::path::Path;
 
-use crate::buffer::MapBuffer;
+use crate::buffer::{CombineFn, MapBuffer};
 use crate::codec::Codec;
 use crate::error::TaskError;
 use crate::partition::Partitioner;
@@ -95,9 +95,6 @@ impl<'a> Origin<'a> {
         self.offset
     }
 }
-
-/// The combine function as the emitter sees it.
-pub(crate) type CombineFn<'a, K, V> = dyn Fn(&K, &mut V, V) -> Option<V> + 'a;
 
 /// Receives the key-value pairs of one map task. Values of a key already in
 /// the task's buffer are offered to [`Job::combine`] at once, so a combining

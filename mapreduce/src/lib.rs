@@ -7,7 +7,6 @@ mod codec;
 mod error;
 mod input;
 mod job;
-pub mod jobs;
 mod merge;
 mod partition;
 mod progress;
@@ -15,8 +14,8 @@ mod runner;
 mod spill;
 mod sync;
 mod word;
+pub mod word_count;
 
-pub use board::TaskBoard;
 pub use codec::Codec;
 pub use error::{BuildError, DecodeError, JobError, TaskError};
 pub use input::TextInput;

@@ -1,16 +1,20 @@
-//! The k-way merge of a partition's sorted sources (in-memory runs and
-//! spill segments), grouping equal keys and combining their values.
+//! The k-way merge, used twice: a partition's sorted sources (in-memory
+//! runs and spill segments) are merged into groups of equal keys with
+//! their values combined ([`Merger`]), and the sorted partitions' outputs
+//! into one sorted result ([`merge_sorted`]). Also the merge's in-memory
+//! alternative, grouping a partition in a hash table ([`group_in_memory`]).
 
 use std::cmp::Ordering as CmpOrdering;
+use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
+use std::convert::Infallible;
 use std::hash::Hash;
 
 use hashbrown::HashTable;
 
-use crate::buffer::{Entry, MemRun};
+use crate::buffer::{CombineFn, Entry, MemRun};
 use crate::codec::Codec;
 use crate::error::TaskError;
-use crate::job::CombineFn;
 use crate::spill::SegmentReader;
 
 /// One sorted stream of (key, values).
@@ -35,37 +39,86 @@ impl<K: Codec + Clone, V: Codec + Clone> Source<'_, K, V> {
     }
 }
 
-struct Head<K, V> {
-    /// The key's hash when the merge is in hash order, else 0.
-    hash: u64,
-    key: K,
-    first: V,
-    rest: Vec<V>,
-    src: usize,
+/// The heads of a k-way merge, one per source: the smallest `order` comes
+/// out first, and equal orders in source order (so that equal keys keep
+/// their sources' order).
+struct Heads<O, T> {
+    heap: BinaryHeap<Head<O, T>>,
 }
 
-impl<K: Ord, V> PartialEq for Head<K, V> {
+/// The next item of source `src`.
+struct Head<O, T> {
+    order: O,
+    src: usize,
+    item: T,
+}
+
+impl<O: Ord, T> PartialEq for Head<O, T> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == CmpOrdering::Equal
     }
 }
 
-impl<K: Ord, V> Eq for Head<K, V> {}
+impl<O: Ord, T> Eq for Head<O, T> {}
 
-impl<K: Ord, V> PartialOrd for Head<K, V> {
+impl<O: Ord, T> PartialOrd for Head<O, T> {
     fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(other))
     }
 }
 
-impl<K: Ord, V> Ord for Head<K, V> {
-    /// Reversed, so that the max-heap pops the smallest (key, source).
+impl<O: Ord, T> Ord for Head<O, T> {
+    /// Reversed, so that the max-heap pops the smallest (order, source).
     fn cmp(&self, other: &Self) -> CmpOrdering {
         other
-            .hash
-            .cmp(&self.hash)
-            .then_with(|| other.key.cmp(&self.key))
+            .order
+            .cmp(&self.order)
             .then_with(|| other.src.cmp(&self.src))
+    }
+}
+
+impl<O: Ord, T> Heads<O, T> {
+    fn with_capacity(sources: usize) -> Self {
+        Self {
+            heap: BinaryHeap::with_capacity(sources),
+        }
+    }
+
+    /// Adds the first item of source `src` (at most one head per source).
+    fn push(&mut self, order: O, src: usize, item: T) {
+        self.heap.push(Head { order, src, item });
+    }
+
+    /// The order of the smallest head.
+    fn peek_order(&self) -> Option<&O> {
+        self.heap.peek().map(|h| &h.order)
+    }
+
+    /// Takes the smallest head; `next(src)`, its source's next item, takes
+    /// its place (one sift instead of a pop and a push).
+    fn try_pop_refill<E>(
+        &mut self,
+        next: impl FnOnce(usize) -> Result<Option<(O, T)>, E>,
+    ) -> Result<Option<Head<O, T>>, E> {
+        let Some(mut top) = self.heap.peek_mut() else {
+            return Ok(None);
+        };
+        Ok(Some(match next(top.src)? {
+            // Replacing the top sifts it down when `top` is dropped.
+            Some((order, item)) => {
+                let src = top.src;
+                std::mem::replace(&mut *top, Head { order, src, item })
+            }
+            None => PeekMut::pop(top),
+        }))
+    }
+
+    /// [`Heads::try_pop_refill`] with a source that cannot fail.
+    fn pop_refill(&mut self, next: impl FnOnce(usize) -> Option<(O, T)>) -> Option<Head<O, T>> {
+        match self.try_pop_refill(|src| Ok::<_, Infallible>(next(src))) {
+            Ok(head) => head,
+            Err(never) => match never {},
+        }
     }
 }
 
@@ -74,38 +127,48 @@ impl<K: Ord, V> Ord for Head<K, V> {
 /// (hash, key) when the merger is given a hasher.
 pub(crate) struct Merger<'a, K, V> {
     sources: Vec<Source<'a, K, V>>,
-    heap: BinaryHeap<Head<K, V>>,
+    /// Ordered by (the key's hash when the merge is in hash order, else 0;
+    /// the key), holding the key's first value and any further values.
+    heads: Heads<(u64, K), (V, Vec<V>)>,
     hasher: Option<ahash::RandomState>,
+}
+
+/// Source `src`'s next entry as a head of the merge.
+#[allow(clippy::type_complexity)]
+fn next_head<K: Hash + Codec + Clone, V: Codec + Clone>(
+    source: &mut Source<'_, K, V>,
+    hasher: Option<&ahash::RandomState>,
+) -> Result<Option<((u64, K), (V, Vec<V>))>, TaskError> {
+    Ok(source.next_entry()?.map(|(key, first, rest)| {
+        let hash = hasher.map_or(0, |h| h.hash_one(&key));
+        ((hash, key), (first, rest))
+    }))
 }
 
 impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
     pub(crate) fn new(
-        sources: Vec<Source<'a, K, V>>,
+        mut sources: Vec<Source<'a, K, V>>,
         hasher: Option<ahash::RandomState>,
     ) -> Result<Self, TaskError> {
-        let mut m = Self {
-            heap: BinaryHeap::with_capacity(sources.len()),
-            sources,
-            hasher,
-        };
-        for src in 0..m.sources.len() {
-            m.refill(src)?;
+        let mut heads = Heads::with_capacity(sources.len());
+        for (src, source) in sources.iter_mut().enumerate() {
+            if let Some((order, item)) = next_head(source, hasher.as_ref())? {
+                heads.push(order, src, item);
+            }
         }
-        Ok(m)
+        Ok(Self {
+            sources,
+            heads,
+            hasher,
+        })
     }
 
-    fn refill(&mut self, src: usize) -> Result<(), TaskError> {
-        if let Some((key, first, rest)) = self.sources[src].next_entry()? {
-            let hash = self.hasher.as_ref().map_or(0, |h| h.hash_one(&key));
-            self.heap.push(Head {
-                hash,
-                key,
-                first,
-                rest,
-                src,
-            });
-        }
-        Ok(())
+    /// The smallest head, replaced by its source's next entry.
+    #[allow(clippy::type_complexity)]
+    fn pop(&mut self) -> Result<Option<Head<(u64, K), (V, Vec<V>)>>, TaskError> {
+        let (sources, hasher) = (&mut self.sources, self.hasher.as_ref());
+        self.heads
+            .try_pop_refill(|src| next_head(&mut sources[src], hasher))
     }
 
     /// The next key and all its values, combined with `combine`.
@@ -113,22 +176,21 @@ impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
         &mut self,
         combine: &CombineFn<'_, K, V>,
     ) -> Result<Option<(K, Vec<V>)>, TaskError> {
-        let Some(top) = self.heap.pop() else {
+        let Some(top) = self.pop()? else {
             return Ok(None);
         };
-        self.refill(top.src)?;
-        let key = top.key;
+        let (_, key) = top.order;
+        let (first, rest) = top.item;
         // `values` then `last`: the values so far; later sources' values
         // are offered to `last`, the accumulator.
         let mut values = Vec::new();
-        let mut last = top.first;
-        for v in top.rest {
+        let mut last = first;
+        for v in rest {
             values.push(std::mem::replace(&mut last, v));
         }
-        while self.heap.peek().is_some_and(|h| h.key == key) {
-            let h = self.heap.pop().expect("peeked");
-            self.refill(h.src)?;
-            for v in std::iter::once(h.first).chain(h.rest) {
+        while self.heads.peek_order().is_some_and(|(_, k)| *k == key) {
+            let (first, rest) = self.pop()?.expect("peeked").item;
+            for v in std::iter::once(first).chain(rest) {
                 if let Some(v) = combine(&key, &mut last, v) {
                     values.push(std::mem::replace(&mut last, v));
                 }
@@ -137,6 +199,25 @@ impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
         values.push(last);
         Ok(Some((key, values)))
     }
+}
+
+/// Merges vectors sorted by key (keys unique across them) into one sorted
+/// vector.
+pub(crate) fn merge_sorted<K: Ord, O>(parts: Vec<Vec<(K, O)>>) -> Vec<(K, O)> {
+    let total = parts.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(total);
+    let mut iters: Vec<std::vec::IntoIter<(K, O)>> =
+        parts.into_iter().map(Vec::into_iter).collect();
+    let mut heads = Heads::with_capacity(iters.len());
+    for (src, it) in iters.iter_mut().enumerate() {
+        if let Some((key, out)) = it.next() {
+            heads.push(key, src, out);
+        }
+    }
+    while let Some(h) = heads.pop_refill(|src| iters[src].next()) {
+        out.push((h.order, h.item));
+    }
+    out
 }
 
 /// One key of a partition grouped in memory: its values are `values` then
@@ -193,4 +274,54 @@ pub(crate) fn group_in_memory<K: Eq + Clone, V: Clone>(
         }
     }
     Ok(table.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_sorted_interleaves_sorted_parts() {
+        let parts = vec![
+            vec![(1, 'a'), (4, 'd'), (9, 'i')],
+            vec![],
+            vec![(2, 'b'), (3, 'c')],
+            vec![(5, 'e'), (6, 'f'), (7, 'g'), (8, 'h')],
+        ];
+        let out = merge_sorted(parts);
+        assert_eq!(
+            out,
+            vec![
+                (1, 'a'),
+                (2, 'b'),
+                (3, 'c'),
+                (4, 'd'),
+                (5, 'e'),
+                (6, 'f'),
+                (7, 'g'),
+                (8, 'h'),
+                (9, 'i')
+            ]
+        );
+        assert!(merge_sorted(Vec::<Vec<(u8, ())>>::new()).is_empty());
+    }
+
+    #[test]
+    fn equal_orders_come_out_in_source_order() {
+        let mut sources =
+            [vec![(1, "s0")], vec![(1, "s1"), (2, "s1")], vec![(1, "s2")]].map(Vec::into_iter);
+        let mut heads = Heads::with_capacity(3);
+        for src in [2, 0, 1] {
+            let (order, item) = sources[src].next().unwrap();
+            heads.push(order, src, item);
+        }
+        let mut out = Vec::new();
+        while let Some(h) = heads.pop_refill(|src| sources[src].next()) {
+            out.push((h.order, h.src, h.item));
+        }
+        assert_eq!(
+            out,
+            vec![(1, 0, "s0"), (1, 1, "s1"), (1, 2, "s2"), (2, 1, "s1")]
+        );
+    }
 }

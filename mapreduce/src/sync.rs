@@ -7,4 +7,6 @@
 /// the loom models cover the coordination primitive (the task board), not
 /// the whole runner.
 pub(crate) use std::thread::{available_parallelism, scope};
-pub(crate) use sysblocks_sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, StdArc};
+pub(crate) use sysblocks_sync::{
+    AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, StdArc,
+};

@@ -21,7 +21,7 @@ enum Repr {
 /// A byte string that keeps up to 22 bytes inline (24 bytes in all) and
 /// longer ones in a boxed slice.
 ///
-/// It is the key of [`WordCount`](crate::jobs::WordCount): comparing a
+/// It is the key of [`WordCount`](crate::word_count::WordCount): comparing a
 /// looked-up word with a table entry then reads the entry only, not a
 /// second heap block, which is most of the cost of counting a large
 /// vocabulary. `Hash`, `Eq` and `Ord` are those of the bytes (`[u8]`), so a

@@ -4,7 +4,7 @@ mod common;
 
 use std::io::Write;
 
-use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::word_count::WordCount;
 use sysblocks_mapreduce::{
     BuildError, Emitter, Job, JobError, Partitioner, Runner, TaskError, TextInput, Word,
 };

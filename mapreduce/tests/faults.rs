@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::word_count::WordCount;
 use sysblocks_mapreduce::{
     Emitter, Job, JobError, Phase, RangePartitioner, Runner, TaskError, TextInput, Word,
 };

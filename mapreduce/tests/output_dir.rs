@@ -6,8 +6,10 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use sysblocks_mapreduce::jobs::WordCount;
-use sysblocks_mapreduce::{JobError, ManualClock, Phase, RangePartitioner, Runner, TextInput, Word};
+use sysblocks_mapreduce::word_count::WordCount;
+use sysblocks_mapreduce::{
+    JobError, ManualClock, Phase, RangePartitioner, Runner, TextInput, Word,
+};
 
 fn write_input(dir: &std::path::Path) -> std::path::PathBuf {
     let p = dir.join("in.txt");

@@ -5,9 +5,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use sysblocks_mapreduce::jobs::WordCount;
-use sysblocks_mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
 use proptest::prelude::*;
+use sysblocks_mapreduce::word_count::WordCount;
+use sysblocks_mapreduce::{Emitter, Job, Runner, TaskError, TextInput};
 
 /// (key, value) records; reduce returns the values in arrival order.
 struct Collect;

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Instant;
 
-use sysblocks_mapreduce::jobs::WordCount;
+use sysblocks_mapreduce::word_count::WordCount;
 use sysblocks_mapreduce::{Codec, DecodeError, Emitter, Job, Runner, TaskError, TextInput};
 
 /// Word count of the whole 100 MB Gutenberg text equals
@@ -127,7 +127,7 @@ impl Job for Positions {
 
     fn map(&self, line: &[u8], emit: &mut Emitter<'_, Vec<u8>, u64>) -> Result<(), TaskError> {
         let at = emit.origin().offset();
-        sysblocks_mapreduce::jobs::for_each_word(line, |w| emit.emit_ref(w, at));
+        sysblocks_mapreduce::word_count::for_each_word(line, |w| emit.emit_ref(w, at));
         Ok(())
     }
 
@@ -148,7 +148,7 @@ impl Job for AppendPositions {
 
     fn map(&self, line: &[u8], emit: &mut Emitter<'_, Vec<u8>, Vec<u64>>) -> Result<(), TaskError> {
         let at = emit.origin().offset();
-        sysblocks_mapreduce::jobs::for_each_word(line, |w| emit.emit_ref(w, vec![at]));
+        sysblocks_mapreduce::word_count::for_each_word(line, |w| emit.emit_ref(w, vec![at]));
         Ok(())
     }
 
@@ -172,7 +172,9 @@ fn values_arrive_in_split_order() {
     let mut expected = std::collections::BTreeMap::<Vec<u8>, Vec<u64>>::new();
     let mut off = 0u64;
     for line in text.split_inclusive(|&b| b == b'\n') {
-        sysblocks_mapreduce::jobs::for_each_word(line, |w| expected.entry(w.to_vec()).or_default().push(off));
+        sysblocks_mapreduce::word_count::for_each_word(line, |w| {
+            expected.entry(w.to_vec()).or_default().push(off)
+        });
         off += line.len() as u64;
     }
     let expected: Vec<_> = expected.into_iter().collect();

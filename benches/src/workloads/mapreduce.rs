@@ -2,16 +2,16 @@
 //! (and meant for the criterion bench): a seeded Zipf text, the Gutenberg
 //! text when `../shared/data` is present, ours (`Runner` + `WordCount`) and
 //! the hand-written rayon `fold` + `reduce` into `std` hash maps that a Rust
-//! user would otherwise write. Both use `sysblocks_mapreduce::jobs::for_each_word`.
+//! user would otherwise write. Both use `sysblocks_mapreduce::word_count::for_each_word`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use sysblocks_mapreduce::jobs::{for_each_word, WordCount};
-use sysblocks_mapreduce::{Runner, TextInput, Word};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+use sysblocks_mapreduce::word_count::{for_each_word, WordCount};
+use sysblocks_mapreduce::{Runner, TextInput, Word};
 
 /// `n` in base 26 with the letters a..z: distinct ranks, distinct words.
 fn word_of(mut n: u32, out: &mut Vec<u8>) {

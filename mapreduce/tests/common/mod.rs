@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sysblocks_mapreduce::jobs::for_each_word;
+use sysblocks_mapreduce::word_count::for_each_word;
 
 /// The shared data folder, if present.
 pub(crate) fn data_dir() -> Option<PathBuf> {

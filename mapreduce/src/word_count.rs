@@ -1,8 +1,9 @@
-//! Ready-made jobs: [`WordCount`].
+//! The ready-made word-count job, [`WordCount`], with its tokenizer
+//! [`for_each_word`] and the output order [`sort_by_count`].
 
 use crate::error::TaskError;
 use crate::job::{Emitter, Job};
-pub use crate::word::Word;
+use crate::word::Word;
 
 /// For each byte: its lowercase form if it is an ASCII letter, else 0.
 const LOWER: [u8; 256] = {
