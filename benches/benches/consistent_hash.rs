@@ -13,8 +13,8 @@
 //!   `JumpHash::get` vs `jumphash` by key;
 //! - rendezvous: ours vs `hrw-hash` (`sorted(&key).next()`);
 //! - multi-probe (ours only, 21 probes);
-//! - Maglev table build, ours vs `maglev`: M = 65537 at 100 nodes (the
-//!   paper reports 1.8 ms), M = 100003 at 1000 nodes.
+//! - Maglev table build, ours vs `maglev`: M = 65537 at 100 nodes, M =
+//!   100003 at 1000 nodes.
 //!
 //! Memory per node (heap bytes counted by a global allocator, ours and the
 //! peers, at 100 and 1000 nodes) is printed once at start. The setups live

@@ -2,8 +2,8 @@
 //! and the `compare` binary: balancers of 10 and 100 backends, the
 //! pick+drop loops on one and two threads, tower's `p2c::Balance` driven
 //! the same way, and the heterogeneous latency simulation run through our
-//! strategies (`lb/examples/simulate.rs`, the code the crate's floor tests
-//! use) and through tower's `p2c::Balance` over `PeakEwma`.
+//! strategies (`lb/examples/simulate.rs`, the code `lb/tests/simulation.rs`
+//! runs) and through tower's `p2c::Balance` over `PeakEwma`.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -137,8 +137,9 @@ const SCALE: f64 = 1000.0;
 
 /// The scenario `s` (closed-loop clients, backends with latency uniform on
 /// `[0, max]`) through tower's `p2c::Balance` over `PeakEwma` with linkerd's
-/// settings (decay 10 s, initial estimate 30 ms, the same as our
-/// `PeakEwma`'s defaults), on a current-thread tokio runtime with paused
+/// settings (decay 10 s, initial estimate 30 ms: our `PeakEwma`'s
+/// defaults, [`sysblocks_lb::DEFAULT_DECAY`] and
+/// [`sysblocks_lb::DEFAULT_INITIAL_LATENCY`]), on a current-thread tokio runtime with paused
 /// time. Returns every request's latency in ms, sorted. The latency draws
 /// come from the same generator as the example's but not in the same order
 /// (the example also draws routing keys), so the two runs are the same
@@ -171,8 +172,8 @@ pub fn tower_p2c_peak_ewma(s: &sim::Scenario, seed: u64) -> Vec<f64> {
         .collect();
     let discover = PeakEwmaDiscover::new::<()>(
         ServiceList::new::<()>(services),
-        Duration::from_secs_f64(0.030 * SCALE),
-        Duration::from_secs_f64(10.0 * SCALE),
+        sysblocks_lb::DEFAULT_INITIAL_LATENCY.mul_f64(SCALE),
+        sysblocks_lb::DEFAULT_DECAY.mul_f64(SCALE),
         CompleteOnResponse::default(),
     );
     let balance = Rc::new(RefCell::new(Balance::from_rng(
