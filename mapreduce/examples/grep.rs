@@ -62,7 +62,10 @@ fn run(pattern: String, paths: &[String]) -> Result<(), Box<dyn std::error::Erro
     };
     let input = TextInput::new(paths);
     let files = input.files()?;
-    let hits = Runner::builder().build()?.run(&job, &input)?;
+    let hits = Runner::builder()
+        .progress_bar(true)
+        .build()?
+        .run(&job, &input)?;
     let mut out = BufWriter::new(io::stdout().lock());
     for ((file, offset), line) in hits {
         write!(out, "{}:{offset}:", files[file as usize].display())?;

@@ -56,7 +56,10 @@ fn main() -> ExitCode {
 fn run(paths: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let input = TextInput::new(paths);
     let files = input.files()?;
-    let index = Runner::builder().build()?.run(&InvertedIndex, &input)?;
+    let index = Runner::builder()
+        .progress_bar(true)
+        .build()?
+        .run(&InvertedIndex, &input)?;
     let mut out = BufWriter::new(io::stdout().lock());
     for (word, ids) in index {
         out.write_all(&word)?;

@@ -77,6 +77,7 @@ fn run(out: &Path, paths: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let partitions = 8;
     let partitioner = RangePartitioner::from_sample(sample(&files)?, partitions)?;
     let runner = Runner::builder()
+        .progress_bar(true)
         .partitions(partitions)
         .partitioner(partitioner)
         .build()?;

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let mut builder = Runner::builder();
+    let mut builder = Runner::builder().progress_bar(true);
     let mut files = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {

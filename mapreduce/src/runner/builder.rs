@@ -47,7 +47,7 @@ impl Runner {
             spill_dir: None,
             max_retries: 2,
             clock: None,
-            progress_bar: true,
+            progress_bar: false,
             on_progress: None,
             partitioner: HashPartitioner,
         }
@@ -127,8 +127,10 @@ impl<P> RunnerBuilder<P> {
         self
     }
 
-    /// Whether to draw a progress bar on stderr when stderr is a terminal
-    /// (it never draws otherwise). Default true.
+    /// Whether to draw a progress bar on stderr, redrawn in place about ten
+    /// times a second; it is drawn only when stderr is a terminal. Default
+    /// false: the runner writes nothing unless asked to (the
+    /// [`on_progress`](Self::on_progress) callback works either way).
     #[must_use]
     pub fn progress_bar(mut self, on: bool) -> Self {
         self.progress_bar = on;
@@ -208,5 +210,22 @@ impl<P> RunnerBuilder<P> {
             on_progress: self.on_progress,
             partitioner: self.partitioner,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_unless_asked() {
+        assert!(!Runner::builder().build().unwrap().progress_bar);
+        assert!(
+            Runner::builder()
+                .progress_bar(true)
+                .build()
+                .unwrap()
+                .progress_bar
+        );
     }
 }
