@@ -4,7 +4,7 @@
 //! each user when their video is ready. When the queue is full, the upload
 //! endpoint answers "503, retry later" instead of queueing without bound.
 //!
-//! Run: `cargo run -p task-queue --example video_pipeline`
+//! Run: `cargo run -p sysblocks-task-queue --example video_pipeline`
 
 use std::time::Duration;
 
@@ -48,9 +48,12 @@ fn upload(jobs: &TaskQueue, user: &str, video: &str, premium: bool) -> UploadRes
 }
 
 fn main() {
-    let dir = std::env::temp_dir().join(format!("video-pipeline-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = RedbStore::open(dir.join("jobs.redb")).expect("job store");
+    // A scratch directory, removed when `dir` drops (after the queue).
+    let dir = tempfile::Builder::new()
+        .prefix("video-pipeline-")
+        .tempdir()
+        .expect("temp dir");
+    let store = RedbStore::open(dir.path().join("jobs.redb")).expect("job store");
     let jobs = TaskQueue::builder()
         .store(store)
         .capacity(8)
@@ -130,5 +133,5 @@ fn main() {
     println!("stats: {:?}", jobs.stats());
     println!("shutdown: {report:?}");
     drop(jobs);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

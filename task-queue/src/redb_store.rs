@@ -97,10 +97,8 @@ struct Shared {
 /// ```
 /// use sysblocks_task_queue::{RedbStore, Task, TaskQueue};
 ///
-/// let dir = std::env::temp_dir().join(format!("tq-doc-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir).unwrap();
-/// let path = dir.join("tasks.redb");
-/// let _ = std::fs::remove_file(&path);
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("tasks.redb");
 /// {
 ///     let q = TaskQueue::builder().store(RedbStore::open(&path).unwrap()).build().unwrap();
 ///     q.submit(Task::new("encode")).unwrap();
@@ -108,8 +106,6 @@ struct Shared {
 /// // A new process (here: a new queue) finds the task again.
 /// let q = TaskQueue::builder().store(RedbStore::open(&path).unwrap()).build().unwrap();
 /// assert_eq!(q.lease().unwrap().payload(), b"encode");
-/// # drop(q);
-/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 ///
 /// Clones share the database and its committer thread, which stops (after

@@ -125,9 +125,11 @@ fn sigkill_crash_test() {
         child(&PathBuf::from(dir), &mode);
     }
     let start = Instant::now();
-    let dir = std::env::temp_dir().join(format!("tq-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("tq-crash-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     // Create the store up front, so no kill lands inside its creation.
     drop(RedbStore::open(dir.join("tasks.redb")).unwrap());
     let mut rng = SmallRng::seed_from_u64(0x5eed);
@@ -199,5 +201,4 @@ fn sigkill_crash_test() {
         lost.len(),
         &lost[..lost.len().min(20)]
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,11 +10,15 @@ use sysblocks_task_queue::{
     Backoff, Outcome, RedbStore, StoreError, Task, TaskId, TaskQueue, TaskRecord,
 };
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tq-durable-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("tasks.redb")
+/// A fresh directory (removed when the guard drops, also when a test
+/// panics) and the store's path in it.
+fn temp(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("tq-durable-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("tasks.redb");
+    (dir, path)
 }
 
 fn queue(path: &PathBuf) -> TaskQueue {
@@ -28,7 +32,7 @@ fn queue(path: &PathBuf) -> TaskQueue {
 
 #[test]
 fn reopened_store_redelivers_pending_and_leased_tasks() {
-    let path = temp("reopen");
+    let (_dir, path) = temp("reopen");
     let (done, leased, pending, dead) = {
         let q = queue(&path);
         let done = q.submit(Task::new("done")).unwrap();
@@ -72,7 +76,7 @@ fn reopened_store_redelivers_pending_and_leased_tasks() {
 
 #[test]
 fn concurrent_submits_share_commits() {
-    let path = temp("group");
+    let (_dir, path) = temp("group");
     let store = RedbStore::open(&path).unwrap();
     let q = TaskQueue::builder().store(store.clone()).build().unwrap();
     let before = store.commits();
@@ -98,7 +102,7 @@ fn concurrent_submits_share_commits() {
 /// task waited for (or dropped unwaited) is in the store after reopening.
 #[test]
 fn pending_submits_from_one_thread_share_commits() {
-    let path = temp("pending");
+    let (_dir, path) = temp("pending");
     let store = RedbStore::open(&path).unwrap();
     let q = TaskQueue::builder().store(store.clone()).build().unwrap();
     let before = store.commits();
@@ -130,7 +134,7 @@ fn pending_submits_from_one_thread_share_commits() {
 /// submit or at shutdown.
 #[test]
 fn unwaited_completions_get_committed_without_a_waiter() {
-    let path = temp("lazy");
+    let (_dir, path) = temp("lazy");
     let store = RedbStore::open(&path).unwrap();
     let q = TaskQueue::builder().store(store.clone()).build().unwrap();
     q.submit(Task::new("x")).unwrap();
@@ -151,7 +155,7 @@ fn unwaited_completions_get_committed_without_a_waiter() {
 #[test]
 fn foreign_files_are_refused_and_left_alone() {
     // Not a database at all.
-    let path = temp("garbage");
+    let (_dir, path) = temp("garbage");
     let junk: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + 3) as u8).collect();
     std::fs::write(&path, &junk).unwrap();
     let err = RedbStore::open(&path).unwrap_err();
@@ -160,7 +164,7 @@ fn foreign_files_are_refused_and_left_alone() {
     assert!(std::fs::read(&path).unwrap() == junk, "file changed");
 
     // A redb database that belongs to someone else.
-    let path = temp("other");
+    let (_dir, path) = temp("other");
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
@@ -179,7 +183,7 @@ fn foreign_files_are_refused_and_left_alone() {
 
 #[test]
 fn a_damaged_record_is_a_clear_error() {
-    let path = temp("damaged");
+    let (_dir, path) = temp("damaged");
     {
         let q = queue(&path);
         q.submit(Task::new("fine")).unwrap();
