@@ -12,15 +12,16 @@
 //! protocol gives one thread at a time the slot. This is the crate's only
 //! `unsafe`, and it pays: the safe version (a never-contended
 //! `Mutex<Option<T>>` per slot) lengthened the window between claiming a
-//! position and publishing its stamp by two atomic read-modify-writes and
-//! moved 4x fewer items per second than crossbeam-channel at 2 producers /
-//! 2 consumers; see the `task_queue` bench. The cell holds a
+//! position and publishing its stamp by two atomic read-modify-writes,
+//! which showed in the `transfer, 2 producer(s) / 2 consumer(s), capacity
+//! 1024` case of `compare --only task-queue`. The cell holds a
 //! `MaybeUninit<T>` rather than an `Option<T>`: the stamp already says
 //! whether the slot is full, and a slot of a `u64` stays 16 bytes (four per
-//! cache line) instead of 24, which took 2 producers / 2 consumers from
-//! 0.76x crossbeam-channel's throughput to parity. The items still queued
-//! when the last handle goes are dropped by `Shared`'s `Drop`. loom checks
-//! the cell accesses for data races in the models.
+//! cache line) instead of 24 (asserted below `Slot`), which showed in the
+//! same case. The items still queued when the last handle goes are dropped
+//! by `Shared`'s `Drop`. loom checks the cell accesses for data races in the
+//! models; `tests/model.rs` checks every result, the order and the drops
+//! against a `VecDeque`.
 //!
 //! Blocking operations spin briefly, then park on a condition variable. A
 //! parked consumer first announces itself (`pop_waiters`, a `SeqCst`
@@ -51,6 +52,16 @@ struct Slot<T> {
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
 }
+
+// A slot of a `u64` is 16 bytes, four per 64-byte cache line. An
+// `Option<u64>` alone is 16 bytes, so an `Option` cell would make the slot
+// 24. (loom's cells and atomics carry bookkeeping of their own, and 32-bit
+// targets have smaller stamps.)
+#[cfg(all(target_pointer_width = "64", not(sysblocks_loom)))]
+const _: () = {
+    assert!(std::mem::size_of::<Slot<u64>>() == 16);
+    assert!(std::mem::size_of::<Option<u64>>() == 16);
+};
 
 struct Shared<T> {
     head: Padded<AtomicUsize>,
@@ -195,10 +206,9 @@ impl WaitList {
 /// runs again, so on a machine with more runnable threads than cores a
 /// spinning thread only burns the slice the other one needs, and where
 /// every thread has a core `sched_yield` returns at once and acts as a
-/// longer spin. Measured on 2 cores, 2 producers / 2 consumers, capacity
-/// 1024 (`task_queue` bench): 6 spins then 10 yields moved items 0.76x as
-/// fast as crossbeam-channel (after the slot shrank to 16 bytes: about
-/// parity), 2 spins then 20 yields 1.24-1.44x.
+/// longer spin. 2 spins then 20 yields did better than 6 spins then 10
+/// yields in the `transfer, 2 producer(s) / 2 consumer(s), capacity 1024`
+/// case of `compare --only task-queue` on 2 cores.
 const SPINS: u32 = 2;
 /// Retries before parking: spins, then yields. Under loom the blocking
 /// operations park at once, so models explore the parking protocol rather
