@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sysblocks_lru_ttl_cache::Cache;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use sysblocks_lru_ttl_cache::Cache;
 
 /// A database whose every query takes `latency`.
 struct SlowDb {

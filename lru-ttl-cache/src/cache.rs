@@ -7,11 +7,12 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use sysblocks_clock::{saturating_nanos, Clock, SharedClock};
+use sysblocks_clock::{saturating_nanos, Clock};
 
 use crate::error::BuildError;
 use crate::flight::{Flight, Outcome};
-use crate::lru::{validate_capacity, Common, LruCache, Weigher};
+use crate::lru::LruCache;
+use crate::settings::{validate_capacity, Settings};
 use crate::stats::{RemovalCause, Stats};
 use crate::sync::{Arc, Mutex, StdArc};
 
@@ -86,14 +87,10 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
 
 /// Builds a [`Cache`]; see [`Cache::builder`]. `max_capacity` is required.
 pub struct CacheBuilder<K, V, S = ahash::RandomState> {
-    capacity: Option<u64>,
-    weigher: Option<Weigher<K, V>>,
-    ttl: Option<Duration>,
-    tti: Option<Duration>,
+    settings: Settings<K, V>,
     shards: Option<usize>,
     listener: Option<Listener<K, V>>,
     loader: Option<Loader<K, V>>,
-    clock: Option<SharedClock>,
     hasher: S,
 }
 
@@ -103,10 +100,10 @@ pub const MAX_SHARDS: usize = 1 << 16;
 impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheBuilder")
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.settings.capacity)
             .field("shards", &self.shards)
-            .field("time_to_live", &self.ttl)
-            .field("time_to_idle", &self.tti)
+            .field("time_to_live", &self.settings.ttl)
+            .field("time_to_idle", &self.settings.tti)
             .finish_non_exhaustive()
     }
 }
@@ -116,14 +113,10 @@ impl<K, V> Cache<K, V> {
     #[must_use]
     pub fn builder() -> CacheBuilder<K, V> {
         CacheBuilder {
-            capacity: None,
-            weigher: None,
-            ttl: None,
-            tti: None,
+            settings: Settings::new(),
             shards: None,
             listener: None,
             loader: None,
-            clock: None,
             hasher: ahash::RandomState::new(),
         }
     }
@@ -134,7 +127,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// split evenly between the shards.
     #[must_use]
     pub fn max_capacity(mut self, capacity: u64) -> Self {
-        self.capacity = Some(capacity);
+        self.settings.capacity = Some(capacity);
         self
     }
 
@@ -143,7 +136,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// not stored; the listener sees [`RemovalCause::Rejected`].
     #[must_use]
     pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
-        self.weigher = Some(StdArc::new(f));
+        self.settings.weigher = Some(StdArc::new(f));
         self
     }
 
@@ -151,14 +144,14 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// [`Cache::insert_with_ttl`]).
     #[must_use]
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+        self.settings.ttl = Some(ttl);
         self
     }
 
     /// Entries expire this long after their last read or write.
     #[must_use]
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
-        self.tti = Some(tti);
+        self.settings.tti = Some(tti);
         self
     }
 
@@ -194,7 +187,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// The clock expiry is measured with (default: a [`MonotonicClock`](crate::MonotonicClock)).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(StdArc::new(clock));
+        self.settings.clock = Some(StdArc::new(clock));
         self
     }
 
@@ -202,14 +195,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     #[must_use]
     pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
-            capacity: self.capacity,
-            weigher: self.weigher,
-            ttl: self.ttl,
-            tti: self.tti,
+            settings: self.settings,
             shards: self.shards,
             listener: self.listener,
             loader: self.loader,
-            clock: self.clock,
             hasher,
         }
     }
@@ -228,14 +217,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         K: Hash + Eq,
         S: BuildHasher + Clone,
     {
-        let weighted = self.weigher.is_some();
+        let weighted = self.settings.weigher.is_some();
         // The entry bound (`MAX_ENTRIES`) applies per shard, checked below.
-        let Common {
-            capacity,
-            ttl,
-            tti,
-            clock,
-        } = Common::validate(self.capacity, true, self.ttl, self.tti, self.clock)?;
+        let settings = self.settings.validate(false)?;
+        let capacity = settings.capacity;
         let n = match self.shards {
             Some(0) => return Err(BuildError::Zero { setting: "shards" }),
             Some(n) if n > MAX_SHARDS => {
@@ -267,15 +252,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             let cap = base + u64::from((i as u64) < extra);
             let cap = validate_capacity(Some(cap), weighted)?;
             shards.push(Padded(Mutex::new(Shard {
-                lru: LruCache::from_parts(
-                    cap,
-                    self.weigher.clone(),
-                    ttl,
-                    tti,
-                    StdArc::clone(&clock),
-                    self.hasher.clone(),
-                    cap.min(1 << 16) as usize,
-                ),
+                lru: LruCache::with_settings(cap, &settings, self.hasher.clone()),
                 inflight: hashbrown::HashMap::with_hasher(self.hasher.clone()),
             })));
         }

@@ -3,57 +3,26 @@
 //! Layout: entries live in a slab (`Vec<Node>`); a `hashbrown::HashTable<u32>`
 //! maps a key's hash to its slot (the hash is recomputed from the key when
 //! the table grows, so it is not stored). A removed slot is filled by moving
-//! the last slot into it, so the slab never has holes.
-//!
-//! Recency is an append-only log of slot numbers (a ring of `u32`): every
-//! use appends a record and stamps the node with the record's position; a
-//! record is live iff its node still carries its position. The least
-//! recently used entry is the oldest live record, which is exactly LRU
-//! order. A hit therefore writes only to its own node and to the log's
-//! tail, never to neighbouring nodes as a linked list must, which saves two
-//! cache misses per hit. When the log fills, stale records are dropped and
-//! the log is resized to three times the live entries, so compaction is
-//! O(1) amortised per use. A `u64 -> u64` cache pays 24 bytes of slab,
-//! about 10 bytes of table and 6 to 12 bytes of log per entry.
-//!
-//! Weights and expiry times live in parallel vectors that exist only when a
-//! weigher or a TTL is in use. Expiry: every entry with a deadline has an
-//! entry in a min-heap of `(deadline, slot)`. Heap entries are never updated
-//! in place: a heap entry is acted on only if its slot still holds an entry
-//! whose current deadline has passed; if the slot's deadline moved later
-//! (time to idle), it is pushed again. The invariant "every live entry has a
-//! heap entry no later than its deadline" makes `purge` exact, and the heap
-//! is rebuilt from the slab when stale entries outnumber live ones, so it
-//! stays bounded.
+//! the last slot into it, so the slab never has holes. Recency order is the
+//! [`RecencyLog`] over the slab; weights and deadlines live in vectors
+//! parallel to it that exist only when a weigher or a TTL is in use (the
+//! deadlines and their order in [`Expiry`]).
 
 use std::borrow::Borrow;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::mem;
 use std::time::Duration;
 
 use hashbrown::HashTable;
-use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
+use sysblocks_clock::{saturating_nanos, Clock, SharedClock};
 
 use crate::error::BuildError;
+use crate::expiry::{Expiry, NEVER};
+use crate::recency::{RecencyLog, Stamped};
+use crate::settings::{validate_capacity, Settings, Valid, Weigher, MAX_ENTRIES, MAX_PREALLOC};
 use crate::stats::{RemovalCause, Stats};
 use crate::sync::StdArc;
-
-const NEVER: u64 = u64::MAX;
-
-/// The most entries one [`LruCache`] (or one shard of a
-/// [`Cache`](crate::Cache)) holds, whatever its weighted capacity: slots are
-/// `u32` indices. An unweighted capacity above this is a [`BuildError`].
-pub const MAX_ENTRIES: u64 = (u32::MAX - 1) as u64;
-
-/// Slots reserved up front, at most: a cache with a huge capacity that stays
-/// small does not pay for it.
-const MAX_PREALLOC: u64 = 1 << 16;
-
-/// The weigher a builder stores: entry weight in capacity units.
-pub(crate) type Weigher<K, V> = StdArc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
 /// An eviction listener of an [`LruCache`].
 type LocalListener<K, V> = Box<dyn FnMut(K, V, RemovalCause) + Send>;
@@ -66,110 +35,19 @@ struct Node<K, V> {
     qpos: u32,
 }
 
-/// Expiry state: present only when a TTL or TTI is configured or a per-entry
-/// TTL was used.
-struct Expiry {
-    clock: SharedClock,
-    /// Default time to live, nanoseconds.
-    ttl: Option<u64>,
-    /// Time to idle, nanoseconds.
-    tti: Option<u64>,
-    /// Per slot: absolute deadline from the time to live (`NEVER` if none).
-    ttl_at: Vec<u64>,
-    /// Per slot: absolute deadline from the time to idle (empty without TTI).
-    idle_at: Vec<u64>,
-    /// `(deadline, slot)`, lazily maintained (see the module docs).
-    heap: BinaryHeap<Reverse<(u64, u32)>>,
-    /// The latest time seen: a clock that steps back means no time passed.
-    last_now: u64,
-}
+// A `u64 -> u64` entry takes 24 bytes of slab, besides its `u32` and
+// control byte in the table and its records in the log.
+const _: () = assert!(std::mem::size_of::<Node<u64, u64>>() == 24);
 
-impl Expiry {
-    fn new(clock: SharedClock, ttl: Option<u64>, tti: Option<u64>, slots: usize) -> Self {
-        Self {
-            clock,
-            ttl,
-            tti,
-            ttl_at: vec![NEVER; slots],
-            idle_at: if tti.is_some() {
-                vec![NEVER; slots]
-            } else {
-                Vec::new()
-            },
-            heap: BinaryHeap::new(),
-            last_now: 0,
-        }
-    }
-
-    /// The current time, never `NEVER` (so a saturated deadline is never
-    /// reached, even by a saturated clock).
+impl<K, V> Stamped for Node<K, V> {
     #[inline]
-    fn now(&mut self) -> u64 {
-        let n = self.clock.now_nanos().min(NEVER - 1);
-        if n > self.last_now {
-            self.last_now = n;
-        }
-        self.last_now
+    fn stamp(&self) -> u32 {
+        self.qpos
     }
 
     #[inline]
-    fn peek_now(&self) -> u64 {
-        self.clock.now_nanos().min(NEVER - 1).max(self.last_now)
-    }
-
-    #[inline]
-    fn deadline(&self, i: usize) -> u64 {
-        let d = self.ttl_at[i];
-        if self.tti.is_some() {
-            d.min(self.idle_at[i])
-        } else {
-            d
-        }
-    }
-
-    fn set(&mut self, i: usize, ttl_at: u64, now: u64) {
-        self.ttl_at[i] = ttl_at;
-        if let Some(tti) = self.tti {
-            self.idle_at[i] = now.saturating_add(tti);
-        }
-    }
-
-    fn push_slot(&mut self, ttl_at: u64, now: u64) {
-        self.ttl_at.push(ttl_at);
-        if let Some(tti) = self.tti {
-            self.idle_at.push(now.saturating_add(tti));
-        }
-    }
-
-    fn swap_remove(&mut self, i: usize) {
-        self.ttl_at.swap_remove(i);
-        if self.tti.is_some() {
-            self.idle_at.swap_remove(i);
-        }
-    }
-
-    /// Records that slot `i` must be looked at no later than its deadline.
-    fn schedule(&mut self, i: usize, live: usize) {
-        let d = self.deadline(i);
-        if d == NEVER {
-            return;
-        }
-        self.heap.push(Reverse((d, i as u32)));
-        if self.heap.len() > 2 * live + 64 {
-            let v: Vec<_> = (0..live)
-                .filter_map(|j| {
-                    let d = self.deadline(j);
-                    (d != NEVER).then_some(Reverse((d, j as u32)))
-                })
-                .collect();
-            self.heap = BinaryHeap::from(v);
-        }
-    }
-
-    fn clear(&mut self) {
-        self.ttl_at.clear();
-        self.idle_at.clear();
-        self.heap.clear();
+    fn set_stamp(&mut self, pos: u32) {
+        self.qpos = pos;
     }
 }
 
@@ -199,13 +77,8 @@ impl Expiry {
 pub struct LruCache<K, V, S = ahash::RandomState> {
     table: HashTable<u32>,
     nodes: Vec<Node<K, V>>,
-    /// The recency log: a ring of slot numbers, one record per use, oldest
-    /// at `qtail`. A record is live iff its slot's `qpos` is its position.
-    ring: Vec<u32>,
-    /// Absolute position of the next record.
-    qhead: u64,
-    /// Absolute position of the oldest record that may be live.
-    qtail: u64,
+    /// Recency order over `nodes` (whose `qpos` are its stamps).
+    log: RecencyLog,
     hasher: S,
     capacity: u64,
     weigher: Option<Weigher<K, V>>,
@@ -239,11 +112,7 @@ impl<K: Hash + Eq, V> LruCache<K, V> {
 
 /// Builds an [`LruCache`]. `max_capacity` is required.
 pub struct LruBuilder<K, V, S = ahash::RandomState> {
-    capacity: Option<u64>,
-    weigher: Option<Weigher<K, V>>,
-    ttl: Option<Duration>,
-    tti: Option<Duration>,
-    clock: Option<SharedClock>,
+    settings: Settings<K, V>,
     hasher: S,
     listener: Option<LocalListener<K, V>>,
 }
@@ -251,11 +120,7 @@ pub struct LruBuilder<K, V, S = ahash::RandomState> {
 impl<K, V> LruBuilder<K, V> {
     fn new() -> Self {
         Self {
-            capacity: None,
-            weigher: None,
-            ttl: None,
-            tti: None,
-            clock: None,
+            settings: Settings::new(),
             hasher: ahash::RandomState::new(),
             listener: None,
         }
@@ -266,7 +131,7 @@ impl<K, V, S> LruBuilder<K, V, S> {
     /// The capacity: entries, or total weight when a weigher is set.
     #[must_use]
     pub fn max_capacity(mut self, capacity: u64) -> Self {
-        self.capacity = Some(capacity);
+        self.settings.capacity = Some(capacity);
         self
     }
 
@@ -275,7 +140,7 @@ impl<K, V, S> LruBuilder<K, V, S> {
     /// stored (cause [`RemovalCause::Rejected`]).
     #[must_use]
     pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
-        self.weigher = Some(StdArc::new(f));
+        self.settings.weigher = Some(StdArc::new(f));
         self
     }
 
@@ -283,21 +148,21 @@ impl<K, V, S> LruBuilder<K, V, S> {
     /// with its own TTL).
     #[must_use]
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+        self.settings.ttl = Some(ttl);
         self
     }
 
     /// Every entry expires this long after its last read or write.
     #[must_use]
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
-        self.tti = Some(tti);
+        self.settings.tti = Some(tti);
         self
     }
 
-    /// The clock expiry is measured with (default: a [`MonotonicClock`]).
+    /// The clock expiry is measured with (default: a [`MonotonicClock`](crate::MonotonicClock)).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(StdArc::new(clock));
+        self.settings.clock = Some(StdArc::new(clock));
         self
     }
 
@@ -314,11 +179,7 @@ impl<K, V, S> LruBuilder<K, V, S> {
     #[must_use]
     pub fn hasher<S2>(self, hasher: S2) -> LruBuilder<K, V, S2> {
         LruBuilder {
-            capacity: self.capacity,
-            weigher: self.weigher,
-            ttl: self.ttl,
-            tti: self.tti,
-            clock: self.clock,
+            settings: self.settings,
             hasher,
             listener: self.listener,
         }
@@ -336,105 +197,27 @@ impl<K, V, S> LruBuilder<K, V, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
-        let Common {
-            capacity,
-            ttl,
-            tti,
-            clock,
-        } = Common::validate(
-            self.capacity,
-            self.weigher.is_some(),
-            self.ttl,
-            self.tti,
-            self.clock,
-        )?;
-        let mut c = LruCache::from_parts(
-            capacity,
-            self.weigher,
-            ttl,
-            tti,
-            clock,
-            self.hasher,
-            capacity.min(MAX_PREALLOC) as usize,
-        );
+        let settings = self.settings.validate(true)?;
+        let mut c = LruCache::with_settings(settings.capacity, &settings, self.hasher);
         c.listener = self.listener;
         Ok(c)
     }
 }
 
-/// The settings [`LruBuilder`] and [`CacheBuilder`](crate::CacheBuilder)
-/// share, validated in one place (capacity, then time to live, then time
-/// to idle, so both report the same error for the same settings).
-pub(crate) struct Common {
-    pub(crate) capacity: u64,
-    /// Nanoseconds.
-    pub(crate) ttl: Option<u64>,
-    /// Nanoseconds.
-    pub(crate) tti: Option<u64>,
-    pub(crate) clock: SharedClock,
-}
-
-impl Common {
-    /// `weighted`: the capacity is a weight, so [`MAX_ENTRIES`] does not
-    /// bound it.
-    pub(crate) fn validate(
-        capacity: Option<u64>,
-        weighted: bool,
-        ttl: Option<Duration>,
-        tti: Option<Duration>,
-        clock: Option<SharedClock>,
-    ) -> Result<Self, BuildError> {
-        Ok(Self {
-            capacity: validate_capacity(capacity, weighted)?,
-            ttl: validate_duration(ttl, "time_to_live")?,
-            tti: validate_duration(tti, "time_to_idle")?,
-            clock: clock.unwrap_or_else(|| StdArc::new(MonotonicClock::new())),
-        })
-    }
-}
-
-pub(crate) fn validate_capacity(capacity: Option<u64>, weighted: bool) -> Result<u64, BuildError> {
-    match capacity {
-        None | Some(0) => Err(BuildError::Zero {
-            setting: "max_capacity",
-        }),
-        Some(c) if !weighted && c > MAX_ENTRIES => Err(BuildError::TooLarge {
-            setting: "max_capacity",
-            max: MAX_ENTRIES,
-        }),
-        Some(c) => Ok(c),
-    }
-}
-
-fn validate_duration(
-    d: Option<Duration>,
-    setting: &'static str,
-) -> Result<Option<u64>, BuildError> {
-    match d {
-        Some(d) if d.is_zero() => Err(BuildError::Zero { setting }),
-        Some(d) => Ok(Some(saturating_nanos(d))),
-        None => Ok(None),
-    }
-}
-
 impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
-    pub(crate) fn from_parts(
-        capacity: u64,
-        weigher: Option<Weigher<K, V>>,
-        ttl: Option<u64>,
-        tti: Option<u64>,
-        clock: SharedClock,
-        hasher: S,
-        prealloc: usize,
-    ) -> Self {
+    /// A cache of `capacity` (one shard's share, for a sharded cache) with
+    /// the other validated settings.
+    pub(crate) fn with_settings(capacity: u64, settings: &Valid<K, V>, hasher: S) -> Self {
+        let prealloc = capacity.min(MAX_PREALLOC) as usize;
+        let (ttl, tti) = (settings.ttl, settings.tti);
+        let clock = StdArc::clone(&settings.clock);
+        let weigher = settings.weigher.clone();
         let expiry = (ttl.is_some() || tti.is_some())
             .then(|| Box::new(Expiry::new(StdArc::clone(&clock), ttl, tti, 0)));
         Self {
             table: HashTable::with_capacity(prealloc),
             nodes: Vec::with_capacity(prealloc),
-            ring: Vec::new(),
-            qhead: 0,
-            qtail: 0,
+            log: RecencyLog::new(),
             hasher,
             capacity,
             weights: if weigher.is_some() {
@@ -468,90 +251,6 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         self.table
             .find(hash, |&i| nodes[i as usize].key.borrow() == key)
             .map(|&i| i as usize)
-    }
-
-    /// Appends a use of slot `i` to the recency log (compacting the log
-    /// first when it is full).
-    #[inline]
-    fn log_use(&mut self, i: usize) {
-        if (self.qhead - self.qtail) as usize >= self.ring.len() {
-            self.compact_log();
-        }
-        let mask = self.ring.len() - 1;
-        self.ring[self.qhead as usize & mask] = i as u32;
-        self.nodes[i].qpos = self.qhead as u32;
-        self.qhead += 1;
-    }
-
-    /// The slot whose record at `pos` is live, if it is.
-    #[inline]
-    fn live_at(&self, pos: u64) -> Option<usize> {
-        let s = self.ring[pos as usize & (self.ring.len() - 1)] as usize;
-        (s < self.nodes.len() && self.nodes[s].qpos == pos as u32).then_some(s)
-    }
-
-    /// Drops stale records and sizes the log to three times the live
-    /// entries (rounded up to a power of two), so compaction (O(log))
-    /// happens at most once per `2 * len` uses: O(1) amortised. When the
-    /// size is unchanged (a full cache in steady state) the live records are
-    /// slid down in place: no allocation, no zeroing.
-    #[cold]
-    fn compact_log(&mut self) {
-        let live = self.nodes.len();
-        let cap = (3 * live).max(64).next_power_of_two();
-        if cap == self.ring.len() {
-            // Record `p` moves to position `w <= p`, whose slot was already
-            // read, so nothing unread is overwritten. Positions in the
-            // window differ by less than the ring size (< 2^32), so the
-            // truncated `qpos` still names exactly one of them.
-            let mask = self.ring.len() - 1;
-            let mut w = self.qtail;
-            for p in self.qtail..self.qhead {
-                let s = self.ring[p as usize & mask];
-                if let Some(n) = self.nodes.get_mut(s as usize) {
-                    if n.qpos == p as u32 {
-                        n.qpos = w as u32;
-                        self.ring[w as usize & mask] = s;
-                        w += 1;
-                    }
-                }
-            }
-            self.qhead = w;
-            return;
-        }
-        let mut ring = Vec::with_capacity(cap);
-        for p in self.qtail..self.qhead {
-            if let Some(s) = self.live_at(p) {
-                ring.push(s as u32);
-            }
-        }
-        for (j, &s) in ring.iter().enumerate() {
-            self.nodes[s as usize].qpos = j as u32;
-        }
-        self.qtail = 0;
-        self.qhead = ring.len() as u64;
-        ring.resize(cap, 0);
-        self.ring = ring;
-    }
-
-    /// Makes slot `i` the most recently used.
-    #[inline]
-    fn touch(&mut self, i: usize) {
-        if self.qhead == 0 || self.nodes[i].qpos != (self.qhead - 1) as u32 {
-            self.log_use(i);
-        }
-    }
-
-    /// The least recently used slot (skipping stale records for good).
-    #[inline]
-    fn lru_slot(&mut self) -> Option<usize> {
-        while self.qtail < self.qhead {
-            if let Some(s) = self.live_at(self.qtail) {
-                return Some(s);
-            }
-            self.qtail += 1;
-        }
-        None
     }
 
     #[inline]
@@ -592,8 +291,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         }
         if i != last {
             // The moved entry keeps its place in the log, under its new slot.
-            let mask = self.ring.len() - 1;
-            self.ring[self.nodes[i].qpos as usize & mask] = i as u32;
+            self.log.relocated(&self.nodes, i);
             let h = self.hasher.hash_one(&self.nodes[i].key);
             if let Some(slot) = self.table.find_mut(h, |&x| x as usize == last) {
                 *slot = i as u32;
@@ -616,21 +314,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             let Some(exp) = self.expiry.as_mut() else {
                 return;
             };
-            let i = match exp.heap.peek() {
-                Some(&Reverse((d, i))) if d <= now => i as usize,
-                _ => return,
+            let Some(i) = exp.next_expired(now, live) else {
+                return;
             };
-            exp.heap.pop();
-            if i >= live {
-                continue;
-            }
-            if exp.deadline(i) <= now {
-                let (k, v) = self.take_slot(i);
-                self.stats.count(RemovalCause::Expired);
-                sink(k, v, RemovalCause::Expired);
-            } else {
-                exp.schedule(i, live);
-            }
+            let (k, v) = self.take_slot(i);
+            self.stats.count(RemovalCause::Expired);
+            sink(k, v, RemovalCause::Expired);
         }
     }
 
@@ -656,7 +345,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             None => 0,
             Some(exp) => {
                 let now = exp.now();
-                if matches!(exp.heap.peek(), Some(&Reverse((d, _))) if d <= now) {
+                if exp.is_due(now) {
                     self.purge(now, sink);
                 }
                 now
@@ -686,11 +375,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
                 sink(k, v, RemovalCause::Expired);
                 return None;
             }
-            if let Some(tti) = exp.tti {
-                exp.idle_at[i] = now.saturating_add(tti);
-            }
+            exp.touch(i, now);
         }
-        self.touch(i);
+        self.log.touch(&mut self.nodes, i);
         self.stats.hits += 1;
         Some(i)
     }
@@ -723,7 +410,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             Some(f) => f(&key, &value),
             None => 1,
         };
-        let ttl = ttl.or_else(|| self.expiry.as_ref().and_then(|e| e.ttl));
+        let ttl = ttl.or_else(|| self.expiry.as_ref().and_then(|e| e.ttl()));
         let existing = self.find(hash, &key);
         if w > self.capacity || ttl == Some(0) {
             let cause = if w > self.capacity {
@@ -754,13 +441,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
                 exp.set(i, ttl_at, now);
                 exp.schedule(i, live);
             }
-            self.touch(i);
+            self.log.touch(&mut self.nodes, i);
             self.stats.count(RemovalCause::Replaced);
             self.evict_to_fit(0, sink);
             return Some((old_k, old_v));
         }
         let reuse = if self.weigher.is_none() && self.nodes.len() as u64 >= self.capacity {
-            self.lru_slot()
+            self.log.oldest(&self.nodes)
         } else {
             None
         };
@@ -773,7 +460,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             let node = &mut self.nodes[i];
             let old_k = mem::replace(&mut node.key, key);
             let old_v = mem::replace(&mut node.value, value);
-            self.touch(i);
+            self.log.touch(&mut self.nodes, i);
             self.stats.count(RemovalCause::Size);
             sink(old_k, old_v, RemovalCause::Size);
             if let Some(exp) = self.expiry.as_mut() {
@@ -795,7 +482,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             if let Some(exp) = self.expiry.as_mut() {
                 exp.push_slot(ttl_at, now);
             }
-            self.log_use(i);
+            self.log.record(&mut self.nodes, i);
             i
         };
         let nodes = &self.nodes;
@@ -819,7 +506,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         while self.total_weight + extra > self.capacity
             || self.nodes.len() as u64 + extra_entry > MAX_ENTRIES
         {
-            let Some(i) = self.lru_slot() else {
+            let Some(i) = self.log.oldest(&self.nodes) else {
                 break;
             };
             let (k, v) = self.take_slot(i);
@@ -866,8 +553,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         F: FnMut(K, V, RemovalCause) + ?Sized,
     {
         self.table.clear();
-        self.qhead = 0;
-        self.qtail = 0;
+        self.log.clear();
         self.total_weight = 0;
         self.weights.clear();
         if let Some(exp) = self.expiry.as_mut() {
@@ -995,7 +681,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     pub fn pop_lru(&mut self) -> Option<(K, V)> {
         self.notify(|c, s| {
             c.advance(s);
-            let i = c.lru_slot()?;
+            let i = c.log.oldest(&c.nodes)?;
             let kv = c.take_slot(i);
             c.stats.count(RemovalCause::Explicit);
             Some(kv)
@@ -1007,7 +693,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     pub fn iter(&self) -> Iter<'_, K, V, S> {
         Iter {
             cache: Some(self),
-            pos: self.qhead,
+            pos: self.log.head(),
             expiry: self.expiry.as_deref().map(|e| (e, e.peek_now())),
         }
     }
@@ -1076,9 +762,9 @@ impl<K, V, S> fmt::Debug for LruCache<K, V, S> {
 impl<K, V, S> fmt::Debug for LruBuilder<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LruBuilder")
-            .field("capacity", &self.capacity)
-            .field("time_to_live", &self.ttl)
-            .field("time_to_idle", &self.tti)
+            .field("capacity", &self.settings.capacity)
+            .field("time_to_live", &self.settings.ttl)
+            .field("time_to_idle", &self.settings.tti)
             .finish_non_exhaustive()
     }
 }
@@ -1097,9 +783,9 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> Iterator for Iter<'a, K, V, S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let c = self.cache?;
-        while self.pos > c.qtail {
+        while self.pos > c.log.tail() {
             self.pos -= 1;
-            let Some(i) = c.live_at(self.pos) else {
+            let Some(i) = c.log.live_at(&c.nodes, self.pos) else {
                 continue;
             };
             match self.expiry {
@@ -1152,94 +838,6 @@ mod tests {
         assert_eq!((s.hits, s.misses, s.evicted_size, s.replaced), (2, 0, 1, 1));
     }
 
-    #[test]
-    fn bad_settings_are_errors() {
-        assert_eq!(
-            LruCache::<u32, u32>::new(0).unwrap_err(),
-            BuildError::Zero {
-                setting: "max_capacity"
-            }
-        );
-        let e = LruCache::<u32, u32>::builder()
-            .max_capacity(1)
-            .time_to_live(Duration::ZERO)
-            .build()
-            .unwrap_err();
-        assert_eq!(
-            e,
-            BuildError::Zero {
-                setting: "time_to_live"
-            }
-        );
-        let e = LruCache::<u32, u32>::builder()
-            .max_capacity(1)
-            .time_to_idle(Duration::ZERO)
-            .build()
-            .unwrap_err();
-        assert_eq!(
-            e,
-            BuildError::Zero {
-                setting: "time_to_idle"
-            }
-        );
-        assert!(matches!(
-            LruCache::<u32, u32>::new(u64::MAX),
-            Err(BuildError::TooLarge { .. })
-        ));
-        let mut c = LruCache::<u32, u32>::new(2).unwrap();
-        assert!(c.set_capacity(0).is_err());
-        assert_eq!(c.capacity(), 2);
-    }
-
-    #[test]
-    fn ttl_tti_and_overrides() {
-        let clock = ManualClock::new();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen2 = seen.clone();
-        let mut c = LruCache::builder()
-            .max_capacity(10)
-            .time_to_live(Duration::from_secs(10))
-            .clock(clock.clone())
-            .eviction_listener(move |k: u32, _v: u32, cause| seen2.lock().unwrap().push((k, cause)))
-            .build()
-            .unwrap();
-        c.insert(1, 1);
-        c.insert_with_ttl(2, 2, Duration::from_secs(1));
-        c.insert_with_ttl(3, 3, Duration::MAX);
-        clock.advance(Duration::from_secs(1));
-        assert_eq!(c.peek(&2), None);
-        assert_eq!(c.get(&2), None);
-        assert_eq!(c.len(), 2);
-        clock.advance(Duration::from_secs(9));
-        assert!(!c.contains_key(&1));
-        c.purge_expired();
-        assert_eq!(keys(&c), [3]);
-        assert_eq!(
-            *seen.lock().unwrap(),
-            [(2, RemovalCause::Expired), (1, RemovalCause::Expired)]
-        );
-        assert_eq!(c.stats().expirations(), 2);
-        // A clock stepping back is "no time passed".
-        clock.set(Duration::ZERO);
-        assert_eq!(c.get(&3), Some(&3));
-        c.insert_with_ttl(4, 4, Duration::ZERO);
-        assert!(!c.contains_key(&4));
-
-        let mut c = LruCache::builder()
-            .max_capacity(10)
-            .time_to_idle(Duration::from_secs(5))
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        c.insert(1u32, 1u32);
-        c.insert(2, 2);
-        for _ in 0..5 {
-            clock.advance(Duration::from_secs(4));
-            assert_eq!(c.get(&1), Some(&1));
-        }
-        assert_eq!(c.len(), 1);
-    }
-
     /// More entries than the preallocated table holds: the slab and
     /// table grow several times, and the LRU order, weights and deadlines
     /// must survive, as must the log's compactions.
@@ -1285,41 +883,6 @@ mod tests {
         let weight: u64 = want.iter().map(|k| u64::from(k % 3) + 1).sum();
         assert_eq!(c.weighted_size(), weight);
         assert_eq!(c.pop_lru().map(|(k, _)| k), want.last().copied());
-    }
-
-    /// Hits only, on a full cache: the log fills with stale records and is
-    /// compacted in place many times; the order must stay exact.
-    #[test]
-    fn log_compaction_keeps_exact_order() {
-        let cap = 50u32;
-        let mut c = LruCache::new(u64::from(cap)).unwrap();
-        let mut model: Vec<u32> = Vec::new(); // most recent first
-        for k in 0..cap {
-            c.insert(k, k);
-            model.insert(0, k);
-        }
-        let mut x = 12345u32;
-        for step in 0..20_000 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            // Skewed: low keys are hot, so many records go stale.
-            let k = (x >> 16) % cap % ((x >> 8) % cap + 1);
-            assert_eq!(c.get(&k), Some(&k));
-            let at = model.iter().position(|&m| m == k).unwrap();
-            model.remove(at);
-            model.insert(0, k);
-            if step % 1000 == 0 {
-                assert_eq!(keys(&c), model);
-            }
-        }
-        assert_eq!(keys(&c), model);
-        // Evictions follow the same order.
-        for k in 1000..1010 {
-            c.insert(k, k);
-            let lru = model.pop().unwrap();
-            assert!(!c.contains_key(&lru));
-            model.insert(0, k);
-        }
-        assert_eq!(keys(&c), model);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sysblocks_lru_ttl_cache::{Cache, LruCache, ManualClock, RemovalCause};
 use proptest::prelude::*;
+use sysblocks_lru_ttl_cache::{Cache, LruCache, ManualClock, RemovalCause};
 
 #[derive(Debug, Clone)]
 enum Op {
