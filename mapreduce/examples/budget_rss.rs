@@ -1,4 +1,4 @@
-//! Peak memory under a budget: `cargo run --release -p mapreduce --example budget_rss -- ...`
+//! Peak memory under a budget: `cargo run --release -p sysblocks-mapreduce --example budget_rss -- ...`
 //!
 //! - `gen FILE MB`: writes MB MiB of seeded Zipf text (vocabulary 1,000,000,
 //!   exponent 1.0, ten words a line) to FILE, streaming.

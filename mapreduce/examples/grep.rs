@@ -1,4 +1,4 @@
-//! Distributed grep: `cargo run --release -p mapreduce --example grep -- PATTERN PATH...`
+//! Distributed grep: `cargo run --release -p sysblocks-mapreduce --example grep -- PATTERN PATH...`
 //!
 //! Prints `file:offset:line` for every line that contains PATTERN (bytes,
 //! case-sensitive), in file order then offset order.

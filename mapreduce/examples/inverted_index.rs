@@ -1,4 +1,4 @@
-//! Inverted index: `cargo run --release -p mapreduce --example inverted_index -- PATH...`
+//! Inverted index: `cargo run --release -p sysblocks-mapreduce --example inverted_index -- PATH...`
 //!
 //! Prints `word<TAB>file,file,...` for every word (a maximal run of ASCII
 //! letters, lowercased) of the files under the given paths, sorted by word;

@@ -1,4 +1,4 @@
-//! Sort: `cargo run --release -p mapreduce --example sort -- OUTDIR PATH...`
+//! Sort: `cargo run --release -p sysblocks-mapreduce --example sort -- OUTDIR PATH...`
 //!
 //! Sorts the lines of the input (bytewise, duplicates kept) into
 //! `OUTDIR/part-00000`, `part-00001`, ...: a range partitioner built from a

@@ -1,4 +1,4 @@
-//! Word count: `cargo run --release -p mapreduce --example word_count -- FILE...`
+//! Word count: `cargo run --release -p sysblocks-mapreduce --example word_count -- FILE...`
 //!
 //! Prints `word<TAB>count` lines to stdout, sorted by descending count, then
 //! ascending word. A word is a maximal run of ASCII letters, lowercased;

@@ -45,6 +45,9 @@ pub(crate) struct Entry<K, V> {
     pub(crate) first: V,
 }
 
+// An entry of a combining job stays small: a word count's is 48 bytes.
+const _: () = assert!(size_of::<Entry<crate::Word, u64>>() == 48);
+
 impl<K, V> Entry<K, V> {
     /// All values, in emission order; `more` is the side store of the
     /// buffer or run that holds the entry.

@@ -29,6 +29,9 @@ enum Repr {
 #[derive(Clone)]
 pub struct Word(Repr);
 
+// Up to 22 bytes inline, 24 bytes in all.
+const _: () = assert!(std::mem::size_of::<Word>() == 24);
+
 impl Word {
     /// A word holding a copy of `bytes`.
     #[must_use]
@@ -211,7 +214,6 @@ mod tests {
 
     #[test]
     fn inline_and_heap_agree_with_bytes() {
-        assert_eq!(std::mem::size_of::<Word>(), 24);
         let h = ahash::RandomState::with_seeds(1, 2, 3, 4);
         for n in [0usize, 1, 21, 22, 23, 64] {
             let bytes: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
