@@ -1,8 +1,7 @@
 //! The [`Balancer`]: membership, the lock-free snapshot `pick` reads, health
-//! transitions, and the [`Pick`] token.
+//! transitions, and the outcomes a [`Pick`] reports.
 
 use std::fmt;
-use std::ops::Deref;
 use std::time::Duration;
 
 use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
@@ -10,6 +9,7 @@ use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
 use crate::backend::{in_flight_of, Backend, BackendId, BackendState, Slot};
 use crate::error::BuildError;
 use crate::health::{HealthCheck, OutlierDetection};
+use crate::pick::{Outcomes, Pick};
 use crate::strategy::{estimate_settings, Candidates, Context, Strategy};
 use crate::sync::{spin_loop, Arc, ArcCell, AtomicU64, Mutex, Ordering, PerThread, Shared, StdArc};
 
@@ -641,19 +641,10 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
             return Ok(None);
         };
         match slot.backend.upgrade() {
-            Some(backend) => Ok(Some(Pick {
-                backend,
-                hooks: self,
-            })),
+            Some(backend) => Ok(Some(Pick::new(backend, self))),
             None => Err(Retry::Stale),
         }
     }
-}
-
-/// What a [`Pick`] reports to its balancer, without naming the strategy.
-trait Outcomes: Sync {
-    fn on_success(&self, state: &BackendState, nanos: f64);
-    fn on_failure(&self, state: &BackendState);
 }
 
 impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
@@ -677,85 +668,5 @@ impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
         if streak >= od.consecutive_failures && !s.is_ejected() {
             self.eject(od, s.id());
         }
-    }
-}
-
-/// One request's claim on a backend: derefs to the backend's value, counts
-/// as in flight until dropped, and reports the outcome.
-///
-/// Dropping it without [`Pick::success`] or [`Pick::failure`] ends the
-/// request without an outcome (a cancelled request, say): the in-flight
-/// count drops, nothing else changes.
-#[must_use = "a pick counts as in flight until dropped; report its outcome"]
-pub struct Pick<'a, T> {
-    backend: Shared<Backend<T>>,
-    hooks: &'a (dyn Outcomes + 'a),
-}
-
-impl<T> Pick<'_, T> {
-    #[inline]
-    fn backend(&self) -> &Backend<T> {
-        &self.backend
-    }
-
-    /// Requests in flight on the chosen backend, this one included.
-    #[must_use]
-    pub fn in_flight(&self) -> u64 {
-        in_flight_of(&self.backend)
-    }
-
-    /// The chosen backend's identity.
-    #[must_use]
-    pub fn id(&self) -> BackendId {
-        self.backend().state().id()
-    }
-
-    /// The chosen backend's state.
-    #[must_use]
-    pub fn state(&self) -> &BackendState {
-        self.backend().state()
-    }
-
-    /// The chosen backend's value (also reachable through `Deref`).
-    #[must_use]
-    pub fn value(&self) -> &T {
-        self.backend().value()
-    }
-
-    /// The request succeeded after `latency`: the latency feeds the peak
-    /// EWMA estimate (a zero latency is ignored) and the failure streak
-    /// resets.
-    pub fn success(self, latency: Duration) {
-        self.hooks
-            .on_success(self.state(), saturating_nanos(latency) as f64);
-    }
-
-    /// As [`Pick::success`] with the latency in seconds; a latency that is
-    /// zero, negative or not finite is ignored (the success still counts).
-    pub fn success_secs(self, latency_secs: f64) {
-        self.hooks.on_success(self.state(), latency_secs * 1e9);
-    }
-
-    /// The request failed: counts towards outlier ejection.
-    pub fn failure(self) {
-        self.hooks.on_failure(self.state());
-    }
-}
-
-impl<T> Deref for Pick<'_, T> {
-    type Target = T;
-
-    #[inline]
-    fn deref(&self) -> &T {
-        self.backend().value()
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for Pick<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pick")
-            .field("id", &self.id())
-            .field("value", self.value())
-            .finish()
     }
 }

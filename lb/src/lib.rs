@@ -7,16 +7,18 @@ mod balancer;
 mod checker;
 mod error;
 mod health;
+mod pick;
 mod rng;
 mod strategy;
 mod sync;
 
 pub use backend::{Backend, BackendId, BackendState};
-pub use balancer::{BackendStats, Balancer, BalancerBuilder, Pick};
+pub use balancer::{BackendStats, Balancer, BalancerBuilder};
 #[cfg(not(sysblocks_loom))]
 pub use checker::HealthChecker;
 pub use error::BuildError;
 pub use health::{HealthCheck, OutlierDetection};
+pub use pick::Pick;
 pub use strategy::{
     Candidates, ConsistentHashing, Context, CumulativeWeights, HashAlgorithm, HashState,
     LeastConnections, PeakEwma, PowerOfTwoChoices, Random, Rotation, RoundRobin,
