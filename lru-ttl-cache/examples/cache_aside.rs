@@ -2,7 +2,7 @@
 //! keys drawn Zipf-like from a large key space; a miss costs a "query"
 //! (a sleep). Prints the hit ratio, database load and latency percentiles.
 //!
-//! Run: `cargo run --release -p lru-ttl-cache --example cache_aside`
+//! Run: `cargo run --release -p sysblocks-lru-ttl-cache --example cache_aside`
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
