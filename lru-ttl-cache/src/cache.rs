@@ -284,7 +284,7 @@ impl<'a, K, V> Pending<'a, K, V> {
     }
 
     #[inline]
-    fn sink(&mut self) -> impl FnMut(K, V, RemovalCause) + use<'_, K, V> {
+    fn sink(&mut self) -> impl FnMut(K, V, RemovalCause) + '_ {
         let on = self.listener.is_some();
         let evicted = &mut self.evicted;
         move |k, v, c| {
