@@ -50,6 +50,9 @@ fn cas_from(
 #[repr(align(128))]
 pub(crate) struct StateWord(pub(crate) AtomicU64);
 
+// The padded word fills its 128 bytes and no more.
+const _: () = assert!(std::mem::size_of::<StateWord>() == 128);
+
 impl StateWord {
     pub(crate) fn new(word: u64) -> Self {
         Self(AtomicU64::new(word))
@@ -127,7 +130,7 @@ macro_rules! atomic_limiter {
                 match $crate::RateLimiter::check_n(self, 1) {
                     Ok(d) => d,
                     Err($crate::CheckError::CostExceedsLimit { limit, .. }) => {
-                        $crate::Decision::refused(limit)
+                        $crate::Decision::deny_cost_over_limit(limit)
                     }
                 }
             }
@@ -222,7 +225,9 @@ mod loom_tests {
             let word = Arc::new(AtomicU64::new(0));
             let (w2, h2) = (Arc::clone(&word), Arc::new(AtomicBool::new(true)));
             let add = |w: &AtomicU64, hint: &AtomicBool, n: u64| {
-                cas_loop_hinted(w, hint, 1, |cur| (Decision::refused(0), cur + n))
+                cas_loop_hinted(w, hint, 1, |cur| {
+                    (Decision::deny_cost_over_limit(0), cur + n)
+                })
             };
             let t = thread::spawn(move || {
                 add(&w2, &h2, 2);

@@ -24,6 +24,7 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// An admission.
     #[inline]
     pub(crate) fn allow(limit: u32, remaining: u32, reset_after_ns: u64) -> Self {
         Self {
@@ -38,8 +39,10 @@ impl Decision {
         }
     }
 
+    /// A denial that waiting cures: the same request is admitted after
+    /// `retry_after_ns` if nothing else arrives (`Retry-After`).
     #[inline]
-    pub(crate) fn deny(
+    pub(crate) fn deny_with_retry(
         limit: u32,
         remaining: u32,
         retry_after_ns: u64,
@@ -57,9 +60,10 @@ impl Decision {
         }
     }
 
-    /// The denial of a cost above `limit` (no wait helps, so no
-    /// `retry_after`), for the infallible `check` forms.
-    pub(crate) fn refused(limit: u32) -> Self {
+    /// The denial of a cost above `limit`, which no wait cures (so no
+    /// `retry_after`): what the infallible `check` forms return where
+    /// `check_n` returns [`CheckError::CostExceedsLimit`](crate::CheckError).
+    pub(crate) fn deny_cost_over_limit(limit: u32) -> Self {
         Self {
             allowed: false,
             has_retry: false,

@@ -77,6 +77,15 @@ type LockedShard<K, C> = Padded<RwLock<Shard<K, C>>>;
 #[repr(align(128))]
 struct Padded<T>(T);
 
+// A table entry of a `u64` key and a one-word state (GCRA, token and leaky
+// bucket) is 16 bytes, and an empty shard behind its lock 256: the lock's
+// line pair, then the shard's. (loom's atomics and locks are bigger.)
+#[cfg(not(sysblocks_loom))]
+const _: () = {
+    assert!(std::mem::size_of::<(u64, AtomicU64)>() == 16);
+    assert!(std::mem::size_of::<LockedShard<u64, AtomicU64>>() == 256);
+};
+
 /// A rate limiter per key (client IP, API token, ...) for any [`Algorithm`],
 /// in a sharded map whose memory stays bounded without the caller doing
 /// anything:
@@ -269,7 +278,9 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     pub fn check_key(&self, key: &K) -> Decision {
         match self.check_key_n(key, 1) {
             Ok(d) => d,
-            Err(CheckError::CostExceedsLimit { limit, .. }) => Decision::refused(limit),
+            Err(CheckError::CostExceedsLimit { limit, .. }) => {
+                Decision::deny_cost_over_limit(limit)
+            }
         }
     }
 

@@ -218,7 +218,7 @@ impl LeakyBucket {
             } else {
                 (word - 1).saturating_sub(now)
             };
-            let d = Decision::deny(
+            let d = Decision::deny_with_retry(
                 limit,
                 clamp_u32(self.max_excess.saturating_sub(current) / self.t),
                 over,

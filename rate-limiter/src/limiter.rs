@@ -26,7 +26,9 @@ pub trait RateLimiter: Send + Sync {
         match self.check_n(1) {
             Ok(d) => d,
             // Only a hand-written limiter with a limit of 0 gets here.
-            Err(CheckError::CostExceedsLimit { limit, .. }) => Decision::refused(limit),
+            Err(CheckError::CostExceedsLimit { limit, .. }) => {
+                Decision::deny_cost_over_limit(limit)
+            }
         }
     }
 

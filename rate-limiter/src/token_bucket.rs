@@ -227,7 +227,7 @@ impl TokenBucket {
             (d, if cost == 0 { word } else { taken + cost64 })
         } else {
             let retry = self.time_to(tick, now, cost64 - available);
-            let d = Decision::deny(
+            let d = Decision::deny_with_retry(
                 self.capacity,
                 clamp_u32(available),
                 retry,

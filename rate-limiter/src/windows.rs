@@ -125,7 +125,7 @@ impl FixedWindow {
                 if s.count == 0 { 0 } else { end },
             ))
         } else {
-            Ok(Decision::deny(
+            Ok(Decision::deny_with_retry(
                 self.limit,
                 self.limit - s.count,
                 end.max(1),
@@ -233,7 +233,7 @@ impl SlidingWindowLog {
                 }
             }
             let retry = at.saturating_sub(now).max(1);
-            Ok(Decision::deny(
+            Ok(Decision::deny_with_retry(
                 self.limit,
                 clamp_u32(limit - s.total),
                 retry,
@@ -387,7 +387,7 @@ impl SlidingWindowCounter {
                 }
             };
             let retry = at.saturating_sub(now).max(1);
-            Ok(Decision::deny(
+            Ok(Decision::deny_with_retry(
                 self.limit,
                 clamp_u32(remaining as u64),
                 retry,
