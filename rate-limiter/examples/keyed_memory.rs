@@ -4,7 +4,7 @@
 //! held and the process's peak resident set size after each.
 //!
 //! Run (release; the default is 10,000,000 keys and a cap of 1,000,000):
-//! `cargo run --release -p rate-limiter --example keyed_memory -- [keys] [max_keys] [governor|ours]`
+//! `cargo run --release -p sysblocks-rate-limiter --example keyed_memory -- [keys] [max_keys] [governor|ours]`
 
 use std::num::NonZeroU32;
 
