@@ -37,7 +37,9 @@ impl Report {
              section. *ratio* is ours against the best peer (above 1: ours is faster, \
              leaner or higher, as the unit says); *spread* is the lowest and highest \
              per-repetition ratio within this run (ours and the peer run \
-             interleaved); a whole rerun can move further, see the note under the table.\n",
+             interleaved). A whole rerun can move further than the spread, most of \
+             all for the cases with two threads on two cores, which measure the \
+             scheduler as much as the code.\n",
             self.machine, self.date, self.mode
         );
         self.table(&mut out, None);
