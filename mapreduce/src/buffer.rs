@@ -15,8 +15,9 @@ use crate::partition::Partitioner;
 /// buffer and the merge call it.
 pub(crate) type CombineFn<'a, K, V> = dyn Fn(&K, &mut V, V) -> Option<V> + 'a;
 
-/// The seeds of the key hash. Fixed, so that a key lands in the same
-/// partition in every run of one build.
+/// The seeds of the stable key hash. Fixed, so that a key lands in the same
+/// partition, and part files list keys in the same order, in every run of
+/// one build.
 const SEEDS: [u64; 4] = [
     0x243f_6a88_85a3_08d3,
     0x1319_8a2e_0370_7344,
@@ -24,8 +25,40 @@ const SEEDS: [u64; 4] = [
     0x082e_fa98_ec4e_6c89,
 ];
 
-/// The hasher every task uses for keys.
-pub(crate) fn key_hasher() -> ahash::RandomState {
+/// The two hashes of a key in one job.
+///
+/// - `stable`, with the public fixed [`SEEDS`]: what the [`Partitioner`]
+///   is given, and the order of spill runs and part files (by (hash, key)).
+///   It decides where a key goes, never how long a lookup takes, so input
+///   crafted against the public seeds can at worst crowd its keys into one
+///   partition or sort them by key: no quadratic work.
+/// - `table`, seeded at random for every run: the hash of the tables that
+///   group keys (a map task's buffer, a partition's in-memory grouping),
+///   so input cannot be crafted to make their probes long (hash flooding).
+///
+/// Two runs of one job thus give identical output, including the part
+/// files and the order of their lines; only the tables' layout differs. A
+/// key's table hash is not stored: tables recompute it when they grow.
+#[derive(Clone)]
+pub(crate) struct KeyHashers {
+    pub(crate) stable: ahash::RandomState,
+    pub(crate) table: ahash::RandomState,
+}
+
+impl KeyHashers {
+    /// The stable hasher and a table hasher with fresh random seeds.
+    pub(crate) fn for_run() -> Self {
+        Self {
+            stable: stable_hasher(),
+            // Seeded from the OS (ahash's `runtime-rng`), differently for
+            // each instance.
+            table: ahash::RandomState::new(),
+        }
+    }
+}
+
+/// The hasher of the stable key hash.
+pub(crate) fn stable_hasher() -> ahash::RandomState {
     ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3])
 }
 
@@ -38,6 +71,7 @@ const NO_MORE: u32 = u32::MAX;
 /// for a [`Word`](crate::Word) and a `u64`).
 #[derive(Debug)]
 pub(crate) struct Entry<K, V> {
+    /// The key's stable hash ([`KeyHashers::stable`]).
     pub(crate) hash: u64,
     pub(crate) part: u32,
     more: u32,
@@ -113,7 +147,7 @@ pub(crate) struct MapBuffer<K, V> {
     table: HashTable<Entry<K, V>>,
     /// Values the combiner kept separate, one list per entry that has some.
     more: Vec<Vec<V>>,
-    hasher: ahash::RandomState,
+    hashers: KeyHashers,
     partitions: usize,
     /// Estimated bytes held.
     pub(crate) bytes: usize,
@@ -122,11 +156,11 @@ pub(crate) struct MapBuffer<K, V> {
 }
 
 impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
-    pub(crate) fn new(partitions: usize, capacity: usize) -> Self {
+    pub(crate) fn new(partitions: usize, capacity: usize, hashers: &KeyHashers) -> Self {
         Self {
             table: HashTable::with_capacity(capacity),
             more: Vec::new(),
-            hasher: key_hasher(),
+            hashers: hashers.clone(),
             partitions,
             bytes: 0,
             error: None,
@@ -144,7 +178,7 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
         K: Borrow<Q> + for<'q> From<&'q Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hashers.table.hash_one(key);
         if let Some(e) = self.table.find_mut(hash, |e| e.key.borrow() == key) {
             self.bytes += absorb(e, &mut self.more, value, combine);
             return;
@@ -160,7 +194,7 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
         combine: &CombineFn<'_, K, V>,
         partitioner: &dyn Partitioner<K>,
     ) {
-        let hash = self.hasher.hash_one(&key);
+        let hash = self.hashers.table.hash_one(&key);
         if let Some(e) = self.table.find_mut(hash, |e| e.key == key) {
             self.bytes += absorb(e, &mut self.more, value, combine);
             return;
@@ -168,7 +202,10 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
         self.insert_new(hash, key, value, partitioner);
     }
 
-    fn insert_new(&mut self, hash: u64, key: K, value: V, partitioner: &dyn Partitioner<K>) {
+    /// Inserts a key the table does not hold; `table_hash` is its hash by
+    /// the table hasher.
+    fn insert_new(&mut self, table_hash: u64, key: K, value: V, partitioner: &dyn Partitioner<K>) {
+        let hash = self.hashers.stable.hash_one(&key);
         let part = partitioner.partition(&key, hash, self.partitions);
         if part >= self.partitions {
             if self.error.is_none() {
@@ -180,10 +217,11 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
             return;
         }
         self.bytes += entry_cost::<K, V>() + key.heap_bytes() + value.heap_bytes();
-        // `part < partitions <= u32::MAX`, checked by the builder.
+        // `part < partitions <= Runner::MAX_PARTITIONS`, checked by the builder.
         let part = part as u32;
+        let table_hasher = &self.hashers.table;
         self.table.insert_unique(
-            hash,
+            table_hash,
             Entry {
                 hash,
                 part,
@@ -191,7 +229,7 @@ impl<K: Hash + Eq + Codec, V: Codec> MapBuffer<K, V> {
                 key,
                 first: value,
             },
-            |e| e.hash,
+            |e| table_hasher.hash_one(&e.key),
         );
     }
 
@@ -214,17 +252,12 @@ impl<K: Ord, V> MapBuffer<K, V> {
     /// order within a partition, releasing the table's memory.
     pub(crate) fn take_grouped(&mut self) -> MemRun<K, V> {
         let bytes = std::mem::take(&mut self.bytes);
-        let table = std::mem::take(&mut self.table);
         let more = std::mem::take(&mut self.more);
-        let guess = table.len() / self.partitions + table.len() / (8 * self.partitions) + 16;
-        let mut parts: Vec<Vec<Entry<K, V>>> = (0..self.partitions)
-            .map(|_| Vec::with_capacity(guess))
-            .collect();
-        for e in table {
-            parts[e.part as usize].push(e);
-        }
+        let mut entries: Vec<Entry<K, V>> = std::mem::take(&mut self.table).into_iter().collect();
+        let index = group_by_partition(&mut entries, self.partitions);
         MemRun {
-            parts,
+            entries,
+            index,
             more,
             bytes,
             sorted: false,
@@ -241,11 +274,61 @@ impl<K: Ord, V> MapBuffer<K, V> {
     }
 }
 
+/// Reorders `entries` so that each partition's entries are contiguous, in
+/// ascending partition order; returns the non-empty partitions with the end
+/// of their entries. Memory is proportional to the entries, not to R: a
+/// counting sort when R is at most the number of entries, else a sort.
+fn group_by_partition<K, V>(entries: &mut [Entry<K, V>], partitions: usize) -> Vec<(u32, usize)> {
+    if partitions > entries.len() {
+        entries.sort_unstable_by_key(|e| e.part);
+    } else if partitions > 1 {
+        // `next[p]`: where partition p's next entry goes.
+        let mut next = vec![0usize; partitions];
+        for e in entries.iter() {
+            next[e.part as usize] += 1;
+        }
+        let mut start = 0;
+        for n in &mut next {
+            start += std::mem::replace(n, start);
+        }
+        let mut dest: Vec<usize> = entries
+            .iter()
+            .map(|e| {
+                let d = next[e.part as usize];
+                next[e.part as usize] += 1;
+                d
+            })
+            .collect();
+        // Apply the permutation in place: each swap puts one entry where it
+        // belongs.
+        for i in 0..entries.len() {
+            while dest[i] != i {
+                let d = dest[i];
+                entries.swap(i, d);
+                dest.swap(i, d);
+            }
+        }
+    }
+    let mut index: Vec<(u32, usize)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        match index.last_mut() {
+            Some((p, end)) if *p == e.part => *end = i + 1,
+            _ => index.push((e.part, i + 1)),
+        }
+    }
+    index
+}
+
 /// A task's output kept in memory: its entries grouped by partition, and
-/// sorted within each partition once [`MemRun::sort`] ran.
+/// sorted within each partition once [`MemRun::sort`] ran. Only partitions
+/// with entries take room.
 #[derive(Debug)]
 pub(crate) struct MemRun<K, V> {
-    parts: Vec<Vec<Entry<K, V>>>,
+    /// Grouped by partition, in ascending partition order.
+    entries: Vec<Entry<K, V>>,
+    /// Each non-empty partition, ascending, with the end of its entries
+    /// (the start is the previous one's end).
+    index: Vec<(u32, usize)>,
     /// The side store of the entries' extra values.
     pub(crate) more: Vec<Vec<V>>,
     pub(crate) bytes: usize,
@@ -258,12 +341,15 @@ impl<K: Ord, V> MemRun<K, V> {
         if self.sorted {
             return;
         }
-        for part in &mut self.parts {
+        let mut start = 0;
+        for &(_, end) in &self.index {
+            let part = &mut self.entries[start..end];
             if by_hash {
                 part.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.key.cmp(&b.key)));
             } else {
                 part.sort_unstable_by(|a, b| a.key.cmp(&b.key));
             }
+            start = end;
         }
         self.sorted = true;
     }
@@ -272,10 +358,81 @@ impl<K: Ord, V> MemRun<K, V> {
 impl<K, V> MemRun<K, V> {
     /// The entries of partition `p` (sorted once [`MemRun::sort`] ran).
     pub(crate) fn partition(&self, p: usize) -> &[Entry<K, V>] {
-        &self.parts[p]
+        match self.index.binary_search_by(|&(q, _)| (q as usize).cmp(&p)) {
+            Ok(i) => {
+                let start = if i == 0 { 0 } else { self.index[i - 1].1 };
+                &self.entries[start..self.index[i].1]
+            }
+            Err(_) => &[],
+        }
     }
 
-    pub(crate) fn partitions(&self) -> usize {
-        self.parts.len()
+    /// The non-empty partitions in ascending order, with their entries.
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = (usize, &[Entry<K, V>])> {
+        let starts = std::iter::once(0).chain(self.index.iter().map(|&(_, end)| end));
+        self.index
+            .iter()
+            .zip(starts)
+            .map(|(&(p, end), start)| (p as usize, &self.entries[start..end]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(part: u32, key: u32) -> Entry<u32, ()> {
+        Entry {
+            hash: 0,
+            part,
+            more: NO_MORE,
+            key,
+            first: (),
+        }
+    }
+
+    /// Both grouping strategies (counting sort when R <= entries, a sort
+    /// otherwise) give each partition its entries, and index only the
+    /// non-empty partitions.
+    #[test]
+    fn groups_by_partition_in_room_proportional_to_entries() {
+        let parts = [3u32, 0, 3, 1, 0, 3, 5, 1];
+        for r in [6usize, 8, 1 << 16] {
+            let mut entries: Vec<_> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| entry(p, i as u32))
+                .collect();
+            let index = group_by_partition(&mut entries, r);
+            let run = MemRun {
+                entries,
+                index,
+                more: Vec::new(),
+                bytes: 0,
+                sorted: false,
+            };
+            let got: Vec<(usize, Vec<u32>)> = run
+                .partitions()
+                .map(|(p, es)| {
+                    let mut keys: Vec<u32> = es.iter().map(|e| e.key).collect();
+                    keys.sort_unstable();
+                    (p, keys)
+                })
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (0, vec![1, 4]),
+                    (1, vec![3, 7]),
+                    (3, vec![0, 2, 5]),
+                    (5, vec![6])
+                ],
+                "R = {r}"
+            );
+            assert_eq!(run.index.len(), 4);
+            assert!(run.partition(2).is_empty());
+            assert!(run.partition(r - 1).is_empty() || r == 6);
+            assert_eq!(run.partition(5).len(), 1);
+        }
     }
 }

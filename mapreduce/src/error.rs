@@ -122,6 +122,12 @@ pub enum JobError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// Not one worker thread of a phase could be started. (When only some
+    /// could, the job runs on those.)
+    Spawn {
+        /// What the operating system said.
+        source: io::Error,
+    },
     /// A map task failed on every attempt.
     MapFailed {
         /// The split, as `path:start-end` (bytes) or `records a..b`.
@@ -161,6 +167,7 @@ impl fmt::Display for JobError {
                 write!(f, "cannot read input {}: {source}", path.display())
             }
             Self::Spill { source } => write!(f, "cannot create the spill directory: {source}"),
+            Self::Spawn { source } => write!(f, "cannot start a worker thread: {source}"),
             Self::MapFailed {
                 split,
                 attempts,
@@ -190,9 +197,10 @@ impl fmt::Display for JobError {
 impl StdError for JobError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            Self::Input { source, .. } | Self::Spill { source } | Self::Output { source, .. } => {
-                Some(source)
-            }
+            Self::Input { source, .. }
+            | Self::Spill { source }
+            | Self::Spawn { source }
+            | Self::Output { source, .. } => Some(source),
             Self::MapFailed { source, .. } | Self::ReduceFailed { source, .. } => Some(source),
             Self::OutputExists { .. } => None,
         }

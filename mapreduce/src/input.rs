@@ -129,7 +129,9 @@ impl TextFeed {
             total = total.saturating_add(len);
             lens.push(len);
         }
-        let per_thread = total.div_ceil(2 * threads as u64).max(1 << 20);
+        let per_thread = total
+            .div_ceil((threads as u64).saturating_mul(2).max(1))
+            .max(1 << 20);
         let split_size = split_size.min(per_thread);
         let mut splits = Vec::new();
         for (i, (path, &len)) in files.iter().zip(&lens).enumerate() {
@@ -319,7 +321,12 @@ where
         }
         let mut g = self.inner.lock();
         let (iter, next, first) = &mut *g;
-        let chunk: Vec<I::Item> = iter.by_ref().take(self.per_split).collect();
+        // Pushed one by one: `collect` would reserve what the iterator's
+        // size hint claims, up to `per_split`, before any record arrives.
+        let mut chunk = Vec::new();
+        for r in iter.by_ref().take(self.per_split) {
+            chunk.push(r);
+        }
         if chunk.is_empty() {
             return None;
         }

@@ -5,6 +5,9 @@ mod board;
 mod buffer;
 mod codec;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod input;
 mod job;
 mod merge;

@@ -223,6 +223,7 @@ pub(crate) fn merge_sorted<K: Ord, O>(parts: Vec<Vec<(K, O)>>) -> Vec<(K, O)> {
 /// One key of a partition grouped in memory: its values are `values` then
 /// `last` (the accumulator later values are offered to).
 pub(crate) struct Group<K, V> {
+    /// The key's stable hash (the order of part files).
     pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) values: Vec<V>,
@@ -232,23 +233,26 @@ pub(crate) struct Group<K, V> {
 /// Groups partition `p` of in-memory runs given in split order: equal keys
 /// come out once, with the values of earlier runs first, later runs'
 /// values offered to `combine` as in [`Merger::next_group`]. The groups are
-/// in no particular order. Stops with [`TaskError::Cancelled`] when
-/// `cancelled` says so (checked once per run).
-pub(crate) fn group_in_memory<K: Eq + Clone, V: Clone>(
+/// in no particular order. The table is keyed by `table`, the run's seeded
+/// hasher (see [`KeyHashers`](crate::buffer::KeyHashers)). Stops with
+/// [`TaskError::Cancelled`] when `cancelled` says so (checked once per run).
+pub(crate) fn group_in_memory<K: Hash + Eq + Clone, V: Clone>(
     runs: &[&MemRun<K, V>],
     p: usize,
+    table: &ahash::RandomState,
     combine: &CombineFn<'_, K, V>,
     cancelled: impl Fn() -> bool,
 ) -> Result<Vec<Group<K, V>>, TaskError> {
     let largest = runs.iter().map(|r| r.partition(p).len()).max().unwrap_or(0);
-    let mut table: HashTable<Group<K, V>> = HashTable::with_capacity(largest + largest / 4);
+    let mut groups: HashTable<Group<K, V>> = HashTable::with_capacity(largest + largest / 4);
     for run in runs {
         if cancelled() {
             return Err(TaskError::Cancelled);
         }
         for e in run.partition(p) {
             let mut vals = e.values(&run.more).cloned();
-            if let Some(g) = table.find_mut(e.hash, |g| g.key == e.key) {
+            let h = table.hash_one(&e.key);
+            if let Some(g) = groups.find_mut(h, |g| g.key == e.key) {
                 for v in vals {
                     if let Some(v) = combine(&g.key, &mut g.last, v) {
                         g.values.push(std::mem::replace(&mut g.last, v));
@@ -260,20 +264,20 @@ pub(crate) fn group_in_memory<K: Eq + Clone, V: Clone>(
                 for v in vals {
                     values.push(std::mem::replace(&mut last, v));
                 }
-                table.insert_unique(
-                    e.hash,
+                groups.insert_unique(
+                    h,
                     Group {
                         hash: e.hash,
                         key: e.key.clone(),
                         values,
                         last,
                     },
-                    |g| g.hash,
+                    |g| table.hash_one(&g.key),
                 );
             }
         }
     }
-    Ok(table.into_iter().collect())
+    Ok(groups.into_iter().collect())
 }
 
 #[cfg(test)]

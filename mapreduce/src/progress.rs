@@ -64,7 +64,9 @@ impl Progress {
             return None;
         }
         let left = total.saturating_sub(self.bytes_mapped) as f64;
-        Some(Duration::from_secs_f64(left / rate))
+        // A rate from a clock that jumped far ahead can make this exceed
+        // what a `Duration` holds.
+        Some(Duration::try_from_secs_f64(left / rate).unwrap_or(Duration::MAX))
     }
 
     /// One line for a terminal: phase, bar, bytes, rate, ETA, partitions.
@@ -158,5 +160,17 @@ mod tests {
         r.elapsed = Duration::ZERO;
         assert_eq!(r.rate(), 0.0);
         assert_eq!(r.eta(), None);
+    }
+
+    /// A clock that jumped to its end gives a tiny rate; the ETA saturates
+    /// instead of overflowing `Duration`.
+    #[test]
+    fn eta_saturates() {
+        let mut p = snapshot();
+        p.bytes_mapped = 1;
+        p.bytes_total = Some(u64::MAX);
+        p.elapsed = Duration::MAX;
+        assert_eq!(p.eta(), Some(Duration::MAX));
+        assert!(p.render().contains("ETA"));
     }
 }

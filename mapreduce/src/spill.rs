@@ -1,8 +1,17 @@
 //! Sorted runs on disk: the spill directory (removed when dropped), the run
 //! writer, and the reader of one partition's segment of a run.
+//!
+//! A run file is private to the user who runs the job: the directory is
+//! created 0700 and each run 0600 (unix), whatever the umask, since runs
+//! hold the job's intermediate data.
+//!
+//! The reader trusts nothing in the file. What it checks a frame against
+//! comes from the writer's record in memory (each segment's length and value
+//! count), so a damaged or truncated file gives a typed error, never a
+//! panic, a lost entry, or an allocation the segment cannot justify.
 
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Take, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +34,12 @@ impl SpillDir {
     pub(crate) fn new(parent: Option<&Path>, quota: u64) -> Result<Self, JobError> {
         let mut b = tempfile::Builder::new();
         b.prefix("mapreduce-spill-");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // `mkdir` with mode 0700: the umask can only take bits away.
+            b.permissions(std::fs::Permissions::from_mode(0o700));
+        }
         let dir = match parent {
             Some(p) => b.tempdir_in(p),
             None => b.tempdir(),
@@ -44,14 +59,22 @@ impl SpillDir {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Starts a run with `partitions` segments.
+    /// Starts a run whose entries belong to partitions below `partitions`.
     pub(crate) fn writer<K: Codec, V: Codec>(
         &self,
         partitions: usize,
     ) -> io::Result<RunWriter<'_, K, V>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.path().join(format!("run-{id:08}"));
-        let handle = File::create(&path)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Created 0600; the umask can only take bits away.
+            options.mode(0o600);
+        }
+        let handle = options.open(&path)?;
         let file = SpillFile {
             path,
             bytes: 0,
@@ -61,9 +84,8 @@ impl SpillDir {
             out: BufWriter::with_capacity(256 * 1024, handle),
             file: Some(file),
             partitions,
-            segments: vec![(0, 0); partitions],
+            segments: Vec::new(),
             pos: 0,
-            current: None,
             scratch: Vec::new(),
             _types: PhantomData,
         })
@@ -100,23 +122,64 @@ impl Drop for SpillFile<'_> {
     }
 }
 
-/// Writes one run: the entries of partition 0 sorted by key, then those of
-/// partition 1, and so on. Each entry is a frame: a little-endian `u32`
-/// length, then the key, a varint value count and the values.
+/// One partition's part of a run, as the writer recorded it (in memory:
+/// the reader checks the file against it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Segment {
+    partition: usize,
+    offset: u64,
+    len: u64,
+    /// Values in all of the segment's frames.
+    values: u64,
+}
+
+/// Appends the frame of one entry to `out`: a little-endian `u32` length,
+/// then the key, a varint value count and the values.
+///
+/// # Errors
+///
+/// When the key and values exceed 4 GiB encoded.
+pub(crate) fn encode_frame<'v, K: Codec, V: Codec + 'v>(
+    out: &mut Vec<u8>,
+    key: &K,
+    count: usize,
+    values: impl Iterator<Item = &'v V>,
+) -> io::Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    key.encode(out);
+    put_varint(out, count as u64);
+    for v in values {
+        v.encode(out);
+    }
+    let len = u32::try_from(out.len() - start - 4).map_err(|_| {
+        out.truncate(start);
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "one key's values exceed 4 GiB in a spill record",
+        )
+    })?;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Writes one run: the entries of its lowest partition sorted by key, then
+/// those of the next, and so on. Each entry is one frame
+/// ([`encode_frame`]). Only partitions that have entries get a segment, so
+/// a run costs memory for what it holds, not for R.
 pub(crate) struct RunWriter<'s, K, V> {
     out: BufWriter<File>,
     file: Option<SpillFile<'s>>,
     partitions: usize,
-    segments: Vec<(u64, u64)>,
+    segments: Vec<Segment>,
     pos: u64,
-    current: Option<usize>,
     scratch: Vec<u8>,
     _types: PhantomData<fn(&K, &V)>,
 }
 
 impl<'s, K: Codec, V: Codec> RunWriter<'s, K, V> {
-    /// Appends an entry of `partition`; partitions must come in order and
-    /// keys in order inside a partition.
+    /// Appends an entry of `partition`; partitions must come in ascending
+    /// order and keys in order inside a partition.
     pub(crate) fn write<'v>(
         &mut self,
         partition: usize,
@@ -128,30 +191,30 @@ impl<'s, K: Codec, V: Codec> RunWriter<'s, K, V> {
         V: 'v,
     {
         debug_assert!(partition < self.partitions);
-        if self.current != Some(partition) {
-            self.segments[partition].0 = self.pos;
-            self.current = Some(partition);
-        }
+        debug_assert!(count > 0);
         self.scratch.clear();
-        key.encode(&mut self.scratch);
-        put_varint(&mut self.scratch, count as u64);
-        for v in values {
-            v.encode(&mut self.scratch);
-        }
-        let len = u32::try_from(self.scratch.len()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "one key's values exceed 4 GiB in a spill record",
-            )
-        })?;
-        let n = 4 + u64::from(len);
+        encode_frame(&mut self.scratch, key, count, values)?;
+        let n = self.scratch.len() as u64;
         let file = self.file.as_mut().expect("file present until finish");
         file.dir.reserve(n)?;
         file.bytes += n;
-        self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&self.scratch)?;
+        match self.segments.last_mut() {
+            Some(s) if s.partition == partition => {
+                s.len += n;
+                s.values += count as u64;
+            }
+            last => {
+                debug_assert!(last.is_none_or(|s| s.partition < partition));
+                self.segments.push(Segment {
+                    partition,
+                    offset: self.pos,
+                    len: n,
+                    values: count as u64,
+                });
+            }
+        }
         self.pos += n;
-        self.segments[partition].1 += n;
         Ok(())
     }
 
@@ -169,13 +232,21 @@ impl<'s, K: Codec, V: Codec> RunWriter<'s, K, V> {
 #[derive(Debug)]
 pub(crate) struct DiskRun<'s> {
     file: SpillFile<'s>,
-    segments: Vec<(u64, u64)>,
+    /// In ascending partition order.
+    segments: Vec<Segment>,
 }
 
 impl DiskRun<'_> {
+    fn find(&self, p: usize) -> Option<&Segment> {
+        self.segments
+            .binary_search_by_key(&p, |s| s.partition)
+            .ok()
+            .map(|i| &self.segments[i])
+    }
+
     /// Whether partition `p` has entries in this run.
     pub(crate) fn has_segment(&self, p: usize) -> bool {
-        self.segments[p].1 > 0
+        self.find(p).is_some()
     }
 
     /// A reader of partition `p`'s entries, or `None` when it has none.
@@ -183,23 +254,27 @@ impl DiskRun<'_> {
         &self,
         p: usize,
     ) -> Result<Option<SegmentReader<K, V>>, TaskError> {
-        let (offset, len) = self.segments[p];
-        if len == 0 {
+        let Some(seg) = self.find(p) else {
             return Ok(None);
-        }
+        };
         let mut f = File::open(&self.file.path)?;
-        f.seek(SeekFrom::Start(offset))?;
-        Ok(Some(SegmentReader {
-            input: BufReader::with_capacity(64 * 1024, f.take(len)),
-            scratch: Vec::new(),
-            _types: PhantomData,
-        }))
+        f.seek(SeekFrom::Start(seg.offset))?;
+        Ok(Some(SegmentReader::new(
+            BufReader::with_capacity(64 * 1024, f),
+            seg.len,
+            seg.values,
+        )))
     }
 }
 
-/// Streams the entries of one partition of one run.
-pub(crate) struct SegmentReader<K, V> {
-    input: BufReader<Take<File>>,
+/// Streams the entries of one partition of one run, checking each frame
+/// against what the writer recorded for the segment.
+pub(crate) struct SegmentReader<K, V, R = BufReader<File>> {
+    input: R,
+    /// Bytes of the segment not read yet.
+    bytes_left: u64,
+    /// Values of the segment not read yet.
+    values_left: u64,
     scratch: Vec<u8>,
     _types: PhantomData<fn() -> (K, V)>,
 }
@@ -211,29 +286,76 @@ fn corrupt(what: impl std::fmt::Display) -> TaskError {
     ))
 }
 
-impl<K: Codec, V: Codec> SegmentReader<K, V> {
-    /// The next entry, or `None` at the end of the segment.
-    /// The next key with its first value and any further values.
+/// `read_exact`, with a file that ends early reported as a damaged run.
+fn read_all(input: &mut impl Read, buf: &mut [u8]) -> Result<(), TaskError> {
+    input.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            corrupt("the file is shorter than the run written to it")
+        } else {
+            e.into()
+        }
+    })
+}
+
+impl<K: Codec, V: Codec, R: Read> SegmentReader<K, V, R> {
+    /// A reader of a segment of `len` bytes holding `values` values,
+    /// starting at the current position of `input`.
+    pub(crate) fn new(input: R, len: u64, values: u64) -> Self {
+        Self {
+            input,
+            bytes_left: len,
+            values_left: values,
+            scratch: Vec::new(),
+            _types: PhantomData,
+        }
+    }
+
+    /// The next key with its first value and any further values, or `None`
+    /// at the end of the segment.
+    ///
+    /// A frame may claim no more bytes than the segment has left (so the
+    /// buffer it is read into never outgrows the segment) and no more
+    /// values than the segment has left (so values that encode to zero
+    /// bytes, such as `()`, are bounded by what was written, not by a
+    /// count in the file).
     #[allow(clippy::type_complexity)]
     pub(crate) fn next_entry(&mut self) -> Result<Option<(K, V, Vec<V>)>, TaskError> {
-        let mut len = [0u8; 4];
-        match self.input.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e.into()),
+        if self.bytes_left == 0 {
+            if self.values_left != 0 {
+                return Err(corrupt("the segment ends before its last values"));
+            }
+            return Ok(None);
         }
-        let len = u32::from_le_bytes(len) as usize;
-        self.scratch.resize(len, 0);
-        self.input.read_exact(&mut self.scratch)?;
+        if self.bytes_left < 4 {
+            return Err(corrupt("a frame header runs past the segment"));
+        }
+        let mut len = [0u8; 4];
+        read_all(&mut self.input, &mut len)?;
+        let len = u64::from(u32::from_le_bytes(len));
+        if len > self.bytes_left - 4 {
+            return Err(corrupt("a frame runs past the segment"));
+        }
+        self.bytes_left -= 4 + len;
+        // Grows with the bytes actually read, not with what `len` claims.
+        self.scratch.clear();
+        (&mut self.input).take(len).read_to_end(&mut self.scratch)?;
+        if self.scratch.len() as u64 != len {
+            return Err(corrupt("the file is shorter than the run written to it"));
+        }
         let mut input = &self.scratch[..];
         let key = K::decode(&mut input).map_err(corrupt)?;
         let n = get_varint(&mut input).map_err(corrupt)?;
-        if n == 0 || n > input.len() as u64 + 1 {
+        if n == 0 || n > self.values_left {
             return Err(corrupt("bad value count"));
         }
+        self.values_left -= n;
         let first = V::decode(&mut input).map_err(corrupt)?;
-        let mut rest = Vec::with_capacity(n as usize - 1);
-        for _ in 1..n {
+        // `n - 1 <= values_left`, a count the writer really wrote; the
+        // reservation is also capped by the bytes left, which is exact for
+        // values of one byte or more and harmless for zero-byte ones.
+        let more = usize::try_from(n - 1).unwrap_or(usize::MAX);
+        let mut rest = Vec::with_capacity(more.min(input.len()));
+        for _ in 0..more {
             rest.push(V::decode(&mut input).map_err(corrupt)?);
         }
         if !input.is_empty() {

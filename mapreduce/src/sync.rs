@@ -6,7 +6,7 @@
 /// The runner's workers are real scoped threads in both configurations;
 /// the loom models cover the coordination primitive (the task board), not
 /// the whole runner.
-pub(crate) use std::thread::{available_parallelism, scope};
+pub(crate) use std::thread::{available_parallelism, scope, Builder as ThreadBuilder, Scope};
 pub(crate) use sysblocks_sync::{
     AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, StdArc,
 };

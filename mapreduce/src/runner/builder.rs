@@ -34,6 +34,21 @@ impl<P> std::fmt::Debug for RunnerBuilder<P> {
 }
 
 impl Runner {
+    /// The most worker threads [`RunnerBuilder::threads`] accepts. Each is
+    /// an OS thread with its own stack; more than a machine has cores only
+    /// adds memory and contention.
+    pub const MAX_THREADS: usize = 1024;
+
+    /// The most reduce partitions [`RunnerBuilder::partitions`] accepts.
+    /// Each partition is one reduce task and, with
+    /// [`Runner::run_to_dir`], one part file; a run's memory grows with the
+    /// partitions its data falls into, never with R itself.
+    pub const MAX_PARTITIONS: usize = 1 << 16;
+
+    /// The most retries [`RunnerBuilder::max_retries`] accepts, so that a
+    /// task that always fails ends the job in bounded time.
+    pub const MAX_RETRIES: u32 = 100;
+
     /// A builder with the defaults.
     #[must_use]
     pub fn builder() -> RunnerBuilder {
@@ -55,14 +70,19 @@ impl Runner {
 }
 
 impl<P> RunnerBuilder<P> {
-    /// Worker threads. Default: all cores (`available_parallelism`).
+    /// Worker threads, at most [`Runner::MAX_THREADS`]. Default: all cores
+    /// (`available_parallelism`, capped at [`Runner::MAX_THREADS`]). A
+    /// phase never starts more threads than it has tasks for when it
+    /// knows their number; when the OS refuses a thread, the job runs on
+    /// the threads it got.
     #[must_use]
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = Some(n);
         self
     }
 
-    /// Reduce partitions R. Default: four per worker thread.
+    /// Reduce partitions R, at most [`Runner::MAX_PARTITIONS`]. Default:
+    /// four per worker thread.
     #[must_use]
     pub fn partitions(mut self, r: usize) -> Self {
         self.partitions = Some(r);
@@ -112,8 +132,8 @@ impl<P> RunnerBuilder<P> {
         self
     }
 
-    /// How many times a failed task is retried before the job fails.
-    /// Default 2 (three attempts).
+    /// How many times a failed task is retried before the job fails, at
+    /// most [`Runner::MAX_RETRIES`]. Default 2 (three attempts).
     #[must_use]
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
@@ -170,11 +190,14 @@ impl<P> RunnerBuilder<P> {
     ///
     /// [`BuildError::Zero`] when threads, partitions, split size, records
     /// per split or the memory budget is 0; [`BuildError::Invalid`] when
-    /// partitions exceed `u32::MAX`.
+    /// threads, partitions or retries exceed [`Runner::MAX_THREADS`],
+    /// [`Runner::MAX_PARTITIONS`] or [`Runner::MAX_RETRIES`].
     pub fn build(self) -> Result<Runner<P>, BuildError> {
-        let threads = self
-            .threads
-            .unwrap_or_else(|| available_parallelism().map_or(1, usize::from));
+        let threads = self.threads.unwrap_or_else(|| {
+            available_parallelism()
+                .map_or(1, usize::from)
+                .min(Runner::MAX_THREADS)
+        });
         let zero = |v: u64, setting| {
             if v == 0 {
                 Err(BuildError::Zero { setting })
@@ -183,12 +206,24 @@ impl<P> RunnerBuilder<P> {
             }
         };
         zero(threads as u64, "threads")?;
-        let partitions = self.partitions.unwrap_or(threads.saturating_mul(4));
+        if threads > Runner::MAX_THREADS {
+            return Err(BuildError::Invalid {
+                setting: "threads",
+                reason: "more than Runner::MAX_THREADS (1024)",
+            });
+        }
+        let partitions = self.partitions.unwrap_or(threads * 4);
         zero(partitions as u64, "partitions")?;
-        if u32::try_from(partitions).is_err() {
+        if partitions > Runner::MAX_PARTITIONS {
             return Err(BuildError::Invalid {
                 setting: "partitions",
-                reason: "at most u32::MAX partitions",
+                reason: "more than Runner::MAX_PARTITIONS (65536)",
+            });
+        }
+        if self.max_retries > Runner::MAX_RETRIES {
+            return Err(BuildError::Invalid {
+                setting: "max_retries",
+                reason: "more than Runner::MAX_RETRIES (100)",
             });
         }
         zero(self.split_size, "split_size")?;
@@ -216,6 +251,13 @@ impl<P> RunnerBuilder<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The reasons name the limits; keep them in step.
+    const _: () = assert!(Runner::MAX_THREADS == 1024);
+    const _: () = assert!(Runner::MAX_PARTITIONS == 65536);
+    const _: () = assert!(Runner::MAX_RETRIES == 100);
+    // A partition index fits the `u32` of a buffer entry.
+    const _: () = assert!(Runner::MAX_PARTITIONS <= u32::MAX as usize);
 
     #[test]
     fn quiet_unless_asked() {

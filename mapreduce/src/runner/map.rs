@@ -1,8 +1,8 @@
 //! The map phase: map tasks over splits on the task board, each filling
 //! its buffer and spilling sorted runs when over its share of the budget.
 
-use super::{JobState, Runner, TICK};
-use crate::board::{TaskBoard, WorkerGuard};
+use super::{spawn_workers, JobState, Runner, TICK};
+use crate::board::TaskBoard;
 use crate::buffer::{MapBuffer, MemRun};
 use crate::codec::Codec;
 use crate::error::{JobError, TaskError};
@@ -47,41 +47,31 @@ impl<P> Runner<P> {
         // Distinct keys of the largest finished task: later tasks start
         // with a table that size instead of growing one step at a time.
         let capacity_hint = AtomicUsize::new(0);
-        scope(|s| {
-            for _ in 0..map_threads {
-                s.spawn(|| {
-                    let _guard = WorkerGuard(&board);
-                    while let Some((idx, split)) = feed.next_split(&board) {
-                        let r = self.with_retries(&board, || {
-                            self.map_attempt(
-                                job,
-                                feed,
-                                &split,
-                                &board,
-                                state,
-                                &retained,
-                                &capacity_hint,
-                            )
-                        });
-                        match r {
-                            Ok((runs, mem)) => outputs.lock().push(TaskOutput {
-                                task: idx,
-                                runs,
-                                mem,
-                            }),
-                            Err((attempts, source)) => {
-                                state.fail(source, |source| JobError::MapFailed {
-                                    split: feed.name(&split),
-                                    attempts,
-                                    source,
-                                });
-                                board.cancel();
-                            }
-                        }
-                        board.complete();
-                    }
+        let work = || {
+            while let Some((idx, split)) = feed.next_split(&board) {
+                let r = self.with_retries(&board, || {
+                    self.map_attempt(job, feed, &split, &board, state, &retained, &capacity_hint)
                 });
+                match r {
+                    Ok((runs, mem)) => outputs.lock().push(TaskOutput {
+                        task: idx,
+                        runs,
+                        mem,
+                    }),
+                    Err((attempts, source)) => {
+                        state.fail(source, |source| JobError::MapFailed {
+                            split: feed.name(&split),
+                            attempts,
+                            source,
+                        });
+                        board.cancel();
+                    }
+                }
+                board.complete();
             }
+        };
+        scope(|s| {
+            spawn_workers(s, map_threads, &board, state, &work);
             while !board.wait_for(TICK) {
                 self.report(state, Phase::Map, board.completed(), false);
             }
@@ -125,7 +115,7 @@ impl<P> Runner<P> {
         let hint = capacity_hint
             .load(Ordering::Relaxed)
             .min(share / MapBuffer::<J::Key, J::Value>::entry_cost());
-        let mut buf = MapBuffer::<J::Key, J::Value>::new(r, hint);
+        let mut buf = MapBuffer::<J::Key, J::Value>::new(r, hint, &state.hashers);
         let mut runs = Vec::new();
         let combine = |k: &J::Key, acc: &mut J::Value, v: J::Value| job.combine(k, acc, v);
         feed.for_each(
@@ -145,7 +135,7 @@ impl<P> Runner<P> {
                     return Err(e);
                 }
                 if buf.bytes > share {
-                    runs.push(write_run(spill, &buf.take_sorted(by_hash))?);
+                    runs.push(write_run(spill, r, &buf.take_sorted(by_hash))?);
                 }
                 Ok(())
             },
@@ -168,20 +158,21 @@ impl<P> Runner<P> {
             Ok((runs, Some(run)))
         } else {
             run.sort(by_hash);
-            runs.push(write_run(spill, &run)?);
+            runs.push(write_run(spill, r, &run)?);
             Ok((runs, None))
         }
     }
 }
 
-/// Writes a task's sorted buffer as one run.
+/// Writes a task's sorted buffer as one run (R = `partitions`).
 fn write_run<'s, K: Codec, V: Codec>(
     spill: &'s SpillDir,
+    partitions: usize,
     run: &MemRun<K, V>,
 ) -> Result<DiskRun<'s>, TaskError> {
-    let mut w = spill.writer::<K, V>(run.partitions())?;
-    for p in 0..run.partitions() {
-        for e in run.partition(p) {
+    let mut w = spill.writer::<K, V>(partitions)?;
+    for (p, entries) in run.partitions() {
+        for e in entries {
             w.write(p, &e.key, e.value_count(&run.more), e.values(&run.more))?;
         }
     }

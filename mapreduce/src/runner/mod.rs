@@ -17,14 +17,15 @@ use sysblocks_clock::SharedClock;
 
 pub use self::builder::RunnerBuilder;
 use self::sink::PartSink;
-use crate::board::TaskBoard;
+use crate::board::{TaskBoard, WorkerGuard};
+use crate::buffer::KeyHashers;
 use crate::error::{JobError, TaskError};
 use crate::input::{Feed, IterFeed, TextFeed, TextInput};
 use crate::job::Job;
 use crate::partition::{HashPartitioner, Partitioner};
 use crate::progress::{draw, Phase, Progress};
 use crate::spill::SpillDir;
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, StdArc as Arc};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, Scope, StdArc as Arc, ThreadBuilder};
 
 /// Every key of a job with its output, sorted by key.
 pub type Outputs<J> = Vec<(<J as Job>::Key, <J as Job>::Output)>;
@@ -240,6 +241,7 @@ impl<P> Runner<P> {
     {
         let state = JobState {
             spill: SpillDir::new(self.spill_dir.as_deref(), self.spill_quota)?,
+            hashers: KeyHashers::for_run(),
             start: self.clock.now_nanos(),
             bar: self.progress_bar && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             counters: Counters::default(),
@@ -287,6 +289,8 @@ struct Counters {
 /// reports read, and the first failure.
 struct JobState {
     spill: SpillDir,
+    /// The key hashers of this run (the tables' seeds are new each run).
+    hashers: KeyHashers,
     /// When the job started, by the runner's clock.
     start: u64,
     /// Whether to draw the progress bar.
@@ -305,6 +309,38 @@ impl JobState {
         let mut f = self.failure.lock();
         if f.is_none() && !matches!(source, TaskError::Cancelled) {
             *f = Some(error(source));
+        }
+    }
+}
+
+/// Starts `n` workers in `s`, each running `work` and then marking itself
+/// exited on `board` (from a guard, so also when it panics). When the OS
+/// refuses a thread, the slots not started are marked exited and no more
+/// are tried: the workers already running take every task. When none
+/// starts, the job fails with [`JobError::Spawn`].
+fn spawn_workers<'scope, 'env>(
+    s: &'scope Scope<'scope, 'env>,
+    n: usize,
+    board: &'env TaskBoard,
+    state: &'env JobState,
+    work: &'env (dyn Fn() + Sync),
+) {
+    for i in 0..n {
+        let spawned = ThreadBuilder::new().spawn_scoped(s, move || {
+            let _guard = WorkerGuard(board);
+            work();
+        });
+        if let Err(source) = spawned {
+            for _ in i..n {
+                board.worker_exit();
+            }
+            if i == 0 {
+                let mut f = state.failure.lock();
+                if f.is_none() {
+                    *f = Some(JobError::Spawn { source });
+                }
+            }
+            return;
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use super::map::{TaskOutput, TaskOutputs};
 use super::sink::PartSink;
-use super::{JobState, Runner, TICK};
-use crate::board::{TaskBoard, WorkerGuard};
+use super::{spawn_workers, JobState, Runner, TICK};
+use crate::board::TaskBoard;
 use crate::buffer::{Entry, MemRun};
 use crate::codec::Codec;
 use crate::error::{JobError, TaskError};
@@ -46,39 +46,41 @@ impl<P> Runner<P> {
                 m.sort(by_hash);
             }
         }
-        let rboard = TaskBoard::new(self.partitions, self.threads);
+        // No more workers than partitions: the rest would find no task.
+        let threads = self.threads.min(self.partitions);
+        let rboard = TaskBoard::new(self.partitions, threads);
         let done: Mutex<Vec<Option<S::Done>>> =
             Mutex::new((0..self.partitions).map(|_| None).collect());
-        scope(|s| {
-            for _ in 0..self.threads {
-                s.spawn(|| {
-                    let _guard = WorkerGuard(&rboard);
-                    while let Some(p) = rboard.claim() {
-                        let r = self.with_retries(&rboard, || {
-                            if in_memory {
-                                self.reduce_in_memory(job, &outputs, p, sink, &rboard)
-                            } else {
-                                self.reduce_attempt(job, &outputs, p, sink, &state.spill, &rboard)
-                            }
-                        });
-                        match r {
-                            Ok(d) => {
-                                done.lock()[p] = Some(d);
-                                state.partitions_done.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err((attempts, source)) => {
-                                state.fail(source, |source| JobError::ReduceFailed {
-                                    partition: p,
-                                    attempts,
-                                    source,
-                                });
-                                rboard.cancel();
-                            }
-                        }
-                        rboard.complete();
+        let tasks = &outputs;
+        let work = || {
+            while let Some(p) = rboard.claim() {
+                let r = self.with_retries(&rboard, || {
+                    if in_memory {
+                        let table = &state.hashers.table;
+                        self.reduce_in_memory(job, tasks, p, sink, table, &rboard)
+                    } else {
+                        self.reduce_attempt(job, tasks, p, sink, &state.spill, &rboard)
                     }
                 });
+                match r {
+                    Ok(d) => {
+                        done.lock()[p] = Some(d);
+                        state.partitions_done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err((attempts, source)) => {
+                        state.fail(source, |source| JobError::ReduceFailed {
+                            partition: p,
+                            attempts,
+                            source,
+                        });
+                        rboard.cancel();
+                    }
+                }
+                rboard.complete();
             }
+        };
+        scope(|s| {
+            spawn_workers(s, threads, &rboard, state, &work);
             while !rboard.wait_for(TICK) {
                 self.report(state, Phase::Reduce, splits_done, false);
             }
@@ -94,7 +96,7 @@ impl<P> Runner<P> {
     where
         P: Partitioner<K>,
     {
-        (!self.partitioner.is_ordered()).then(crate::buffer::key_hasher)
+        (!self.partitioner.is_ordered()).then(crate::buffer::stable_hasher)
     }
 
     /// Reduces partition `p` when every task's output is in memory: the
@@ -107,6 +109,7 @@ impl<P> Runner<P> {
         outputs: &[TaskOutput<'_, J::Key, J::Value>],
         p: usize,
         sink: &S,
+        table: &ahash::RandomState,
         board: &TaskBoard,
     ) -> Result<S::Done, TaskError>
     where
@@ -117,7 +120,7 @@ impl<P> Runner<P> {
         let combine = |k: &J::Key, acc: &mut J::Value, v: J::Value| job.combine(k, acc, v);
         let runs: Vec<&MemRun<J::Key, J::Value>> =
             outputs.iter().filter_map(|o| o.mem.as_ref()).collect();
-        let mut groups = group_in_memory(&runs, p, &combine, || board.is_cancelled())?;
+        let mut groups = group_in_memory(&runs, p, table, &combine, || board.is_cancelled())?;
         if self.partitioner.is_ordered() || sink.sorts_by_key() {
             groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         } else {
