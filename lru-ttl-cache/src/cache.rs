@@ -252,7 +252,12 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             let cap = base + u64::from((i as u64) < extra);
             let cap = validate_capacity(Some(cap), weighted)?;
             shards.push(Padded(Mutex::new(Shard {
-                lru: LruCache::with_settings(cap, &settings, self.hasher.clone()),
+                lru: LruCache::with_settings(
+                    cap,
+                    &settings,
+                    self.hasher.clone(),
+                    settings.reserve(cap, n),
+                ),
                 inflight: hashbrown::HashMap::with_hasher(self.hasher.clone()),
             })));
         }
@@ -371,7 +376,7 @@ where
         let hash = self.hash_of(&key);
         let mut pending = Pending::new(self.inner.listener.as_ref());
         let mut shard = self.shard_for(hash).lock();
-        invalidate_flight(&shard, &key);
+        invalidate_flight(&mut shard, &key);
         let old = shard
             .lru
             .insert_hashed(hash, key, value, ttl, &mut pending.sink());
@@ -392,7 +397,7 @@ where
         let hash = self.hash_of(key);
         let mut pending = Pending::new(self.inner.listener.as_ref());
         let mut shard = self.shard_for(hash).lock();
-        invalidate_flight(&shard, key);
+        invalidate_flight(&mut shard, key);
         let old = shard.lru.remove_hashed(hash, key, &mut pending.sink());
         drop(shard);
         old.map(|(k, v)| {
@@ -448,7 +453,7 @@ where
             let mut pending = Pending::new(self.inner.listener.as_ref());
             let mut shard = s.0.lock();
             shard.lru.clear_with(&mut pending.sink());
-            for f in shard.inflight.values() {
+            for (_, f) in shard.inflight.drain() {
                 f.invalidate();
             }
             drop(shard);
@@ -483,14 +488,17 @@ where
     }
 }
 
-fn invalidate_flight<K, V, S, Q>(shard: &Shard<K, V, S>, key: &Q)
+/// The key is being written or removed: a load in flight for it may read
+/// a stale value. Its value will not be stored, and it leaves the map, so
+/// that a call starting after this write does not wait for it.
+fn invalidate_flight<K, V, S, Q>(shard: &mut Shard<K, V, S>, key: &Q)
 where
     K: Hash + Eq + Borrow<Q>,
     Q: Hash + Eq + ?Sized,
     S: BuildHasher,
 {
     if !shard.inflight.is_empty() {
-        if let Some(f) = shard.inflight.get(key) {
+        if let Some(f) = shard.inflight.remove(key) {
             f.invalidate();
         }
     }
@@ -506,10 +514,19 @@ where
     /// which is stored. Concurrent callers missing on the same key wait for
     /// one `init` instead of running their own.
     ///
+    /// `init` may use the cache, even for its own key: a call for a key
+    /// whose load is running on the calling thread (an `init` that asks for
+    /// its own key, directly or through other keys' loads) does not wait
+    /// for that load, which would never end; it runs its own `init` and
+    /// returns that value without storing it (the outer load stores its
+    /// own). An `init` that waits for another thread which needs the same
+    /// key deadlocks, as any cycle of waits does.
+    ///
     /// # Panics
     ///
     /// Re-raises a panic of `init` (in the caller that ran it); waiting
-    /// callers are released and one of them runs its own `init`.
+    /// callers are released and one of them runs its own `init`. Nothing
+    /// else panics: a re-entrant call returns as described above.
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
             Ok(v) => v,
@@ -522,13 +539,16 @@ where
     /// to this caller, and callers waiting on the same key are released to
     /// retry (one of them runs its own loader).
     ///
-    /// If the key is inserted or removed while the loader runs, the
-    /// loader's value is returned to the callers but not stored (it may be
-    /// stale).
+    /// If the key is inserted, removed or cleared while the loader runs,
+    /// the loader's value (which may be stale) is returned to this caller
+    /// and to those already waiting, but not stored; a call that starts
+    /// after the insert or remove has returned does not wait for that load
+    /// (it finds the new value, or loads again). Re-entrant calls behave as
+    /// for [`get_or_insert_with`](Self::get_or_insert_with).
     ///
     /// # Errors
     ///
-    /// The loader's error.
+    /// The loader's error (a re-entrant call: its own loader's error).
     pub fn try_get_or_insert_with<E>(
         &self,
         key: K,
@@ -544,6 +564,16 @@ where
                 return Ok(shard.lru.value_at(i).clone());
             }
             if let Some(f) = shard.inflight.get(&key) {
+                if f.is_loading_here() {
+                    // This thread's own load asks for its key again: run
+                    // this `init` alone, and leave storing to that load.
+                    drop(shard);
+                    drop(pending);
+                    let Some(init) = init.take() else {
+                        unreachable!("the loader runs at most once per call")
+                    };
+                    return init();
+                }
                 let f = Arc::clone(f);
                 drop(shard);
                 drop(pending);
@@ -608,10 +638,12 @@ where
         let cache = self.cache;
         let mut pending = Pending::new(cache.inner.listener.as_ref());
         let mut shard = cache.shard_for(self.hash).lock();
-        shard.inflight.remove(&key);
+        // An invalidated flight has already left the map (and the key may
+        // have a newer flight there).
         let old = if self.flight.is_invalidated() {
             None
         } else {
+            shard.inflight.remove(&key);
             shard
                 .lru
                 .insert_hashed(self.hash, key, v.clone(), None, &mut pending.sink())
@@ -633,7 +665,9 @@ where
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let mut shard = self.cache.shard_for(self.hash).lock();
-            shard.inflight.remove(&key);
+            if !self.flight.is_invalidated() {
+                shard.inflight.remove(&key);
+            }
             drop(shard);
             self.flight.finish(Outcome::Failed);
         }

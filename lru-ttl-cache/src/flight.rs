@@ -1,6 +1,6 @@
 //! Single flight: the waiters of one in-progress load.
 
-use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
+use crate::sync::{thread, AtomicBool, Condvar, Mutex, Ordering};
 
 /// How a load ended, as its waiters see it.
 pub(crate) enum Outcome<V> {
@@ -15,17 +15,23 @@ pub(crate) enum Outcome<V> {
 pub(crate) struct Flight<V> {
     state: Mutex<Option<Outcome<V>>>,
     done: Condvar,
-    /// Set (under the shard lock) when the key was written or removed while
-    /// the load ran: its value must not be stored.
+    /// Set (under the shard lock, when the flight leaves the shard's map)
+    /// when the key was written or removed while the load ran: its value
+    /// must not be stored.
     invalidated: AtomicBool,
+    /// The thread running the load: if it asks for the same key again (its
+    /// loader re-enters the cache), waiting would wait on itself.
+    loader: thread::ThreadId,
 }
 
 impl<V: Clone> Flight<V> {
+    /// A flight loaded by the calling thread.
     pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(None),
             done: Condvar::new(),
             invalidated: AtomicBool::new(false),
+            loader: thread::current().id(),
         }
     }
 }
@@ -42,6 +48,11 @@ impl<V> Flight<V> {
 
     pub(crate) fn is_invalidated(&self) -> bool {
         self.invalidated.load(Ordering::Relaxed)
+    }
+
+    /// Whether the calling thread is the one running this load.
+    pub(crate) fn is_loading_here(&self) -> bool {
+        self.loader == thread::current().id()
     }
 }
 

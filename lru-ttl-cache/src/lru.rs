@@ -20,7 +20,7 @@ use sysblocks_clock::{saturating_nanos, Clock, SharedClock};
 use crate::error::BuildError;
 use crate::expiry::{Expiry, NEVER};
 use crate::recency::{RecencyLog, Stamped};
-use crate::settings::{validate_capacity, Settings, Valid, Weigher, MAX_ENTRIES, MAX_PREALLOC};
+use crate::settings::{validate_capacity, Settings, Valid, Weigher, MAX_ENTRIES};
 use crate::stats::{RemovalCause, Stats};
 use crate::sync::StdArc;
 
@@ -88,6 +88,9 @@ pub struct LruCache<K, V, S = ahash::RandomState> {
     expiry: Option<Box<Expiry>>,
     clock: SharedClock,
     listener: Option<LocalListener<K, V>>,
+    /// With a listener: what the current operation removed, delivered once
+    /// the operation is complete (kept to reuse its allocation).
+    removed: Vec<(K, V, RemovalCause)>,
     stats: Stats,
 }
 
@@ -198,7 +201,8 @@ impl<K, V, S> LruBuilder<K, V, S> {
         S: BuildHasher,
     {
         let settings = self.settings.validate(true)?;
-        let mut c = LruCache::with_settings(settings.capacity, &settings, self.hasher);
+        let reserve = settings.reserve(settings.capacity, 1);
+        let mut c = LruCache::with_settings(settings.capacity, &settings, self.hasher, reserve);
         c.listener = self.listener;
         Ok(c)
     }
@@ -207,29 +211,32 @@ impl<K, V, S> LruBuilder<K, V, S> {
 impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     /// A cache of `capacity` (one shard's share, for a sharded cache) with
     /// the other validated settings.
-    pub(crate) fn with_settings(capacity: u64, settings: &Valid<K, V>, hasher: S) -> Self {
-        let prealloc = capacity.min(MAX_PREALLOC) as usize;
+    /// `reserve`: slots to allocate up front (the slab then grows on
+    /// demand, never past an unweighted capacity).
+    pub(crate) fn with_settings(
+        capacity: u64,
+        settings: &Valid<K, V>,
+        hasher: S,
+        reserve: usize,
+    ) -> Self {
         let (ttl, tti) = (settings.ttl, settings.tti);
         let clock = StdArc::clone(&settings.clock);
         let weigher = settings.weigher.clone();
         let expiry = (ttl.is_some() || tti.is_some())
             .then(|| Box::new(Expiry::new(StdArc::clone(&clock), ttl, tti, 0)));
         Self {
-            table: HashTable::with_capacity(prealloc),
-            nodes: Vec::with_capacity(prealloc),
+            table: HashTable::with_capacity(reserve),
+            nodes: Vec::with_capacity(reserve),
             log: RecencyLog::new(),
             hasher,
             capacity,
-            weights: if weigher.is_some() {
-                Vec::with_capacity(prealloc)
-            } else {
-                Vec::new()
-            },
+            weights: Vec::new(),
             weigher,
             total_weight: 0,
             expiry,
             clock,
             listener: None,
+            removed: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -433,8 +440,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             let old_k = mem::replace(&mut node.key, key);
             let old_v = mem::replace(&mut node.value, value);
             if self.weigher.is_some() {
-                self.total_weight = self.total_weight - self.weights[i] + w;
-                self.weights[i] = w;
+                // The old weight leaves now, the new one once it fits: the
+                // total never exceeds the capacity, so it cannot wrap.
+                self.total_weight -= self.weights[i];
+                self.weights[i] = 0;
             }
             let live = self.nodes.len();
             if let Some(exp) = self.expiry.as_mut() {
@@ -443,7 +452,15 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             }
             self.log.touch(&mut self.nodes, i);
             self.stats.count(RemovalCause::Replaced);
-            self.evict_to_fit(0, sink);
+            if self.weigher.is_some() {
+                // The entry is the most recently used and weighs 0 for now,
+                // so the evictions never reach it, though they may move it.
+                self.evict_to_fit(w, false, sink);
+                if let Some(i) = self.log.newest(&self.nodes) {
+                    self.weights[i] = w;
+                    self.total_weight += w;
+                }
+            }
             return Some((old_k, old_v));
         }
         let reuse = if self.weigher.is_none() && self.nodes.len() as u64 >= self.capacity {
@@ -468,8 +485,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             }
             i
         } else {
-            self.evict_to_fit(w, sink);
+            self.evict_to_fit(w, true, sink);
             let i = self.nodes.len();
+            if i == self.nodes.capacity() {
+                self.grow_slab();
+            }
             self.nodes.push(Node {
                 key,
                 value,
@@ -496,16 +516,16 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         None
     }
 
-    /// Evicts from the LRU end until `extra` more weight (and one more
-    /// entry, if `extra > 0`) fits.
-    fn evict_to_fit<F>(&mut self, extra: u64, sink: &mut F)
+    /// Evicts from the LRU end until `extra` more weight (at most the
+    /// capacity) fits and, if `new_entry`, one more entry. Between
+    /// operations the total weight is at most the capacity, so
+    /// `capacity - extra` is the room left and nothing can wrap.
+    fn evict_to_fit<F>(&mut self, extra: u64, new_entry: bool, sink: &mut F)
     where
         F: FnMut(K, V, RemovalCause) + ?Sized,
     {
-        let extra_entry = u64::from(extra > 0);
-        while self.total_weight + extra > self.capacity
-            || self.nodes.len() as u64 + extra_entry > MAX_ENTRIES
-        {
+        let room = self.capacity - extra;
+        while self.total_weight > room || (new_entry && self.nodes.len() as u64 >= MAX_ENTRIES) {
             let Some(i) = self.log.oldest(&self.nodes) else {
                 break;
             };
@@ -513,6 +533,20 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             self.stats.count(RemovalCause::Size);
             sink(k, v, RemovalCause::Size);
         }
+    }
+
+    /// The slab is full: doubles it, but never past an unweighted capacity,
+    /// so that a full cache's slab is exactly its size.
+    #[cold]
+    #[inline(never)]
+    fn grow_slab(&mut self) {
+        let len = self.nodes.len();
+        let mut more = len.max(4);
+        if self.weigher.is_none() {
+            let cap = usize::try_from(self.capacity).unwrap_or(usize::MAX);
+            more = more.min(cap.saturating_sub(len)).max(1);
+        }
+        self.nodes.reserve_exact(more);
     }
 
     pub(crate) fn remove_hashed<Q, F>(&mut self, hash: u64, key: &Q, sink: &mut F) -> Option<(K, V)>
@@ -582,23 +616,31 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     {
         self.capacity = validate_capacity(Some(capacity), self.weigher.is_some())?;
         self.advance(sink);
-        self.evict_to_fit(0, sink);
+        self.evict_to_fit(0, false, sink);
         Ok(())
     }
 
-    /// Runs `op` with the listener (or a no-op) as the sink.
+    /// Runs `op`, then hands what it removed to the listener. The listener
+    /// runs only once `op` has left the cache consistent, and stays in
+    /// place: if it panics, the panic reaches the caller, the removals not
+    /// yet delivered by this call are dropped, and the cache (listener
+    /// included) is as `op` left it.
     fn notify<R>(
         &mut self,
         op: impl FnOnce(&mut Self, &mut dyn FnMut(K, V, RemovalCause)) -> R,
     ) -> R {
-        match self.listener.take() {
-            None => op(self, &mut |_, _, _| {}),
-            Some(mut l) => {
-                let r = op(self, &mut |k, v, c| l(k, v, c));
-                self.listener = Some(l);
-                r
+        if self.listener.is_none() {
+            return op(self, &mut |_, _, _| {});
+        }
+        let mut removed = mem::take(&mut self.removed);
+        let r = op(self, &mut |k, v, c| removed.push((k, v, c)));
+        if let Some(l) = self.listener.as_mut() {
+            for (k, v, c) in removed.drain(..) {
+                l(k, v, c);
             }
         }
+        self.removed = removed;
+        r
     }
 
     // ----- public API --------------------------------------------------------

@@ -84,6 +84,15 @@ impl RecencyLog {
         (s < slots.len() && slots[s].stamp() == pos as u32).then_some(s)
     }
 
+    /// The most recently used slot.
+    #[inline]
+    pub(crate) fn newest<N: Stamped>(&self, slots: &[N]) -> Option<usize> {
+        if self.head == self.tail {
+            return None;
+        }
+        self.live_at(slots, self.head - 1)
+    }
+
     /// The least recently used slot (skipping stale records for good).
     #[inline]
     pub(crate) fn oldest<N: Stamped>(&mut self, slots: &[N]) -> Option<usize> {

@@ -15,9 +15,11 @@ use crate::sync::StdArc;
 /// `u32` indices. An unweighted capacity above this is a [`BuildError`].
 pub const MAX_ENTRIES: u64 = (u32::MAX - 1) as u64;
 
-/// Slots reserved up front, at most: a cache with a huge capacity that stays
-/// small does not pay for it.
-pub(crate) const MAX_PREALLOC: u64 = 1 << 16;
+/// Slots reserved up front by a whole cache (all its shards together), at
+/// most: a cache with a huge capacity that stays small does not pay for
+/// it, and the reservation does not grow with the shard count. Past it
+/// the slab grows on demand.
+const MAX_PREALLOC: u64 = 1 << 12;
 
 /// The weigher a builder stores: entry weight in capacity units.
 pub(crate) type Weigher<K, V> = StdArc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
@@ -41,6 +43,20 @@ pub(crate) struct Valid<K, V> {
     /// Nanoseconds.
     pub(crate) tti: Option<u64>,
     pub(crate) clock: SharedClock,
+}
+
+impl<K, V> Valid<K, V> {
+    /// Slots one of `shards` shards of `capacity` each reserves up front:
+    /// none with a weigher (the capacity is a weight, not an entry count),
+    /// else its capacity up to its share of [`MAX_PREALLOC`].
+    pub(crate) fn reserve(&self, capacity: u64, shards: usize) -> usize {
+        if self.weigher.is_some() {
+            return 0;
+        }
+        let share = MAX_PREALLOC / (shards as u64).max(1);
+        // At most `MAX_PREALLOC`, so it fits a `usize`.
+        capacity.min(share) as usize
+    }
 }
 
 impl<K, V> Settings<K, V> {

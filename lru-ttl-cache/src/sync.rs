@@ -3,4 +3,4 @@
 //! `--cfg sysblocks_loom`. No other module imports `std::sync` or
 //! `parking_lot`, so loom sees every synchronising operation.
 
-pub(crate) use sysblocks_sync::{Arc, AtomicBool, Condvar, Mutex, Ordering, StdArc};
+pub(crate) use sysblocks_sync::{thread, Arc, AtomicBool, Condvar, Mutex, Ordering, StdArc};

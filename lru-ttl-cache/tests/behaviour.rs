@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use sysblocks_lru_ttl_cache::{BuildError, Cache, ManualClock, RemovalCause, Store, WriteThrough};
+use sysblocks_lru_ttl_cache::{
+    BuildError, Cache, LruCache, ManualClock, RemovalCause, Store, WriteThrough,
+};
+use sysblocks_testkit::{run_isolated, Case, Limits};
 
 #[test]
 fn single_flight_with_many_threads() {
@@ -265,5 +268,153 @@ fn sharded_cache_holds_its_capacity() {
     assert_eq!(
         c.stats().removed_explicit as usize + c.stats().evicted_size as usize,
         10_000
+    );
+}
+
+/// Two entries weighing 2^63 under a capacity of `u64::MAX`: their sum
+/// does not fit, so the second evicts the first. The weighted size must
+/// never wrap (it once wrapped to 0 and nothing was evicted).
+#[test]
+fn huge_weights_never_wrap_the_weighted_size() {
+    let mut lru = LruCache::builder()
+        .max_capacity(u64::MAX)
+        .weigher(|_k: &u32, v: &u64| *v)
+        .build()
+        .unwrap();
+    lru.insert(1, 1 << 63);
+    lru.insert(2, 1 << 63);
+    assert_eq!(lru.weighted_size(), 1 << 63);
+    assert_eq!(lru.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2]);
+    // Replacing with a heavier value evicts the others, never wraps.
+    lru.insert(3, (1 << 63) - 1);
+    assert_eq!(lru.weighted_size(), u64::MAX);
+    lru.insert(3, 1 << 63);
+    assert_eq!(lru.weighted_size(), 1 << 63);
+    assert_eq!(lru.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [3]);
+    lru.insert(4, u64::MAX);
+    assert_eq!(lru.weighted_size(), u64::MAX);
+    assert_eq!(lru.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [4]);
+    assert_eq!(lru.stats().evicted_size, 3);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let c: Cache<u32, u64> = Cache::builder()
+        .max_capacity(u64::MAX)
+        .shards(1)
+        .weigher(|_, v| *v)
+        .eviction_listener(move |k, _, cause| s2.lock().unwrap().push((k, cause)))
+        .build()
+        .unwrap();
+    c.insert(1, 1 << 63);
+    c.insert(2, 1 << 63);
+    assert_eq!(c.weighted_size(), 1 << 63);
+    assert!(!c.contains_key(&1));
+    assert_eq!(c.get(&2), Some(1 << 63));
+    assert_eq!(*seen.lock().unwrap(), [(1, RemovalCause::Size)]);
+}
+
+/// `LruCache` calls its listener after the change is complete: a listener
+/// that panics leaves every view in agreement, and it keeps being called.
+#[test]
+fn panicking_listener_leaves_lru_cache_consistent() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let c2 = calls.clone();
+    let mut c = LruCache::builder()
+        .max_capacity(1)
+        .eviction_listener(move |k: u32, _v: u32, cause| {
+            c2.lock().unwrap().push((k, cause));
+            if k == 1 {
+                std::panic::resume_unwind(Box::new("listener failed"));
+            }
+        })
+        .build()
+        .unwrap();
+    c.insert(1, 10);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.insert(2, 20)));
+    assert!(r.is_err(), "the listener's panic reaches the caller");
+    assert_eq!(c.iter().collect::<Vec<_>>(), [(&2, &20)]);
+    assert_eq!(c.peek(&2), Some(&20));
+    assert!(c.contains_key(&2));
+    assert_eq!(c.get(&2), Some(&20));
+    assert_eq!(c.len(), 1);
+    assert_eq!(c.peek(&1), None);
+    c.insert(3, 30);
+    assert_eq!(c.iter().collect::<Vec<_>>(), [(&3, &30)]);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        [(1, RemovalCause::Size), (2, RemovalCause::Size)]
+    );
+    assert_eq!(c.get(&3), Some(&30));
+}
+
+/// An `init` that asks the cache for its own key, on the loading thread,
+/// does not wait on its own load (it once never returned). Run in a child
+/// process with a timeout, so that a hang fails the test.
+#[test]
+fn reentrant_init_does_not_wait_on_itself() {
+    run_isolated(
+        "reentrant_init_does_not_wait_on_itself",
+        &[
+            Case {
+                name: "same_key",
+                run: || {
+                    let c: Cache<u32, u32> = Cache::builder().max_capacity(10).build().unwrap();
+                    let inner = c.clone();
+                    let v = c.get_or_insert_with(1, || {
+                        // Runs its own init, unshared and not stored.
+                        let v = inner.get_or_insert_with(1, || 5);
+                        assert!(!inner.contains_key(&1));
+                        v + 1
+                    });
+                    assert_eq!(v, 6);
+                    assert_eq!(c.get(&1), Some(6));
+                },
+            },
+            Case {
+                name: "cycle_of_two_keys",
+                run: || {
+                    let c: Cache<u32, u32> = Cache::builder().max_capacity(10).build().unwrap();
+                    let inner = c.clone();
+                    let v = c.get_or_insert_with(1, || {
+                        let inner2 = inner.clone();
+                        inner.get_or_insert_with(2, || inner2.get_or_insert_with(1, || 7) + 1)
+                    });
+                    assert_eq!(v, 8);
+                    assert_eq!(c.get(&2), Some(8));
+                    assert_eq!(c.get(&1), Some(8));
+                },
+            },
+            Case {
+                name: "fallible_and_read_through",
+                run: || {
+                    let c: Cache<u32, u32> = Cache::builder().max_capacity(10).build().unwrap();
+                    let inner = c.clone();
+                    let r = c.try_get_or_insert_with(1, || {
+                        inner.try_get_or_insert_with(1, || Err::<u32, &str>("inner"))
+                    });
+                    assert_eq!(r, Err("inner"));
+                    assert!(!c.contains_key(&1));
+                    let slot: Arc<Mutex<Option<Cache<u32, u32>>>> = Arc::default();
+                    let s2 = slot.clone();
+                    let rt: Cache<u32, u32> = Cache::builder()
+                        .max_capacity(10)
+                        .loader(move |k| {
+                            let me = s2.lock().unwrap().clone()?;
+                            // A loader that reads its own key through the cache.
+                            Some(me.get_or_insert_with(*k, || 3) * 2)
+                        })
+                        .build()
+                        .unwrap();
+                    *slot.lock().unwrap() = Some(rt.clone());
+                    assert_eq!(rt.get_or_load(&4), Some(6));
+                    assert_eq!(rt.get(&4), Some(6));
+                    slot.lock().unwrap().take();
+                },
+            },
+        ],
+        Limits {
+            timeout: Duration::from_secs(10),
+            ..Limits::default()
+        },
     );
 }
