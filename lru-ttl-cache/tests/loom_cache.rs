@@ -3,7 +3,10 @@
 #![cfg(sysblocks_loom)]
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 
+use loom::sync::atomic::AtomicU8;
+use loom::sync::atomic::Ordering::SeqCst;
 use loom::sync::Arc;
 use loom::thread;
 use sysblocks_lru_ttl_cache::{Cache, RemovalCause};
@@ -137,5 +140,57 @@ fn loom_listener_runs_outside_the_shard_lock() {
         assert_eq!(calls.load(loom::sync::atomic::Ordering::SeqCst), 1);
         // Break the cycle cache -> listener -> slot -> cache.
         slot.lock().unwrap().take();
+    });
+}
+
+/// A write racing with a load in flight for its key: once the write (a
+/// remove or an insert) has returned, the loaded value, which may predate
+/// it, is never seen: not stored, and not handed to a call that starts
+/// after the write (it loads again, or finds the written value).
+#[test]
+fn loom_invalidation_hides_the_stale_load() {
+    for insert in [false, true] {
+        sysblocks_sync::model(move || {
+            let c: Cache<u8, u8> = Cache::builder().max_capacity(2).shards(1).build().unwrap();
+            // The source of truth the loaders read; it is 1 until the write.
+            let db = Arc::new(AtomicU8::new(1));
+            let (c1, db1) = (c.clone(), Arc::clone(&db));
+            let t = thread::spawn(move || c1.get_or_insert_with(7, || db1.load(SeqCst)));
+            db.store(2, SeqCst);
+            if insert {
+                c.insert(7, 2);
+            } else {
+                c.remove(&7);
+            }
+            let db2 = Arc::clone(&db);
+            assert_eq!(c.get_or_insert_with(7, move || db2.load(SeqCst)), 2);
+            // The racing caller may see either value: its call overlapped
+            // the write.
+            let theirs = t.join().unwrap();
+            assert!(theirs == 1 || theirs == 2);
+            assert_eq!(c.get(&7), Some(2));
+        });
+    }
+}
+
+/// A loader that panics while another thread waits on its flight: the
+/// waiter is released and loads itself; nobody deadlocks, and the
+/// panicking caller sees its panic (or, if it came second, the value).
+#[test]
+fn loom_panicking_loader_releases_the_waiter() {
+    sysblocks_sync::model(|| {
+        let c: Cache<u8, u8> = Cache::builder().max_capacity(2).shards(1).build().unwrap();
+        let c1 = c.clone();
+        let t = thread::spawn(move || {
+            // `resume_unwind` skips the panic hook: no message per interleaving.
+            let load = || -> u8 { std::panic::resume_unwind(Box::new("loader failed")) };
+            std::panic::catch_unwind(AssertUnwindSafe(|| c1.get_or_insert_with(7, load)))
+        });
+        assert_eq!(c.get_or_insert_with(7, || 5), 5);
+        match t.join().unwrap() {
+            Ok(v) => assert_eq!(v, 5),
+            Err(payload) => assert_eq!(payload.downcast_ref::<&str>(), Some(&"loader failed")),
+        }
+        assert_eq!(c.get(&7), Some(5));
     });
 }
