@@ -133,7 +133,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// Weighs each entry (once, at insert). An entry heavier than its
     /// shard's share of the capacity (the whole capacity with one shard) is
-    /// not stored; the listener sees [`RemovalCause::Rejected`].
+    /// not stored; the listener sees [`RemovalCause::Rejected`]. Weights
+    /// behave as in [`LruBuilder::weigher`](crate::LruBuilder::weigher): a
+    /// shard's total never exceeds its share, and weight 0 takes none.
     #[must_use]
     pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
         self.settings.weigher = Some(StdArc::new(f));

@@ -62,6 +62,14 @@ impl<K, V> Stamped for Node<K, V> {
 /// operation that looks at the expiry order (`get`, `insert`, `pop_lru`,
 /// [`purge_expired`](Self::purge_expired)), without scanning the cache and
 /// without a background thread. Until then they count in [`len`](Self::len).
+/// Time is the latest the clock has shown: a clock that steps back counts
+/// as no time passing. Deadlines saturate, so `Duration::MAX` means never,
+/// and a clock at its end (`u64::MAX` ns) reaches no deadline beyond it.
+///
+/// The eviction listener runs after the operation that removed the entry
+/// is complete. If it panics, the panic reaches the caller of that
+/// operation, whose change stands; removals that call had not yet
+/// delivered are dropped, and the listener keeps receiving later ones.
 ///
 /// ```
 /// use sysblocks_lru_ttl_cache::LruCache;
@@ -139,8 +147,12 @@ impl<K, V, S> LruBuilder<K, V, S> {
     }
 
     /// Weighs each entry (computed once, at insert); the capacity then
-    /// bounds the total weight. An entry heavier than the capacity is not
-    /// stored (cause [`RemovalCause::Rejected`]).
+    /// bounds the total weight, which never exceeds it (so never wraps,
+    /// even at `u64::MAX`). An entry heavier than the capacity is not
+    /// stored (cause [`RemovalCause::Rejected`]); one that fits evicts
+    /// least recently used entries until it does. An entry of weight 0
+    /// takes no capacity: it leaves only by expiry, removal, or the
+    /// [`MAX_ENTRIES`] bound on the entry count.
     #[must_use]
     pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
         self.settings.weigher = Some(StdArc::new(f));

@@ -8,11 +8,12 @@ use std::sync::OnceLock;
 
 use sysblocks_lru_ttl_cache::{Cache, LruCache};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
-
+/// The decompressed contents of `rel` under `../shared/data`: `None` (the
+/// test skips, saying so) only when `../shared` is absent; a missing or
+/// unreadable file there fails the test.
 fn read_zst(rel: &str) -> Option<Vec<u8>> {
-    let path = format!("{DATA}/{rel}");
-    let f = std::fs::File::open(path).ok()?;
+    let path = sysblocks_testkit::shared_data(env!("CARGO_MANIFEST_DIR"), rel)?;
+    let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = Vec::new();
     zstd::Decoder::new(f)
         .expect("zstd stream")
@@ -57,8 +58,7 @@ fn hundredths(hits: u64, total: usize) -> u64 {
 #[test]
 fn oltp_lru_cache_matches_arc_paper() {
     let Some(keys) = oltp() else {
-        println!("skipped: ../shared/data not found");
-        return;
+        return; // skipped: ../shared is absent
     };
     for (cap, want) in OLTP_LRU {
         let mut c = LruCache::new(cap).unwrap();
@@ -79,8 +79,7 @@ fn oltp_lru_cache_matches_arc_paper() {
 #[test]
 fn oltp_cache_one_shard_matches_arc_paper() {
     let Some(keys) = oltp() else {
-        println!("skipped: ../shared/data not found");
-        return;
+        return; // skipped: ../shared is absent
     };
     for (cap, want) in OLTP_LRU {
         let c = Cache::builder()
@@ -172,8 +171,7 @@ impl RefLru {
 #[test]
 fn cloudphysics_weighted_matches_reference_lru() {
     let Some(reqs) = cloudphysics() else {
-        println!("skipped: ../shared/data not found");
-        return;
+        return; // skipped: ../shared is absent
     };
     let mut sizes: HashMap<u64, u64> = HashMap::new();
     for r in &reqs {
