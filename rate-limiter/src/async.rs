@@ -10,7 +10,8 @@ use crate::{CheckError, Decision, RateLimiter};
 ///
 /// # Errors
 ///
-/// As [`RateLimiter::check_n`], returned at once.
+/// As [`RateLimiter::check_n`], returned at once;
+/// [`CheckError::EndOfClock`] as for [`RateLimiter::wait_n`].
 pub async fn until_ready_n<L: RateLimiter + ?Sized>(
     limiter: &L,
     cost: u32,
@@ -23,7 +24,7 @@ pub async fn until_ready_n<L: RateLimiter + ?Sized>(
 ///
 /// # Errors
 ///
-/// As [`RateLimiter::check_n`], returned at once.
+/// As [`until_ready_n`].
 pub async fn until_ready_n_with<L, F, Fut>(
     limiter: &L,
     cost: u32,
@@ -41,6 +42,9 @@ where
                 sleep(d.delay()).await;
             }
             return Ok(d);
+        }
+        if d.retry_never() {
+            return Err(CheckError::EndOfClock);
         }
         let wait = d.retry_after().unwrap_or_default();
         sleep(wait.max(Duration::from_nanos(1))).await;

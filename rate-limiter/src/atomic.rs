@@ -114,7 +114,12 @@ pub(crate) fn clamp_u32(x: u64) -> u32 {
 /// Implements `RateLimiter` and `Algorithm` for a limiter with fields
 /// `state: StateWord`, `clock: LimiterClock` and methods
 /// `max_cost(&self) -> u32` (the largest cost ever admitted),
-/// `step(&self, word, now, cost) -> Step` (for `cost <= max_cost`),
+/// `step(&self, word, now, cost, live) -> Step` (for `cost <= max_cost`;
+/// `live` says that `now` was read from `clock` and may be read again: a
+/// step that finds its word ahead of `now` by more than a monotonic clock
+/// allows rereads the clock before taking it for a step back, so that a
+/// thread whose reading went stale while others checked does not pass for
+/// one),
 /// `fresh_word(&self, now) -> u64` and `word_is_fresh(&self, word, now) -> bool`.
 /// An optional second argument is the inline attribute of `check` and
 /// `check_n` (default `#[inline]`).
@@ -129,9 +134,7 @@ macro_rules! atomic_limiter {
             fn check(&self) -> $crate::Decision {
                 match $crate::RateLimiter::check_n(self, 1) {
                     Ok(d) => d,
-                    Err($crate::CheckError::CostExceedsLimit { limit, .. }) => {
-                        $crate::Decision::deny_cost_over_limit(limit)
-                    }
+                    Err(e) => $crate::Decision::from_error(e),
                 }
             }
 
@@ -146,7 +149,7 @@ macro_rules! atomic_limiter {
                     &self.state,
                     &self.contended,
                     now,
-                    |w| self.step(w, now, cost),
+                    |w| self.step(w, now, cost, true),
                 ))
             }
         }
@@ -175,7 +178,7 @@ macro_rules! atomic_limiter {
                 if cost > limit {
                     return Err($crate::CheckError::CostExceedsLimit { cost, limit });
                 }
-                let (d, next) = self.step(*state, now, cost);
+                let (d, next) = self.step(*state, now, cost, false);
                 *state = next;
                 Ok(d)
             }
@@ -199,7 +202,9 @@ macro_rules! atomic_limiter {
                 if cost > limit {
                     return Err($crate::CheckError::CostExceedsLimit { cost, limit });
                 }
-                Ok($crate::atomic::cas_loop(cell, |w| self.step(w, now, cost)))
+                Ok($crate::atomic::cas_loop(cell, |w| {
+                    self.step(w, now, cost, true)
+                }))
             }
 
             fn is_cell_fresh_equivalent(&self, cell: &$crate::sync::AtomicU64, now: u64) -> bool {

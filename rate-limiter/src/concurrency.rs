@@ -88,7 +88,9 @@ impl ConcurrencyLimiter {
         }
         let mut cur = self.in_flight.load(Ordering::Acquire);
         loop {
-            if cur + units > self.max {
+            // `cur <= max` always, so this cannot overflow where
+            // `cur + units` could.
+            if units > self.max - cur {
                 return Ok(None);
             }
             match self.in_flight.compare_exchange_weak(

@@ -23,7 +23,21 @@ pub struct Decision {
     delay_ns: u64,
 }
 
+/// The `retry_after` (and `reset_after`) in nanoseconds of an instant the
+/// clock cannot express: see [`Decision::RETRY_NEVER`].
+pub(crate) const NEVER: u64 = u64::MAX;
+
 impl Decision {
+    /// The [`Decision::retry_after`] of a denial that no wait cures because
+    /// the admitting instant lies beyond the clock's range (`u64::MAX`
+    /// nanoseconds after its origin, about 584 years): the whole range.
+    /// The same value as a [`Decision::reset_after`] says the limiter is
+    /// never back to its fresh state within the clock's range. The waiting
+    /// forms ([`RateLimiter::wait_n`](crate::RateLimiter::wait_n) and the
+    /// rest) return [`CheckError::EndOfClock`](crate::CheckError::EndOfClock)
+    /// instead of sleeping that long.
+    pub const RETRY_NEVER: Duration = Duration::from_nanos(NEVER);
+
     /// An admission.
     #[inline]
     pub(crate) fn allow(limit: u32, remaining: u32, reset_after_ns: u64) -> Self {
@@ -40,7 +54,8 @@ impl Decision {
     }
 
     /// A denial that waiting cures: the same request is admitted after
-    /// `retry_after_ns` if nothing else arrives (`Retry-After`).
+    /// `retry_after_ns` if nothing else arrives (`Retry-After`), or never if
+    /// that is [`NEVER`].
     #[inline]
     pub(crate) fn deny_with_retry(
         limit: u32,
@@ -76,6 +91,16 @@ impl Decision {
         }
     }
 
+    /// The denial the infallible `check` forms return for an error of
+    /// `check_n`: a cost above the limit (no `retry_after`), or, from a
+    /// hand-written limiter, the end of the clock ([`NEVER`]).
+    pub(crate) fn from_error(e: crate::CheckError) -> Self {
+        match e {
+            crate::CheckError::CostExceedsLimit { limit, .. } => Self::deny_cost_over_limit(limit),
+            crate::CheckError::EndOfClock => Self::deny_with_retry(0, 0, NEVER, NEVER),
+        }
+    }
+
     /// A decision whose `remaining` is `slack_ns / per_cell_ns`.
     #[inline]
     pub(crate) fn with_slack(mut self, slack_ns: u64, per_cell_ns: u64) -> Self {
@@ -90,6 +115,13 @@ impl Decision {
     pub(crate) fn with_delay(mut self, delay_ns: u64) -> Self {
         self.delay_ns = delay_ns;
         self
+    }
+
+    /// Whether a denial is one no wait within the clock's range cures (its
+    /// `retry_after` is [`Decision::RETRY_NEVER`]).
+    #[inline]
+    pub(crate) fn retry_never(&self) -> bool {
+        self.has_retry && self.retry_after_ns == NEVER
     }
 
     /// Whether the request may go ahead (after [`Decision::delay`], if any).
@@ -113,6 +145,8 @@ impl Decision {
 
     /// For a denial, how long until the same request would be admitted if
     /// nothing else arrives (`Retry-After`); `None` when allowed.
+    /// [`Decision::RETRY_NEVER`] when that instant lies beyond the clock's
+    /// range, so that no wait cures the denial.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         self.has_retry
@@ -120,7 +154,8 @@ impl Decision {
     }
 
     /// How long until the limiter is back to its fresh, full state if nothing
-    /// else arrives (`RateLimit-Reset`).
+    /// else arrives (`RateLimit-Reset`); [`Decision::RETRY_NEVER`] when that
+    /// instant lies beyond the clock's range.
     #[must_use]
     pub fn reset_after(&self) -> Duration {
         Duration::from_nanos(self.reset_after_ns)

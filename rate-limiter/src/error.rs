@@ -70,6 +70,12 @@ pub enum CheckError {
         /// The most this limiter admits in one call.
         limit: u32,
     },
+    /// Returned by the waiting forms only: the request could be admitted
+    /// only after the last instant the clock can express (`u64::MAX`
+    /// nanoseconds after its origin, about 584 years), so waiting would not
+    /// help. `check_n` reports the same case as a denial whose
+    /// `retry_after` is [`Decision::RETRY_NEVER`](crate::Decision::RETRY_NEVER).
+    EndOfClock,
 }
 
 impl fmt::Display for CheckError {
@@ -79,6 +85,9 @@ impl fmt::Display for CheckError {
                 f,
                 "cost {cost} exceeds {limit}, the most this limiter can ever admit at once"
             ),
+            Self::EndOfClock => {
+                f.write_str("the request could be admitted only after the end of the clock's range")
+            }
         }
     }
 }

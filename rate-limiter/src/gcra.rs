@@ -7,6 +7,7 @@ use sysblocks_clock::{Clock, SharedClock};
 
 use crate::atomic::{atomic_limiter, StateWord, Step};
 use crate::clock::LimiterClock;
+use crate::decision::NEVER;
 use crate::sync::{AtomicBool, Ordering};
 use crate::{BuildError, Decision, Quota};
 
@@ -19,7 +20,15 @@ use crate::{BuildError, Decision, Quota};
 /// admitted iff `max(TAT, now) + n*T <= now + b*T`, and then
 /// `TAT = max(TAT, now) + n*T`. Decisions and `retry_after` values are the
 /// same as `governor`'s for the same quota and arrival times (checked in
-/// `tests/gcra_vs_governor.rs`).
+/// `tests/kat.rs`).
+///
+/// A clock that steps back by more than the TAT's lead allows counts as no
+/// time passed since `TAT - burst*T`, the latest time the TAT proves (at or
+/// before the latest admission): no cell is left, as at that time or
+/// stricter, and time counts again from the step. The clock's range is
+/// `u64` nanoseconds: an admission whose TAT would lie beyond `u64::MAX` is
+/// denied with [`Decision::RETRY_NEVER`], so within `burst*T` of the end
+/// of the range fewer cells pass, and at `u64::MAX` none.
 ///
 /// # Examples
 ///
@@ -108,29 +117,62 @@ impl Gcra {
 
     /// Admitted iff `max(TAT, now) + cost*T <= now + tau`, computed on the
     /// debt `d = max(TAT - now, 0)` as `d <= tau - cost*T` (`cost <= burst`
-    /// keeps that non-negative). A denial returns the TAT unchanged (no
-    /// store) and, like an admission, fills the decision with plain
-    /// differences that only its accessors convert.
+    /// keeps that non-negative), and iff the new TAT fits in `u64`
+    /// nanoseconds (the carry of one add). A denial returns the TAT
+    /// unchanged (no store) and, like an admission, fills the decision with
+    /// plain differences that only its accessors convert. A debt above
+    /// `tau` (a clock that stepped back) and a TAT beyond the clock's range
+    /// go to [`Gcra::step_cold`].
     #[inline]
-    fn step(&self, tat: u64, now: u64, cost: u32) -> Step {
+    fn step(&self, tat: u64, now: u64, cost: u32, live: bool) -> Step {
         let weight = u64::from(cost) * self.t;
         let debt = tat.saturating_sub(now);
         let room = self.tau - weight;
         let limit = self.burst.get();
-        if debt <= room {
+        let (next, beyond) = tat.max(now).overflowing_add(weight);
+        if debt <= room && !beyond {
             let after = debt + weight;
             let d = Decision::allow(limit, 0, after).with_slack(self.tau - after, self.t);
-            let next = if cost == 0 {
-                tat
-            } else {
-                tat.max(now).saturating_add(weight)
-            };
-            (d, next)
-        } else {
+            (d, if cost == 0 { tat } else { next })
+        } else if debt <= self.tau && !beyond {
             let d = Decision::deny_with_retry(limit, 0, debt - room, debt)
-                .with_slack(self.tau.saturating_sub(debt), self.t);
+                .with_slack(self.tau - debt, self.t);
             (d, tat)
+        } else {
+            self.step_cold(tat, now, cost, live)
         }
+    }
+
+    /// The rare cases of [`Gcra::step`]:
+    ///
+    /// - the TAT is more than `tau` ahead of `now`, which a monotonic clock
+    ///   never shows (an admission at `a` leaves `TAT <= a + tau`). With
+    ///   `live`, the clock is read again first: a thread whose reading went
+    ///   stale while others admitted sees the later time and decides on it.
+    ///   Otherwise the clock stepped back, and no time has passed since
+    ///   `TAT - tau`, the latest time the word proves: the word is rebased
+    ///   to `now + tau` (no cell left, as at that time or stricter) and
+    ///   stored, by a denial too, so that time counts again from the step;
+    /// - the new TAT lies beyond `u64::MAX` nanoseconds: the state could not
+    ///   record the admission, so it is denied with
+    ///   [`Decision::RETRY_NEVER`].
+    #[cold]
+    #[inline(never)]
+    fn step_cold(&self, tat: u64, now: u64, cost: u32, live: bool) -> Step {
+        if tat.saturating_sub(now) > self.tau {
+            if live {
+                let again = self.clock.now_nanos();
+                if again > now {
+                    return self.step(tat, again, cost, false);
+                }
+            }
+            // `TAT - now > tau` with `TAT <= u64::MAX`: no overflow.
+            return self.step(now + self.tau, now, cost, false);
+        }
+        let debt = tat.saturating_sub(now);
+        let d = Decision::deny_with_retry(self.burst.get(), 0, NEVER, debt)
+            .with_slack(self.tau - debt, self.t);
+        (d, tat)
     }
 
     fn fresh_word(&self, _now: u64) -> u64 {

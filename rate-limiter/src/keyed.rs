@@ -278,9 +278,7 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     pub fn check_key(&self, key: &K) -> Decision {
         match self.check_key_n(key, 1) {
             Ok(d) => d,
-            Err(CheckError::CostExceedsLimit { limit, .. }) => {
-                Decision::deny_cost_over_limit(limit)
-            }
+            Err(e) => Decision::from_error(e),
         }
     }
 
@@ -432,24 +430,15 @@ impl<K: Hash + Eq + Clone, A: Algorithm> Keyed<K, A> {
     ///
     /// # Errors
     ///
-    /// As [`Keyed::check_key_n`].
+    /// As [`Keyed::check_key_n`]; [`CheckError::EndOfClock`] if the key
+    /// could be admitted only beyond the clock's range.
     pub fn wait_key_n_with(
         &self,
         key: &K,
         cost: u32,
         sleeper: &dyn crate::Sleeper,
     ) -> Result<Decision, CheckError> {
-        loop {
-            let d = self.check_key_n(key, cost)?;
-            if d.is_allowed() {
-                if !d.delay().is_zero() {
-                    sleeper.sleep(d.delay());
-                }
-                return Ok(d);
-            }
-            let wait = d.retry_after().unwrap_or_default();
-            sleeper.sleep(wait.max(std::time::Duration::from_nanos(1)));
-        }
+        crate::limiter::wait_loop(|| self.check_key_n(key, cost), sleeper)
     }
 
     /// Drops every key whose state is equivalent to a new key's now. Never

@@ -6,6 +6,7 @@ use sysblocks_clock::Clock;
 
 use crate::atomic::{atomic_limiter, clamp_u32, StateWord, Step};
 use crate::clock::LimiterClock;
+use crate::decision::NEVER;
 use crate::sync::{AtomicBool, Ordering};
 use crate::{BuildError, Decision, Quota};
 
@@ -32,6 +33,14 @@ enum DelayMode {
 ///
 /// The state is one `u64`: 0 for a fresh bucket, otherwise `1 +` the time at
 /// which the excess drains to zero.
+///
+/// A clock that steps back by more than the excess allows counts as no
+/// time passed since the latest time the word proves: the excess is full
+/// (`burst` intervals), as then or stricter, and drains from the step. An
+/// admission whose drain time would lie at or beyond `u64::MAX` nanoseconds
+/// cannot be recorded and is denied with [`Decision::RETRY_NEVER`], so
+/// near the end of the clock's range fewer requests pass, and at
+/// `u64::MAX` none.
 ///
 /// # Examples
 ///
@@ -61,6 +70,11 @@ pub struct LeakyBucket {
     /// `burst * t`.
     max_excess: u64,
     mode: DelayMode,
+    /// The excess served without delay, in nanoseconds: `n * t` for
+    /// `delay=n` (saturating: a product beyond `u64` nanoseconds means no
+    /// admitted request is ever delayed), `u64::MAX` for `nodelay`.
+    /// Computed at build time so that a check only subtracts it.
+    free_excess: u64,
     state: StateWord,
     /// Set while checks race on `state` (see `cas_loop_hinted`).
     contended: AtomicBool,
@@ -119,11 +133,16 @@ impl LeakyBucketBuilder {
         let max_excess = t
             .checked_mul(u64::from(self.burst))
             .ok_or(BuildError::TooLong { setting: "burst" })?;
+        let free_excess = match self.mode {
+            DelayMode::NoDelay => u64::MAX,
+            DelayMode::After(free) => u64::from(free).saturating_mul(t),
+        };
         Ok(LeakyBucket {
             t,
             burst: self.burst,
             max_excess,
             mode: self.mode,
+            free_excess,
             state: StateWord::new(0),
             contended: AtomicBool::new(false),
             clock: self.clock.unwrap_or_else(LimiterClock::quanta),
@@ -164,8 +183,19 @@ impl LeakyBucket {
         Self::nginx(quota, burst - 1).nodelay().clock(clock).build()
     }
 
+    /// The excess now, in nanoseconds of drain time: how long until it
+    /// drains to zero.
+    #[inline]
+    fn current_excess(word: u64, now: u64) -> u64 {
+        if word == 0 {
+            0
+        } else {
+            (word - 1).saturating_sub(now)
+        }
+    }
+
     /// The excess, in nanoseconds of drain time, after admitting `cost`
-    /// requests at `now` on state `word`.
+    /// requests at `now` on state `word` (saturating).
     #[inline]
     fn excess_after(&self, word: u64, now: u64, cost: u32) -> u64 {
         let extra = u64::from(cost.saturating_sub(1)) * self.t;
@@ -174,10 +204,14 @@ impl LeakyBucket {
             return extra;
         }
         let drained_at = word - 1;
-        // nginx: excess = max(0, excess - elapsed + 1 interval), per request.
-        (drained_at.saturating_add(self.t))
-            .saturating_sub(now)
-            .saturating_add(extra)
+        // nginx: excess = max(0, excess - elapsed + 1 interval), per request;
+        // `drained_at + t` is not formed, so it cannot overflow.
+        let base = if drained_at >= now {
+            (drained_at - now).saturating_add(self.t)
+        } else {
+            self.t.saturating_sub(now - drained_at)
+        };
+        base.saturating_add(extra)
     }
 
     #[inline]
@@ -185,47 +219,69 @@ impl LeakyBucket {
         self.burst.saturating_add(1)
     }
 
+    /// nginx's rule on the word; the new word `now + excess + 1` must fit
+    /// in `u64`, or the admission could not be recorded: then the request
+    /// is denied with [`Decision::RETRY_NEVER`] (a later admission of it
+    /// would need the same word). A current excess above `max_excess` goes
+    /// to [`LeakyBucket::step_cold`].
     #[inline]
-    fn step(&self, word: u64, now: u64, cost: u32) -> Step {
+    fn step(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
         let limit = self.max_cost();
+        let current = Self::current_excess(word, now);
+        if current > self.max_excess {
+            return self.step_cold(word, now, cost, live);
+        }
         if cost == 0 {
-            let excess = if word == 0 {
-                0
-            } else {
-                (word - 1).saturating_sub(now)
-            };
-            let left = self.max_excess.saturating_sub(excess) / self.t + 1;
-            return (Decision::allow(limit, clamp_u32(left), excess), word);
+            let left = (self.max_excess - current) / self.t + 1;
+            return (Decision::allow(limit, clamp_u32(left), current), word);
         }
         let excess = self.excess_after(word, now, cost);
-        if excess <= self.max_excess {
-            let d = Decision::allow(
-                limit,
-                clamp_u32((self.max_excess - excess) / self.t),
-                excess,
-            );
-            let d = match self.mode {
-                DelayMode::After(free) => {
-                    d.with_delay(excess.saturating_sub(u64::from(free) * self.t))
-                }
-                DelayMode::NoDelay => d,
-            };
-            (d, now.saturating_add(excess).saturating_add(1))
-        } else {
-            let over = excess - self.max_excess;
-            let current = if word == 0 {
-                0
-            } else {
-                (word - 1).saturating_sub(now)
-            };
-            let d = Decision::deny_with_retry(
-                limit,
-                clamp_u32(self.max_excess.saturating_sub(current) / self.t),
-                over,
-                current,
-            );
-            (d, word)
+        let next = now
+            .checked_add(excess)
+            .and_then(|drained_at| drained_at.checked_add(1));
+        let remaining = clamp_u32((self.max_excess - current) / self.t);
+        match next {
+            Some(next) if excess <= self.max_excess => {
+                let d = Decision::allow(
+                    limit,
+                    clamp_u32((self.max_excess - excess) / self.t),
+                    excess,
+                )
+                .with_delay(excess.saturating_sub(self.free_excess));
+                (d, next)
+            }
+            // The excess drains to `max_excess` after `excess - max_excess`,
+            // when the new word is `now + excess + 1` again.
+            Some(_) => {
+                let over = excess - self.max_excess;
+                let d = Decision::deny_with_retry(limit, remaining, over, current);
+                (d, word)
+            }
+            None => {
+                let d = Decision::deny_with_retry(limit, remaining, NEVER, current);
+                (d, word)
+            }
         }
+    }
+
+    /// A current excess above `max_excess`, which a monotonic clock never
+    /// shows (an admission at `a` leaves the excess drained by
+    /// `a + max_excess`). With `live` the clock is read again first (a
+    /// stale reading decides on the later time); otherwise the clock
+    /// stepped back, and the word is rebased to an excess of `max_excess`
+    /// (as at the latest time the word proves, or stricter), stored by a
+    /// denial too, so that time counts again from the step.
+    #[cold]
+    #[inline(never)]
+    fn step_cold(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
+        if live {
+            let again = self.clock.now_nanos();
+            if again > now {
+                return self.step(word, again, cost, false);
+            }
+        }
+        // `word - 1 > now + max_excess`, so this fits.
+        self.step(now + self.max_excess + 1, now, cost, false)
     }
 
     fn fresh_word(&self, _now: u64) -> u64 {

@@ -25,10 +25,9 @@ pub trait RateLimiter: Send + Sync {
     fn check(&self) -> Decision {
         match self.check_n(1) {
             Ok(d) => d,
-            // Only a hand-written limiter with a limit of 0 gets here.
-            Err(CheckError::CostExceedsLimit { limit, .. }) => {
-                Decision::deny_cost_over_limit(limit)
-            }
+            // Only a hand-written limiter with a limit of 0 (or one that
+            // reports the end of its clock) gets here.
+            Err(e) => Decision::from_error(e),
         }
     }
 
@@ -39,6 +38,9 @@ pub trait RateLimiter: Send + Sync {
     /// # Errors
     ///
     /// As [`RateLimiter::check_n`]; the error is returned at once.
+    /// [`CheckError::EndOfClock`] if the request could be admitted only
+    /// beyond the clock's range (a denial with
+    /// [`Decision::RETRY_NEVER`]), which no wait reaches.
     fn wait_n(&self, cost: u32) -> Result<Decision, CheckError> {
         self.wait_n_with(cost, &ThreadSleeper)
     }
@@ -49,19 +51,33 @@ pub trait RateLimiter: Send + Sync {
     ///
     /// # Errors
     ///
-    /// As [`RateLimiter::check_n`].
+    /// As [`RateLimiter::wait_n`].
     fn wait_n_with(&self, cost: u32, sleeper: &dyn Sleeper) -> Result<Decision, CheckError> {
-        loop {
-            let d = self.check_n(cost)?;
-            if d.is_allowed() {
-                if !d.delay().is_zero() {
-                    sleeper.sleep(d.delay());
-                }
-                return Ok(d);
+        wait_loop(|| self.check_n(cost), sleeper)
+    }
+}
+
+/// Checks until admitted, sleeping each denial's `retry_after` (at least a
+/// nanosecond), then the admission's delay; stops with
+/// [`CheckError::EndOfClock`] on a denial no wait within the clock's range
+/// cures, rather than sleeping for centuries.
+pub(crate) fn wait_loop(
+    mut check: impl FnMut() -> Result<Decision, CheckError>,
+    sleeper: &dyn Sleeper,
+) -> Result<Decision, CheckError> {
+    loop {
+        let d = check()?;
+        if d.is_allowed() {
+            if !d.delay().is_zero() {
+                sleeper.sleep(d.delay());
             }
-            let wait = d.retry_after().unwrap_or(Duration::ZERO);
-            sleeper.sleep(wait.max(Duration::from_nanos(1)));
+            return Ok(d);
         }
+        if d.retry_never() {
+            return Err(CheckError::EndOfClock);
+        }
+        let wait = d.retry_after().unwrap_or(Duration::ZERO);
+        sleeper.sleep(wait.max(Duration::from_nanos(1)));
     }
 }
 

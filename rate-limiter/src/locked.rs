@@ -3,8 +3,9 @@
 
 /// Implements `RateLimiter` and `Algorithm` for a limiter with fields
 /// `state: Mutex<$state>`, `clock: LimiterClock` and methods
-/// `decide_state(&self, &mut $state, now, cost)`, `fresh(&self, now)`,
-/// and `state_is_fresh(&self, &$state, now)`. The keyed store's cell is a
+/// `decide_state(&self, &mut $state, now, cost, live)` (`live`: `now` was
+/// read from `clock` and may be read again, as in `atomic_limiter!`),
+/// `fresh(&self, now)`, and `state_is_fresh(&self, &$state, now)`. The keyed store's cell is a
 /// mutex around the state.
 macro_rules! locked_limiter {
     ($ty:ty, $state:ty) => {
@@ -12,7 +13,7 @@ macro_rules! locked_limiter {
             fn check_n(&self, cost: u32) -> Result<$crate::Decision, $crate::CheckError> {
                 let now = self.clock.now_nanos();
                 let mut state = self.state.lock();
-                self.decide_state(&mut state, now, cost)
+                self.decide_state(&mut state, now, cost, true)
             }
         }
 
@@ -36,7 +37,7 @@ macro_rules! locked_limiter {
                 now: u64,
                 cost: u32,
             ) -> Result<$crate::Decision, $crate::CheckError> {
-                self.decide_state(state, now, cost)
+                self.decide_state(state, now, cost, false)
             }
 
             fn is_fresh_equivalent(&self, state: &$state, now: u64) -> bool {
@@ -53,7 +54,7 @@ macro_rules! locked_limiter {
                 now: u64,
                 cost: u32,
             ) -> Result<$crate::Decision, $crate::CheckError> {
-                self.decide_state(&mut $crate::sync::lock_state(cell), now, cost)
+                self.decide_state(&mut $crate::sync::lock_state(cell), now, cost, true)
             }
 
             fn is_cell_fresh_equivalent(

@@ -8,6 +8,7 @@ use sysblocks_clock::{saturating_nanos, Clock};
 
 use crate::atomic::{atomic_limiter, clamp_u32, StateWord, Step};
 use crate::clock::LimiterClock;
+use crate::decision::NEVER;
 use crate::sync::{AtomicBool, Ordering};
 use crate::{BuildError, Decision, Quota};
 
@@ -23,6 +24,15 @@ use crate::{BuildError, Decision, Quota};
 ///
 /// In any interval of length `t` it admits at most
 /// `capacity + amount * ceil(t / interval)` tokens.
+///
+/// A clock that steps back so far that the count of tokens taken runs
+/// ahead of `produced(now) + capacity` counts as no time passed since the
+/// latest time the count proves: the bucket is empty, as then or stricter,
+/// and refills from the step. The count is a `u64`: within `capacity`
+/// tokens of its end (a clock near `u64::MAX` nanoseconds at one token per
+/// nanosecond) the bucket admits only what it can still record, and denies
+/// the rest with [`Decision::RETRY_NEVER`]; the same for a refill tick
+/// beyond `u64::MAX` nanoseconds.
 ///
 /// # Examples
 ///
@@ -208,49 +218,85 @@ impl TokenBucket {
         self.capacity
     }
 
+    /// `top = produced(now) + capacity` (saturating) is the most `taken`
+    /// may reach now: `available = top - max(taken, produced(now))`. An
+    /// admission moves `taken` up by the cost and never past `top`, so the
+    /// word never overflows; within `capacity` tokens of the end of the
+    /// count (`u64::MAX`) the bucket admits only what the word can still
+    /// record. A word above `top` goes to [`TokenBucket::step_cold`].
     #[inline]
-    fn step(&self, word: u64, now: u64, cost: u32) -> Step {
+    fn step(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
         let cap = u64::from(self.capacity);
         let produced = self.produced(now);
+        let top = produced.saturating_add(cap);
+        if word > top {
+            return self.step_cold(word, now, cost, live);
+        }
         // Tokens beyond capacity are lost: the floor of `taken` rises.
         let taken = word.max(produced);
-        let available = (produced + cap).saturating_sub(taken);
+        let available = top - taken;
         let cost64 = u64::from(cost);
         let tick = now / self.interval;
+        // Once `top` saturates, `available` never grows again: a token
+        // missing now is missing for the rest of the clock's range.
+        let time_to = |missing: u64| {
+            if top == u64::MAX && missing > 0 {
+                NEVER
+            } else {
+                self.time_to(tick, now, missing)
+            }
+        };
         if available >= cost64 {
             let left = available - cost64;
-            let d = Decision::allow(
-                self.capacity,
-                clamp_u32(left),
-                self.time_to(tick, now, cap - left),
-            );
+            let d = Decision::allow(self.capacity, clamp_u32(left), time_to(cap - left));
             (d, if cost == 0 { word } else { taken + cost64 })
         } else {
-            let retry = self.time_to(tick, now, cost64 - available);
             let d = Decision::deny_with_retry(
                 self.capacity,
                 clamp_u32(available),
-                retry,
-                self.time_to(tick, now, cap - available),
+                time_to(cost64 - available),
+                time_to(cap - available),
             );
             (d, word)
         }
     }
 
+    /// A word above `produced(now) + capacity`, which a monotonic clock
+    /// never shows (an admission never takes `taken` past it). With `live`
+    /// the clock is read again first (a stale reading decides on the later
+    /// time); otherwise the clock stepped back, and the word is rebased to
+    /// `produced(now) + capacity`, an empty bucket (as at the latest time
+    /// the word proves, or stricter), and stored by a denial too, so that
+    /// time counts again from the step.
+    #[cold]
+    #[inline(never)]
+    fn step_cold(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
+        if live {
+            let again = self.clock.now_nanos();
+            if again > now {
+                return self.step(word, again, cost, false);
+            }
+        }
+        let top = self.produced(now).saturating_add(u64::from(self.capacity));
+        self.step(top, now, cost, false)
+    }
+
     /// Time from `now` (in tick `tick`) until `missing` more tokens have
-    /// been produced.
+    /// been produced; [`NEVER`] if that tick starts beyond `u64::MAX`
+    /// nanoseconds.
     fn time_to(&self, tick: u64, now: u64, missing: u64) -> u64 {
         if missing == 0 {
             return 0;
         }
         let ticks = missing.div_ceil(self.amount);
-        tick.saturating_add(ticks)
-            .saturating_mul(self.interval)
-            .saturating_sub(now)
+        tick.checked_add(ticks)
+            .and_then(|t| t.checked_mul(self.interval))
+            .map_or(NEVER, |at| at - now)
     }
 
     fn fresh_word(&self, now: u64) -> u64 {
-        self.produced(now) + u64::from(self.capacity - self.initial)
+        self.produced(now)
+            .saturating_add(u64::from(self.capacity - self.initial))
     }
 
     /// Full and initially full: nothing tells it from a new key. With

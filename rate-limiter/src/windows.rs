@@ -8,6 +8,7 @@ use sysblocks_clock::Clock;
 
 use crate::atomic::clamp_u32;
 use crate::clock::LimiterClock;
+use crate::decision::NEVER;
 use crate::locked::locked_limiter;
 use crate::sync::Mutex;
 use crate::{BuildError, CheckError, Decision, Quota};
@@ -66,16 +67,50 @@ fn too_big(cost: u32, limit: u32) -> Result<(), CheckError> {
     }
 }
 
-/// The state of a [`FixedWindow`] key: the current window's index and count.
+/// `now`, or, when `live` and `now` is earlier than `since` (a time the
+/// state records, which a monotonic clock never shows after it), the
+/// clock read again: a reading that went stale while another thread
+/// checked gives way to a later one, while a clock that stepped back gives
+/// the same or an earlier reading, which the caller then takes for the
+/// step.
+fn reread(clock: &LimiterClock, now: u64, since: u64, live: bool) -> u64 {
+    if live && now < since {
+        now.max(clock.now_nanos())
+    } else {
+        now
+    }
+}
+
+/// Nanoseconds from `now` to `at`, [`NEVER`] if `at` lies beyond the
+/// clock's range (`None`).
+fn until(at: Option<u64>, now: u64) -> u64 {
+    at.map_or(NEVER, |at| at.saturating_sub(now))
+}
+
+/// The start of the window of length `w` aligned to the clock's origin
+/// that holds `now`.
+fn aligned(now: u64, w: u64) -> u64 {
+    now - now % w
+}
+
+/// The state of a [`FixedWindow`] key: the current window's start and
+/// count.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FixedWindowState {
-    index: u64,
+    start: u64,
     count: u32,
 }
 
 /// Fixed windows aligned to the clock's origin: at most `limit` cells in
 /// each window `[k*W, (k+1)*W)`. Simple and cheap, but up to `2 * limit`
 /// cells can pass around a window boundary.
+///
+/// A clock that steps back into or before the current window counts as no
+/// time passed since the window's start: the window, with its count, then
+/// lasts a whole `W` from the step (the windows after it are aligned to
+/// the origin again). A window that would end beyond `u64::MAX`
+/// nanoseconds never ends: once it is full, checks are denied with
+/// [`Decision::RETRY_NEVER`].
 ///
 /// # Examples
 ///
@@ -102,22 +137,42 @@ pub struct FixedWindow {
 window_limiter!(FixedWindow, FixedWindowState);
 
 impl FixedWindow {
+    /// The end of the current window, `None` beyond the clock's range.
+    fn end(&self, s: &FixedWindowState) -> Option<u64> {
+        s.start.checked_add(self.window)
+    }
+
+    /// Moves `s` to the window holding `now`: a new window aligned to the
+    /// origin once the current one has ended (or has counted nothing, so
+    /// there is nothing to carry); a window started again at `now`, count
+    /// kept, if the clock stepped back before its start.
+    fn roll(&self, s: &mut FixedWindowState, now: u64) {
+        if s.count == 0 || self.end(s).is_some_and(|end| end <= now) {
+            *s = FixedWindowState {
+                start: aligned(now, self.window),
+                count: 0,
+            };
+        } else if now < s.start {
+            s.start = now;
+        }
+    }
+
     fn decide_state(
         &self,
         s: &mut FixedWindowState,
         now: u64,
         cost: u32,
+        live: bool,
     ) -> Result<Decision, CheckError> {
         too_big(cost, self.limit)?;
-        // A clock that steps back stays in the window it had reached.
-        let index = now / self.window;
-        if index > s.index {
-            *s = FixedWindowState { index, count: 0 };
-        }
-        let end = (s.index + 1)
-            .saturating_mul(self.window)
-            .saturating_sub(now);
-        if s.count + cost <= self.limit {
+        let now = reread(&self.clock, now, s.start, live && s.count > 0);
+        self.roll(s, now);
+        // After the roll `now` is inside the window, so a window that ends
+        // in the clock's range ends after `now`.
+        let end = until(self.end(s), now);
+        // `count <= limit` always, so this cannot overflow where
+        // `count + cost` could.
+        if cost <= self.limit - s.count {
             s.count += cost;
             Ok(Decision::allow(
                 self.limit,
@@ -128,7 +183,7 @@ impl FixedWindow {
             Ok(Decision::deny_with_retry(
                 self.limit,
                 self.limit - s.count,
-                end.max(1),
+                end,
                 end,
             ))
         }
@@ -139,7 +194,7 @@ impl FixedWindow {
     }
 
     fn state_is_fresh(&self, s: &FixedWindowState, now: u64) -> bool {
-        s.count == 0 || now / self.window > s.index
+        s.count == 0 || self.end(s).is_some_and(|end| end <= now)
     }
 }
 
@@ -156,6 +211,12 @@ pub struct SlidingLogState {
 /// The exact sliding window: at most `limit` cells in any window
 /// `(now - W, now]`, keeping one log entry per admitted request (so up to
 /// `limit` entries per key).
+///
+/// A clock that steps back before the latest admission counts as no time
+/// passed since that admission: every entry moves back by the step. An
+/// entry whose window would end beyond `u64::MAX` nanoseconds never leaves
+/// it: once such entries fill the limit, checks are denied with
+/// [`Decision::RETRY_NEVER`].
 ///
 /// # Examples
 ///
@@ -182,9 +243,15 @@ pub struct SlidingWindowLog {
 window_limiter!(SlidingWindowLog, SlidingLogState);
 
 impl SlidingWindowLog {
+    /// When the entry logged at `t` leaves the window; `None` beyond the
+    /// clock's range.
+    fn leaves(&self, t: u64) -> Option<u64> {
+        t.checked_add(self.window)
+    }
+
     fn expire(&self, s: &mut SlidingLogState, now: u64) {
         while let Some(&(t, c)) = s.log.front() {
-            if t.saturating_add(self.window) <= now {
+            if self.leaves(t).is_some_and(|at| at <= now) {
                 s.log.pop_front();
                 s.total -= u64::from(c);
             } else {
@@ -198,19 +265,30 @@ impl SlidingWindowLog {
         s: &mut SlidingLogState,
         now: u64,
         cost: u32,
+        live: bool,
     ) -> Result<Decision, CheckError> {
         too_big(cost, self.limit)?;
+        let mut now = now;
+        if let Some(&(last, _)) = s.log.back() {
+            now = reread(&self.clock, now, last, live);
+            if now < last {
+                // The clock stepped back: the entries move back with it
+                // (saturating at 0 keeps them in order, and in the window
+                // no shorter).
+                let step = last - now;
+                for (t, _) in &mut s.log {
+                    *t = t.saturating_sub(step);
+                }
+            }
+        }
         self.expire(s, now);
         let limit = u64::from(self.limit);
-        let reset = |s: &SlidingLogState| {
-            s.log.back().map_or(0, |&(t, _)| {
-                t.saturating_add(self.window).saturating_sub(now)
-            })
-        };
+        let reset =
+            |s: &SlidingLogState| s.log.back().map_or(0, |&(t, _)| until(self.leaves(t), now));
         if s.total + u64::from(cost) <= limit {
             if cost > 0 {
-                // A clock that stepped back logs at the latest time seen, so
-                // the log stays sorted and nothing leaves the window early.
+                // Entries are never later than `now` here; the max keeps
+                // the log sorted whatever the caller passes.
                 let t = s.log.back().map_or(now, |&(last, _)| last.max(now));
                 s.log.push_back((t, cost));
                 s.total += u64::from(cost);
@@ -224,15 +302,15 @@ impl SlidingWindowLog {
             // Oldest entries leave first; find when enough cost has left.
             let must_leave = s.total + u64::from(cost) - limit;
             let mut left = 0u64;
-            let mut at = now;
+            let mut at = Some(now);
             for &(t, c) in &s.log {
                 left += u64::from(c);
                 if left >= must_leave {
-                    at = t.saturating_add(self.window);
+                    at = self.leaves(t);
                     break;
                 }
             }
-            let retry = at.saturating_sub(now).max(1);
+            let retry = until(at, now).max(1);
             Ok(Decision::deny_with_retry(
                 self.limit,
                 clamp_u32(limit - s.total),
@@ -249,7 +327,7 @@ impl SlidingWindowLog {
     fn state_is_fresh(&self, s: &SlidingLogState, now: u64) -> bool {
         s.log
             .back()
-            .is_none_or(|&(t, _)| t.saturating_add(self.window) <= now)
+            .is_none_or(|&(t, _)| self.leaves(t).is_some_and(|at| at <= now))
     }
 }
 
@@ -258,7 +336,8 @@ locked_limiter!(SlidingWindowLog, SlidingLogState);
 /// The state of a [`SlidingWindowCounter`] key.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SlidingCounterState {
-    index: u64,
+    /// The current window's start.
+    start: u64,
     previous: u32,
     current: u32,
 }
@@ -268,6 +347,13 @@ pub struct SlidingCounterState {
 /// `previous * (W - elapsed) / W + current`, which assumes the previous
 /// window's requests were spread evenly. A request of `n` is admitted iff
 /// the estimate plus `n` is at most `limit` (integer arithmetic, exact).
+///
+/// A clock that steps back before the current window's start counts as no
+/// time passed since that start: the window starts again at the step, both
+/// counts kept (the windows after it follow on from there until both
+/// counts are zero, and are then aligned to the origin again). An instant
+/// beyond `u64::MAX` nanoseconds is never reached: a check that only a
+/// later window would admit is denied with [`Decision::RETRY_NEVER`].
 ///
 /// # Examples
 ///
@@ -294,19 +380,32 @@ pub struct SlidingWindowCounter {
 window_limiter!(SlidingWindowCounter, SlidingCounterState);
 
 impl SlidingWindowCounter {
+    /// Moves `s` to the window holding `now`. With both counts zero
+    /// there is nothing to carry: the window is the one aligned to the
+    /// origin. A clock that stepped back before the start starts the window
+    /// again at `now`. Past the end, the next window follows on and takes
+    /// the current count as its previous one, unless that is zero or
+    /// `now` is past the next window too.
     fn roll(&self, s: &mut SlidingCounterState, now: u64) {
-        let index = now / self.window;
-        if index == s.index + 1 {
-            *s = SlidingCounterState {
-                index,
-                previous: s.current,
-                current: 0,
-            };
-        } else if index > s.index + 1 {
-            *s = SlidingCounterState {
-                index,
-                previous: 0,
-                current: 0,
+        let w = self.window;
+        if s.previous == 0 && s.current == 0 {
+            s.start = aligned(now, w);
+        } else if now < s.start {
+            s.start = now;
+        } else if let Some(end) = s.start.checked_add(w).filter(|&end| end <= now) {
+            let next_ends_later = end.checked_add(w).is_none_or(|e| now < e);
+            *s = if s.current > 0 && next_ends_later {
+                SlidingCounterState {
+                    start: end,
+                    previous: s.current,
+                    current: 0,
+                }
+            } else {
+                SlidingCounterState {
+                    start: aligned(now, w),
+                    previous: 0,
+                    current: 0,
+                }
             };
         }
     }
@@ -343,20 +442,25 @@ impl SlidingWindowCounter {
         s: &mut SlidingCounterState,
         now: u64,
         cost: u32,
+        live: bool,
     ) -> Result<Decision, CheckError> {
         too_big(cost, self.limit)?;
+        let busy = s.previous > 0 || s.current > 0;
+        let now = reread(&self.clock, now, s.start, live && busy);
         self.roll(s, now);
-        let start = s.index.saturating_mul(self.window);
-        let elapsed = now.saturating_sub(start);
+        let start = s.start;
+        let elapsed = now - start;
+        // `k` windows after the start; `None` beyond the clock's range.
+        let after = |k: u64| (1..=k).try_fold(start, |t, _| t.checked_add(self.window));
         let w = u128::from(self.window);
         let estimate = |s: &SlidingCounterState| {
             (u128::from(s.previous) * (w - u128::from(elapsed.min(self.window)))).div_ceil(w)
                 + u128::from(s.current)
         };
         let reset = if s.current > 0 {
-            (start + 2 * self.window).saturating_sub(now)
+            until(after(2), now)
         } else if s.previous > 0 {
-            (start + self.window).saturating_sub(now)
+            until(after(1), now)
         } else {
             0
         };
@@ -364,7 +468,7 @@ impl SlidingWindowCounter {
             s.current += cost;
             let remaining = u128::from(self.limit).saturating_sub(estimate(s));
             let reset = if s.current > 0 {
-                (start + 2 * self.window).saturating_sub(now)
+                until(after(2), now)
             } else {
                 reset
             };
@@ -376,17 +480,14 @@ impl SlidingWindowCounter {
         } else {
             let remaining = u128::from(self.limit).saturating_sub(estimate(s));
             let at = match self.earliest_elapsed(s.previous, s.current, cost) {
-                Some(e) => start + e,
-                None => {
-                    // Next window: the current count becomes the previous one.
-                    let next = start + self.window;
-                    match self.earliest_elapsed(s.current, 0, cost) {
-                        Some(e) => next + e,
-                        None => next + self.window,
-                    }
-                }
+                Some(e) => start.checked_add(e),
+                // Next window: the current count becomes the previous one.
+                None => after(1).and_then(|next| match self.earliest_elapsed(s.current, 0, cost) {
+                    Some(e) => next.checked_add(e),
+                    None => next.checked_add(self.window),
+                }),
             };
-            let retry = at.saturating_sub(now).max(1);
+            let retry = until(at, now).max(1);
             Ok(Decision::deny_with_retry(
                 self.limit,
                 clamp_u32(remaining as u64),
@@ -401,10 +502,13 @@ impl SlidingWindowCounter {
     }
 
     fn state_is_fresh(&self, s: &SlidingCounterState, now: u64) -> bool {
-        let index = now / self.window;
-        (s.previous == 0 && s.current == 0)
-            || index > s.index + 1
-            || (index == s.index + 1 && s.current == 0)
+        let w = self.window;
+        let ended = |k: u64| {
+            (1..=k)
+                .try_fold(s.start, |t, _| t.checked_add(w))
+                .is_some_and(|end| end <= now)
+        };
+        (s.previous == 0 && s.current == 0) || ended(2) || (ended(1) && s.current == 0)
     }
 }
 
