@@ -50,18 +50,9 @@ impl Backoff {
     /// [`BuildError::Zero`] if `base` is zero and [`BuildError::Invalid`] if
     /// `max < base`.
     pub fn exponential(base: Duration, max: Duration) -> Result<Self, BuildError> {
-        if base.is_zero() {
-            return Err(BuildError::Zero {
-                setting: "backoff base",
-            });
-        }
-        if max < base {
-            return Err(BuildError::Invalid {
-                setting: "backoff max",
-                reason: "must be at least the base",
-            });
-        }
-        Ok(Self::Exponential { base, max })
+        let b = Self::Exponential { base, max };
+        b.check()?;
+        Ok(b)
     }
 
     /// Sidekiq's polynomial schedule with `unit` as its second.
@@ -70,12 +61,41 @@ impl Backoff {
     ///
     /// [`BuildError::Zero`] if `unit` is zero.
     pub fn polynomial(unit: Duration) -> Result<Self, BuildError> {
-        if unit.is_zero() {
-            return Err(BuildError::Zero {
+        let b = Self::Polynomial { unit };
+        b.check()?;
+        Ok(b)
+    }
+
+    /// Checks a schedule built from the variants directly the way the
+    /// constructors do (the queue builder calls it). Delays that do not fit
+    /// the clock's `u64` nanoseconds saturate there.
+    ///
+    /// # Errors
+    ///
+    /// What [`Backoff::exponential`] and [`Backoff::polynomial`] return for
+    /// the same settings; a [`Backoff::Fixed`] delay is always valid (zero
+    /// retries at once).
+    pub fn check(&self) -> Result<(), BuildError> {
+        match *self {
+            Self::Exponential { base, max } => {
+                if base.is_zero() {
+                    return Err(BuildError::Zero {
+                        setting: "backoff base",
+                    });
+                }
+                if max < base {
+                    return Err(BuildError::Invalid {
+                        setting: "backoff max",
+                        reason: "must be at least the base",
+                    });
+                }
+                Ok(())
+            }
+            Self::Polynomial { unit } if unit.is_zero() => Err(BuildError::Zero {
                 setting: "backoff unit",
-            });
+            }),
+            Self::Polynomial { .. } | Self::Fixed(_) => Ok(()),
         }
-        Ok(Self::Polynomial { unit })
     }
 
     /// The smallest and largest delay the schedule can pick for `retry`

@@ -21,6 +21,13 @@ pub enum BuildError {
         /// The largest accepted value.
         max: u64,
     },
+    /// The memory a setting asks for could not be allocated.
+    OutOfMemory {
+        /// The setting.
+        setting: &'static str,
+        /// The bytes it needed.
+        bytes: u64,
+    },
     /// Two settings contradict each other, or a setting is out of range.
     Invalid {
         /// The builder method that set it.
@@ -37,6 +44,12 @@ impl fmt::Display for BuildError {
         match self {
             Self::Zero { setting } => write!(f, "{setting} must be greater than zero"),
             Self::TooLarge { setting, max } => write!(f, "{setting} must be at most {max}"),
+            Self::OutOfMemory { setting, bytes } => {
+                write!(
+                    f,
+                    "{setting} needs {bytes} bytes, which could not be allocated"
+                )
+            }
             Self::Invalid { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Self::Store(e) => write!(f, "cannot recover from the store: {e}"),
         }
@@ -149,6 +162,28 @@ pub enum StoreError {
     },
     /// The store has been shut down.
     Closed,
+    /// The store already serves a queue: another [`TaskQueue`](crate::TaskQueue)
+    /// was built over it (or over a clone of it, or over the same file) and
+    /// is still alive. Two queues over one store would hand out the same
+    /// ids and overwrite each other's tasks.
+    InUse,
+    /// Every task id has been handed out (ids are never reused, and never
+    /// wrap around).
+    IdsExhausted,
+    /// A record is larger than the store can keep; it was not stored and
+    /// the store carries on.
+    TooLarge {
+        /// The record's encoded size.
+        bytes: u64,
+        /// The largest record the store keeps.
+        max: u64,
+    },
+    /// [`Store::wait`](crate::Store::wait) was given a ticket the store
+    /// never handed out.
+    UnknownTicket {
+        /// The ticket.
+        ticket: u64,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -160,6 +195,17 @@ impl fmt::Display for StoreError {
             Self::Corrupt { detail } => write!(f, "the task store is corrupt: {detail}"),
             Self::Database { detail } => write!(f, "task store database error: {detail}"),
             Self::Closed => f.write_str("the task store is closed"),
+            Self::InUse => f.write_str("the task store already serves another queue"),
+            Self::IdsExhausted => f.write_str("the task store has handed out every task id"),
+            Self::TooLarge { bytes, max } => {
+                write!(
+                    f,
+                    "a {bytes}-byte task record exceeds the store's {max} bytes"
+                )
+            }
+            Self::UnknownTicket { ticket } => {
+                write!(f, "ticket {ticket} was never handed out by this store")
+            }
         }
     }
 }

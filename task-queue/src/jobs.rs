@@ -7,6 +7,17 @@
 //! store under the queue's lock, so the store sees moves in the order they
 //! happened; only `submit` waits for the store to make its move durable.
 //!
+//! How attempts are counted: `attempts` counts deliveries, and
+//! `Delivery::attempt` numbers them from 1. A delivery fails when its
+//! handler returns `Err` or panics, or when its lease runs out in this
+//! process. A delivery found leased when a queue starts over the store was
+//! cut short by a restart, not by the task: it counts in `restarts`
+//! instead. A task is dead-lettered when `attempts - restarts` (its
+//! failures) reaches `max_attempts`, or when `restarts` reaches
+//! `max_restarts`; so a crash loop does not use up healthy tasks' attempts.
+//! Counters never wrap: a task whose delivery count is at `u32::MAX` is
+//! dead-lettered instead of delivered again.
+//!
 //! This file holds the queue's state and the moves after submission. The
 //! settings and `build` are in `builder.rs`, what `build` makes of the
 //! store's records in `recovery.rs`, the two-phase submit in `submit.rs`,
@@ -49,7 +60,10 @@ enum State {
 #[derive(Debug)]
 struct Entry {
     task: Task,
+    /// Deliveries so far.
     attempts: u32,
+    /// Deliveries cut short by a restart (see the module docs).
+    restarts: u32,
     state: State,
 }
 
@@ -85,7 +99,8 @@ impl Core {
         }
     }
 
-    fn insert(&mut self, id: u64, task: Task, attempts: u32, run_at: u64, now: u64) {
+    fn insert(&mut self, id: u64, task: Task, counts: (u32, u32), run_at: u64, now: u64) {
+        let (attempts, restarts) = counts;
         let prio = task.priority().index();
         let state = if run_at <= now {
             self.ready[prio].push_back(id);
@@ -99,6 +114,7 @@ impl Core {
             Entry {
                 task,
                 attempts,
+                restarts,
                 state,
             },
         );
@@ -106,6 +122,9 @@ impl Core {
 }
 
 struct Inner {
+    /// This queue's identity, which its deliveries carry: a delivery of
+    /// another queue is refused, whatever its task id.
+    id: u64,
     core: Mutex<Core>,
     work: Condvar,
     store: Box<dyn Store>,
@@ -114,6 +133,13 @@ struct Inner {
     max_attempts: u32,
     lease_nanos: u64,
     backoff: Backoff,
+}
+
+impl Drop for Inner {
+    /// The last handle is gone: the store may serve another queue.
+    fn drop(&mut self) {
+        self.store.release();
+    }
 }
 
 /// A task queue: back-pressured submission, leases, retries, delayed tasks,
@@ -208,7 +234,9 @@ impl TaskQueue {
         self.inner.core.lock().closed
     }
 
-    /// Moves due delayed tasks to ready and fails expired leases.
+    /// Moves due delayed tasks to ready and fails expired leases. A lease
+    /// whose end saturated at `u64::MAX` (a `Duration::MAX` lease, or a
+    /// clock at its end) never expires.
     fn promote(&self, core: &mut Core, now: u64) {
         while let Some(&Reverse((run_at, id))) = core.delayed.peek() {
             if run_at > now {
@@ -223,7 +251,7 @@ impl TaskQueue {
             }
         }
         while let Some(&Reverse((until, id, token))) = core.leases.peek() {
-            if until > now {
+            if until > now || until == u64::MAX {
                 break;
             }
             core.leases.pop();
@@ -238,33 +266,43 @@ impl TaskQueue {
         }
     }
 
+    /// Moves a live task to the dead-letter queue.
+    fn bury(&self, core: &mut Core, id: u64, error: String, now: u64) -> Outcome {
+        let Some(e) = core.entries.remove(&id) else {
+            return Outcome::Stale;
+        };
+        let dead = DeadLetter {
+            id: TaskId(id),
+            task: e.task,
+            attempts: e.attempts,
+            error,
+        };
+        // A store failure here leaves the older record, which a restart
+        // redelivers: at-least-once still holds.
+        let _ = self
+            .inner
+            .store
+            .append(vec![StoreOp::Put(dead.record(now))]);
+        core.dead.insert(id, dead);
+        core.stats.dead_lettered += 1;
+        Outcome::Dead
+    }
+
     /// A failed attempt: retry after backoff, or dead-letter.
     fn fail(&self, core: &mut Core, id: u64, error: String, now: u64) -> Outcome {
         let inner = &*self.inner;
         core.stats.failed_attempts += 1;
-        let attempts = match core.entries.get(&id) {
-            Some(e) => e.attempts,
+        let (attempts, restarts) = match core.entries.get(&id) {
+            Some(e) => (e.attempts, e.restarts),
             None => return Outcome::Stale,
         };
-        if attempts >= inner.max_attempts {
-            let Some(e) = core.entries.remove(&id) else {
-                return Outcome::Stale;
-            };
-            let dead = DeadLetter {
-                id: TaskId(id),
-                task: e.task,
-                attempts: e.attempts,
-                error,
-            };
-            // A store failure here leaves the older record, which a restart
-            // redelivers: at-least-once still holds.
-            let _ = inner.store.append(vec![StoreOp::Put(dead.record(now))]);
-            core.dead.insert(id, dead);
-            core.stats.dead_lettered += 1;
-            Outcome::Dead
+        // Deliveries cut short by a restart are not failures of the task.
+        let failures = attempts.saturating_sub(restarts);
+        if failures >= inner.max_attempts {
+            self.bury(core, id, error, now)
         } else {
             let random = core.rng.next_u64();
-            let retry = attempts.saturating_sub(1);
+            let retry = failures.saturating_sub(1);
             let run_at = now.saturating_add(inner.backoff.delay_nanos(retry, random));
             let Some(e) = core.entries.get_mut(&id) else {
                 return Outcome::Stale;
@@ -273,6 +311,7 @@ impl TaskQueue {
                 id: TaskId(id),
                 task: e.task.clone(),
                 attempts,
+                restarts,
                 state: RecordState::Pending { run_at },
                 written_at: now,
             };
@@ -301,21 +340,30 @@ impl TaskQueue {
                 if e.state != State::Ready {
                     continue;
                 }
-                core.next_token += 1;
-                e.attempts += 1;
+                let Some(attempt) = e.attempts.checked_add(1) else {
+                    // Another delivery could not be counted.
+                    self.bury(core, id, "attempt counter exhausted".into(), now);
+                    continue;
+                };
+                // One token per lease: 2^64 leases are out of reach, and a
+                // token only has to differ from the live leases' ones.
+                core.next_token = token.wrapping_add(1);
+                e.attempts = attempt;
                 e.state = State::Leased { token };
                 let until = now.saturating_add(inner.lease_nanos);
                 let delivery = Delivery {
+                    queue: inner.id,
                     id: TaskId(id),
                     token,
                     task: e.task.clone(),
-                    attempt: e.attempts,
+                    attempt,
                     lease_until: until,
                 };
                 let rec = TaskRecord {
                     id: TaskId(id),
                     task: e.task.clone(),
-                    attempts: e.attempts,
+                    attempts: attempt,
+                    restarts: e.restarts,
                     state: RecordState::Leased { until },
                     written_at: now,
                 };
@@ -375,7 +423,11 @@ impl TaskQueue {
             let now = inner.clock.now_nanos();
             let next = [
                 core.delayed.peek().map(|r| r.0 .0),
-                core.leases.peek().map(|r| r.0 .0),
+                // A lease ending at `u64::MAX` never expires.
+                core.leases
+                    .peek()
+                    .map(|r| r.0 .0)
+                    .filter(|&until| until != u64::MAX),
             ]
             .into_iter()
             .flatten()
@@ -396,8 +448,15 @@ impl TaskQueue {
     ///
     /// A delivery whose lease ran out may still complete: the task is then
     /// done, and the other delivery it got meanwhile is a duplicate.
+    ///
+    /// A delivery handed out by another queue changes nothing and returns
+    /// [`Outcome::Foreign`], even where this queue has a task with the same
+    /// id.
     pub fn complete(&self, delivery: &Delivery, result: Result<(), TaskError>) -> Outcome {
         let inner = &*self.inner;
+        if delivery.queue != inner.id {
+            return Outcome::Foreign;
+        }
         let mut core = inner.core.lock();
         let now = inner.clock.now_nanos();
         let id = delivery.id.0;
@@ -461,6 +520,7 @@ impl TaskQueue {
                 id,
                 task: dead.task.clone(),
                 attempts: 0,
+                restarts: 0,
                 state: RecordState::Pending { run_at: now },
                 written_at: now,
             };
@@ -479,7 +539,7 @@ impl TaskQueue {
             return Err(e);
         }
         let now = inner.clock.now_nanos();
-        core.insert(id.0, dead.task, 0, now, now);
+        core.insert(id.0, dead.task, (0, 0), now, now);
         drop(core);
         inner.work.notify_one();
         Ok(true)

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 mod backoff;
+mod crc;
 mod error;
 mod jobs;
 mod pool;

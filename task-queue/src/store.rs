@@ -27,7 +27,8 @@ pub struct Ticket(pub u64);
 pub struct Recovered {
     /// Every stored task.
     pub records: Vec<TaskRecord>,
-    /// No id below this has ever been handed out.
+    /// No id below this has ever been handed out. `u64::MAX` is never an
+    /// id: at `u64::MAX` every id has been used.
     pub next_id: u64,
 }
 
@@ -38,7 +39,25 @@ pub struct Recovered {
 /// durability (before `submit` returns `Ok`). Appends from many threads may
 /// be made durable together (group commit). Implementations must apply ops
 /// in append order and must never apply a later op without the earlier ones.
+///
+/// A store serves one queue at a time: a queue [`claim`](Store::claim)s it
+/// before it loads anything and [`release`](Store::release)s it when its
+/// last handle is dropped. Two queues over one store would both hand out
+/// the next id and overwrite each other's tasks, and each would take the
+/// other's leased tasks for ones a dead process left behind.
 pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Makes the caller the store's only queue, until
+    /// [`release`](Store::release). Clones of a store share its claim.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InUse`] if the store (or a clone of it) is claimed
+    /// already; other [`StoreError`]s if the store has failed.
+    fn claim(&self) -> Result<(), StoreError>;
+
+    /// Ends the claim taken by [`claim`](Store::claim). Never fails.
+    fn release(&self);
+
     /// Everything stored, for a queue starting over the store.
     ///
     /// # Errors
@@ -55,18 +74,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn append(&self, ops: Vec<StoreOp>) -> Result<Ticket, StoreError>;
 
     /// Blocks until `ticket` (and everything appended before it) is
-    /// durable.
+    /// durable. Returns at once for a ticket the store never handed out.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] if the write failed; the ops of the ticket are then
-    /// not stored.
+    /// [`StoreError::UnknownTicket`] for a ticket the store never handed
+    /// out; another [`StoreError`] if the write failed, and the ops of the
+    /// ticket are then not stored.
     fn wait(&self, ticket: Ticket) -> Result<(), StoreError>;
 }
 
 /// A store in memory: fast, and gone with the process. Clones share the
 /// same records, so a test can drop a queue and start another over the same
-/// store to exercise recovery.
+/// store to exercise recovery (one queue at a time: see [`Store::claim`]).
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<MemoryState>>,
@@ -77,6 +97,7 @@ struct MemoryState {
     records: BTreeMap<TaskId, TaskRecord>,
     next_id: u64,
     appends: u64,
+    claimed: bool,
 }
 
 impl MemoryStore {
@@ -108,6 +129,19 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn claim(&self) -> Result<(), StoreError> {
+        let mut s = self.inner.lock();
+        if s.claimed {
+            return Err(StoreError::InUse);
+        }
+        s.claimed = true;
+        Ok(())
+    }
+
+    fn release(&self) {
+        self.inner.lock().claimed = false;
+    }
+
     fn load(&self) -> Result<Recovered, StoreError> {
         let s = self.inner.lock();
         Ok(Recovered {
@@ -133,7 +167,10 @@ impl Store for MemoryStore {
         Ok(Ticket(s.appends))
     }
 
-    fn wait(&self, _ticket: Ticket) -> Result<(), StoreError> {
+    fn wait(&self, ticket: Ticket) -> Result<(), StoreError> {
+        if ticket.0 > self.inner.lock().appends {
+            return Err(StoreError::UnknownTicket { ticket: ticket.0 });
+        }
         Ok(())
     }
 }

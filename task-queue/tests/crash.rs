@@ -38,7 +38,9 @@ fn open_queue(dir: &Path) -> TaskQueue {
     TaskQueue::builder()
         .store(RedbStore::open(dir.join("tasks.redb")).expect("store opens after a kill"))
         .capacity(2_000)
-        // Every kill costs the tasks leased at that moment an attempt.
+        // A kill costs the tasks leased at that moment no attempt (it
+        // counts a restart), but a lease that runs out while a child is
+        // slow does; a generous limit keeps every task alive.
         .max_attempts(10_000)
         .lease(Duration::from_millis(500))
         .build()

@@ -288,6 +288,7 @@ proptest! {
                             }
                             Outcome::Dead => prop_assert_eq!(d.attempt(), max_attempts),
                             Outcome::Stale => {}
+                            Outcome::Foreign => prop_assert!(false, "our own delivery refused"),
                         }
                     }
                 }

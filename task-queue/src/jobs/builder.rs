@@ -18,6 +18,7 @@ use crate::sync::{Arc, Condvar, Mutex};
 pub struct TaskQueueBuilder {
     capacity: usize,
     max_attempts: u32,
+    max_restarts: u32,
     lease: Duration,
     backoff: Backoff,
     clock: Option<SharedClock>,
@@ -30,6 +31,7 @@ impl Default for TaskQueueBuilder {
         Self {
             capacity: 10_000,
             max_attempts: 5,
+            max_restarts: 100,
             lease: Duration::from_secs(30),
             backoff: Backoff::default(),
             clock: None,
@@ -49,16 +51,34 @@ impl TaskQueueBuilder {
         self
     }
 
-    /// How many times a task is delivered at most before it goes to the
-    /// dead-letter queue. Default 5.
+    /// How many failed attempts a task gets before it goes to the
+    /// dead-letter queue. An attempt fails when its handler returns `Err`
+    /// or panics, or when its lease runs out while the queue runs. A
+    /// delivery cut short by a restart (the task is found leased when a
+    /// queue starts over the store) is no failure of the task and does not
+    /// count here: see [`TaskQueueBuilder::max_restarts`]. Without restarts
+    /// this is the most deliveries a task gets. Default 5.
     #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
         self
     }
 
+    /// How many deliveries of a task may be cut short by a restart before
+    /// it goes to the dead-letter queue: a task that keeps being found
+    /// leased at start-up may be what crashes the process. Kept apart from
+    /// [`TaskQueueBuilder::max_attempts`] and higher by default, so that a
+    /// crash loop does not dead-letter healthy tasks. Default 100.
+    #[must_use]
+    pub fn max_restarts(mut self, restarts: u32) -> Self {
+        self.max_restarts = restarts;
+        self
+    }
+
     /// The lease (visibility timeout): a delivery not completed within it
-    /// counts as failed and the task is delivered again. Default 30 s.
+    /// counts as failed and the task is delivered again. Default 30 s. A
+    /// lease whose end does not fit the clock's `u64` nanoseconds
+    /// (`Duration::MAX`, or a clock near its end) never expires.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
@@ -94,15 +114,20 @@ impl TaskQueueBuilder {
         self
     }
 
-    /// Builds the queue and recovers whatever its store holds: pending
-    /// tasks wait again (a delay keeps what remained of it when it was
-    /// written), leased tasks count as failed attempts whose lease ran out
-    /// (the process that held them is gone), dead letters stay dead.
+    /// Builds the queue, claims its store (one queue per store) and
+    /// recovers whatever the store holds: pending tasks wait again (a delay
+    /// keeps what remained of it when it was written), leased tasks are
+    /// delivered again and count a restart (the process that held them is
+    /// gone), dead letters stay dead.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Zero`] for a zero capacity, max attempts or lease;
-    /// [`BuildError::Store`] if the store cannot be read.
+    /// [`BuildError::Zero`] for a zero capacity, max attempts, max restarts
+    /// or lease; [`BuildError::Zero`] or [`BuildError::Invalid`] for a
+    /// backoff that [`Backoff::exponential`] or [`Backoff::polynomial`]
+    /// would refuse; [`BuildError::Store`] if the store cannot be read, and
+    /// [`BuildError::Store`] with [`StoreError::InUse`](crate::StoreError::InUse)
+    /// if another queue holds the store.
     pub fn build(self) -> Result<TaskQueue, BuildError> {
         if self.capacity == 0 {
             return Err(BuildError::Zero {
@@ -114,9 +139,15 @@ impl TaskQueueBuilder {
                 setting: "max_attempts",
             });
         }
+        if self.max_restarts == 0 {
+            return Err(BuildError::Zero {
+                setting: "max_restarts",
+            });
+        }
         if self.lease.is_zero() {
             return Err(BuildError::Zero { setting: "lease" });
         }
+        self.backoff.check()?;
         let clock: SharedClock = self
             .clock
             .unwrap_or_else(|| crate::sync::StdArc::new(MonotonicClock::new()));
@@ -128,29 +159,17 @@ impl TaskQueueBuilder {
                 .build_hasher()
                 .finish()
         });
-        let recovered = store.load()?;
-        let now = clock.now_nanos();
-        let Recovery {
-            waiting,
-            dead,
-            next_id,
-            recovered_leases,
-            fixes,
-        } = recover(recovered, now, self.max_attempts);
-        let mut core = Core::new(next_id, seed);
-        core.stats.recovered_leases = recovered_leases;
-        for w in waiting {
-            core.insert(w.id.0, w.task, w.attempts, w.run_at, now);
-        }
-        for d in dead {
-            core.dead.insert(d.id.0, d);
-        }
-        if !fixes.is_empty() {
-            let ticket = store.append(fixes)?;
-            store.wait(ticket)?;
-        }
+        store.claim()?;
+        let core = match start(&*store, &*clock, seed, self.max_restarts) {
+            Ok(core) => core,
+            Err(e) => {
+                store.release();
+                return Err(e);
+            }
+        };
         Ok(TaskQueue {
             inner: Arc::new(Inner {
+                id: crate::sync::unique_id(),
                 core: Mutex::new(core),
                 work: Condvar::new(),
                 store,
@@ -162,4 +181,35 @@ impl TaskQueueBuilder {
             }),
         })
     }
+}
+
+/// Loads the claimed `store` and makes durable what recovery changed.
+fn start(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    seed: u64,
+    max_restarts: u32,
+) -> Result<Core, BuildError> {
+    let recovered = store.load()?;
+    let now = clock.now_nanos();
+    let Recovery {
+        waiting,
+        dead,
+        next_id,
+        recovered_leases,
+        fixes,
+    } = recover(recovered, now, max_restarts);
+    let mut core = Core::new(next_id, seed);
+    core.stats.recovered_leases = recovered_leases;
+    for w in waiting {
+        core.insert(w.id.0, w.task, (w.attempts, w.restarts), w.run_at, now);
+    }
+    for d in dead {
+        core.dead.insert(d.id.0, d);
+    }
+    if !fixes.is_empty() {
+        let ticket = store.append(fixes)?;
+        store.wait(ticket)?;
+    }
+    Ok(core)
 }

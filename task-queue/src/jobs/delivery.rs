@@ -24,6 +24,7 @@ impl DeadLetter {
             id: self.id,
             task: self.task.clone(),
             attempts: self.attempts,
+            restarts: 0,
             state: RecordState::Dead {
                 error: self.error.clone(),
             },
@@ -51,12 +52,15 @@ pub struct Stats {
     /// Tasks moved to the dead-letter queue.
     pub dead_lettered: u64,
     /// Leased tasks found in the store at start-up (their process died).
+    /// These deliveries count as restarts, not as failed attempts.
     pub recovered_leases: u64,
 }
 
 /// A task handed to a worker, with its lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// The queue that handed it out.
+    pub(super) queue: u64,
     pub(super) id: TaskId,
     /// Tells this delivery from a later one of the same task.
     pub(super) token: u64,
@@ -84,7 +88,9 @@ impl Delivery {
         self.task.payload()
     }
 
-    /// Which attempt this is, from 1.
+    /// Which delivery of the task this is, from 1. Deliveries cut short by
+    /// a restart are counted too, but only failures count against
+    /// `max_attempts` (see [`TaskQueueBuilder::max_restarts`](crate::TaskQueueBuilder::max_restarts)).
     #[must_use]
     pub fn attempt(&self) -> u32 {
         self.attempt
@@ -113,4 +119,6 @@ pub enum Outcome {
     /// duplicate, counted in [`Stats::duplicate_completions`] if this one
     /// succeeded too) or its failure was already handled.
     Stale,
+    /// The delivery was handed out by another queue: nothing was changed.
+    Foreign,
 }

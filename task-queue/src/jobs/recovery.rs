@@ -3,8 +3,10 @@
 //! attempt limit, so it is tested without a store or a clock.
 //!
 //! Pending tasks wait again (a delay keeps what remained of it when it was
-//! written), leased tasks count as failed attempts whose lease ran out (the
-//! process that held them is gone), dead letters stay dead.
+//! written), leased tasks are ready at once and count a restart (the
+//! process that held them is gone; that is no failure of the task, so it
+//! costs no attempt), dead letters stay dead. A task whose restarts reach
+//! `max_restarts` is dead-lettered.
 
 use super::DeadLetter;
 use crate::record::{RecordState, TaskRecord};
@@ -18,6 +20,8 @@ pub(super) struct Waiting {
     pub(super) task: Task,
     /// Deliveries so far.
     pub(super) attempts: u32,
+    /// Deliveries cut short by a restart.
+    pub(super) restarts: u32,
     /// Earliest start, in clock nanoseconds (at or before `now`: ready).
     pub(super) run_at: u64,
 }
@@ -34,13 +38,14 @@ pub(super) struct Recovery {
     /// Leased tasks found (their process died).
     pub(super) recovered_leases: u64,
     /// What to write (durably) before the queue starts: every recovered
-    /// lease becomes pending again, or dead after its last attempt.
+    /// lease becomes pending again with one more restart, or dead at
+    /// `max_restarts`.
     pub(super) fixes: Vec<StoreOp>,
 }
 
-/// Recovers the queue state from `stored` at clock time `now`, with
-/// `max_attempts` deliveries per task.
-pub(super) fn recover(stored: Recovered, now: u64, max_attempts: u32) -> Recovery {
+/// Recovers the queue state from `stored` at clock time `now`; a task
+/// found leased for the `max_restarts`-th time is dead-lettered.
+pub(super) fn recover(stored: Recovered, now: u64, max_restarts: u32) -> Recovery {
     let mut out = Recovery {
         next_id: stored.next_id,
         ..Recovery::default()
@@ -66,17 +71,21 @@ pub(super) fn recover(stored: Recovered, now: u64, max_attempts: u32) -> Recover
                     id: rec.id,
                     task: rec.task,
                     attempts: rec.attempts,
+                    restarts: rec.restarts,
                     run_at,
                 });
             }
             RecordState::Leased { .. } => {
                 out.recovered_leases += 1;
-                if rec.attempts >= max_attempts {
+                // Saturating is exact here: `max_restarts` is at most
+                // `u32::MAX`, so the limit is reached before it would wrap.
+                let restarts = rec.restarts.saturating_add(1);
+                if restarts >= max_restarts {
                     let dead = DeadLetter {
                         id: rec.id,
                         task: rec.task,
                         attempts: rec.attempts,
-                        error: "lease lost in a restart on the last attempt".into(),
+                        error: format!("lease lost in {restarts} restarts (max_restarts)"),
                     };
                     out.fixes.push(StoreOp::Put(dead.record(now)));
                     out.dead.push(dead);
@@ -85,6 +94,7 @@ pub(super) fn recover(stored: Recovered, now: u64, max_attempts: u32) -> Recover
                         id: rec.id,
                         task: rec.task.clone(),
                         attempts: rec.attempts,
+                        restarts,
                         state: RecordState::Pending { run_at: now },
                         written_at: now,
                     }));
@@ -92,6 +102,7 @@ pub(super) fn recover(stored: Recovered, now: u64, max_attempts: u32) -> Recover
                         id: rec.id,
                         task: rec.task,
                         attempts: rec.attempts,
+                        restarts,
                         run_at: now,
                     });
                 }
@@ -110,6 +121,7 @@ mod tests {
             id: TaskId(id),
             task: Task::new(format!("t{id}")),
             attempts,
+            restarts: 0,
             state,
             written_at,
         }
@@ -142,11 +154,17 @@ mod tests {
             rec(3, 0, RecordState::Pending { run_at: 130 }, 100),
             // Written at or before now: the delay is kept as it was.
             rec(1, 1, RecordState::Pending { run_at: 8 }, 2),
-            // Leased with attempts to spare: ready at once, rewritten as
-            // pending.
+            // Leased: ready at once, rewritten as pending with a restart.
             rec(5, 2, RecordState::Leased { until: 999 }, 1),
-            // Leased on its last attempt: dead, rewritten as dead.
+            // Leased on its last attempt: a restart is no failure, so it
+            // runs again all the same.
             rec(9, 3, RecordState::Leased { until: 999 }, 1),
+            // Leased for the third time with max_restarts 3: dead,
+            // rewritten as dead.
+            TaskRecord {
+                restarts: 2,
+                ..rec(7, 5, RecordState::Leased { until: 999 }, 1)
+            },
             rec(
                 4,
                 3,
@@ -165,12 +183,15 @@ mod tests {
             now,
             3,
         );
-        let waiting: Vec<(u64, u32, u64)> = r
+        let waiting: Vec<(u64, u32, u32, u64)> = r
             .waiting
             .iter()
-            .map(|w| (w.id.0, w.attempts, w.run_at))
+            .map(|w| (w.id.0, w.attempts, w.restarts, w.run_at))
             .collect();
-        assert_eq!(waiting, [(3, 0, 35), (1, 1, 8), (5, 2, now)]);
+        assert_eq!(
+            waiting,
+            [(3, 0, 0, 35), (1, 1, 0, 8), (5, 2, 1, now), (9, 3, 1, now)]
+        );
         assert_eq!(r.waiting[0].task, Task::new("t3"));
         let dead: Vec<(u64, u32, &str)> = r
             .dead
@@ -180,28 +201,34 @@ mod tests {
         assert_eq!(
             dead,
             [
-                (9, 3, "lease lost in a restart on the last attempt"),
+                (7, 5, "lease lost in 3 restarts (max_restarts)"),
                 (4, 3, "boom"),
             ]
         );
         assert_eq!(r.next_id, 10);
-        assert_eq!(r.recovered_leases, 2);
+        assert_eq!(r.recovered_leases, 3);
+        let pending = |id: u64, attempts: u32| {
+            StoreOp::Put(TaskRecord {
+                id: TaskId(id),
+                task: Task::new(format!("t{id}")),
+                attempts,
+                restarts: 1,
+                state: RecordState::Pending { run_at: now },
+                written_at: now,
+            })
+        };
         assert_eq!(
             r.fixes,
             [
+                pending(5, 2),
+                pending(9, 3),
                 StoreOp::Put(TaskRecord {
-                    id: TaskId(5),
-                    task: Task::new("t5"),
-                    attempts: 2,
-                    state: RecordState::Pending { run_at: now },
-                    written_at: now,
-                }),
-                StoreOp::Put(TaskRecord {
-                    id: TaskId(9),
-                    task: Task::new("t9"),
-                    attempts: 3,
+                    id: TaskId(7),
+                    task: Task::new("t7"),
+                    attempts: 5,
+                    restarts: 0,
                     state: RecordState::Dead {
-                        error: "lease lost in a restart on the last attempt".into(),
+                        error: "lease lost in 3 restarts (max_restarts)".into(),
                     },
                     written_at: now,
                 }),

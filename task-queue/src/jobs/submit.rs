@@ -84,7 +84,8 @@ impl TaskQueue {
     /// [`SubmitError::Full`] at once if the queue is at capacity,
     /// [`SubmitError::Closed`] if it no longer accepts tasks, and
     /// [`SubmitError::Store`] if the store failed (the task is then not
-    /// accepted).
+    /// accepted), with [`StoreError::IdsExhausted`] once every id has been
+    /// handed out.
     pub fn submit(&self, task: Task) -> Result<TaskId, SubmitError> {
         self.submit_after(task, Duration::ZERO)
     }
@@ -180,13 +181,19 @@ impl TaskQueue {
             if core.closed {
                 return Err(SubmitBatchError::Closed(tasks));
             }
-            if core.entries.len() + core.reserved + n > inner.capacity {
+            let live = core.entries.len().saturating_add(core.reserved);
+            if live.saturating_add(n) > inner.capacity {
                 return Err(SubmitBatchError::Full(tasks));
             }
+            // Ids never wrap: `u64::MAX` is never handed out, so the ids
+            // `first..end` all lie below `end <= u64::MAX`.
+            let first = core.next_id;
+            let Some(end) = u64::try_from(n).ok().and_then(|n| first.checked_add(n)) else {
+                return Err(SubmitBatchError::Store(StoreError::IdsExhausted));
+            };
             let now = inner.clock.now_nanos();
             let run_at = now.saturating_add(saturating_nanos(delay));
-            let first = core.next_id;
-            core.next_id += n as u64;
+            core.next_id = end;
             core.reserved += n;
             let ops = tasks
                 .iter()
@@ -196,6 +203,7 @@ impl TaskQueue {
                         id: TaskId(first + i as u64),
                         task: t.clone(),
                         attempts: 0,
+                        restarts: 0,
                         state: RecordState::Pending { run_at },
                         written_at: now,
                     })
@@ -235,7 +243,7 @@ impl TaskQueue {
         let now = inner.clock.now_nanos();
         let ids = (0..n as u64).map(|i| TaskId(first + i)).collect();
         for (i, task) in tasks.into_iter().enumerate() {
-            core.insert(first + i as u64, task, 0, run_at, now);
+            core.insert(first + i as u64, task, (0, 0), run_at, now);
         }
         core.stats.submitted += n as u64;
         drop(core);

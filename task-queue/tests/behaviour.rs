@@ -1,0 +1,220 @@
+//! Behaviour of the job layer at its edges: one queue per store, deliveries
+//! that belong to another queue, ids and attempt counters at their ends,
+//! restarts that are not failures.
+#![cfg(not(sysblocks_loom))]
+
+use std::time::Duration;
+
+use sysblocks_task_queue::{
+    Backoff, BuildError, MemoryStore, Outcome, RecordState, Store, StoreError, StoreOp,
+    SubmitBatchError, SubmitError, Task, TaskId, TaskQueue, TaskRecord, Ticket,
+};
+
+fn builder(store: &MemoryStore) -> sysblocks_task_queue::TaskQueueBuilder {
+    TaskQueue::builder()
+        .store(store.clone())
+        .backoff(Backoff::Fixed(Duration::ZERO))
+        .max_attempts(2)
+}
+
+/// Two queues over clones of one store used to both hand out task-0, and
+/// the second overwrote the first's acknowledged task. The second is now
+/// refused; once the first is gone, the store serves a new queue again.
+#[test]
+fn a_store_serves_one_queue_at_a_time() {
+    let store = MemoryStore::new();
+    let a = builder(&store).build().unwrap();
+    let err = builder(&store).build().unwrap_err();
+    assert_eq!(err, BuildError::Store(StoreError::InUse));
+    let ia = a.submit(Task::new("a")).unwrap();
+    // A failed build does not keep the claim, and a clone of the queue
+    // keeps it as long as it lives.
+    let a2 = a.clone();
+    drop(a);
+    assert_eq!(
+        builder(&store).build().unwrap_err(),
+        BuildError::Store(StoreError::InUse)
+    );
+    drop(a2);
+    let b = builder(&store).build().unwrap();
+    let ib = b.submit(Task::new("b")).unwrap();
+    assert_ne!(ia, ib);
+    assert_eq!(b.len(), 2);
+    assert_eq!(store.len(), 2);
+}
+
+/// Completing queue A's delivery on queue B used to delete B's task with
+/// the same id, which was never leased.
+#[test]
+fn a_delivery_of_another_queue_changes_nothing() {
+    let qa = TaskQueue::builder().build().unwrap();
+    let qb = TaskQueue::builder().build().unwrap();
+    let ia = qa.submit(Task::new("a")).unwrap();
+    let ib = qb.submit(Task::new("b")).unwrap();
+    assert_eq!(ia, ib, "both queues start at the same id");
+    let from_a = qa.lease().unwrap();
+    assert_eq!(qb.complete(&from_a, Ok(())), Outcome::Foreign);
+    assert_eq!(qb.complete(&from_a, Err("x".into())), Outcome::Foreign);
+    assert_eq!(qb.len(), 1);
+    assert!(qb.leased().is_empty());
+    assert_eq!(qb.stats().completed, 0);
+    // B's own delivery of the same id still works, and so does A's.
+    let from_b = qb.lease().unwrap();
+    assert_eq!(from_b.payload(), b"b");
+    assert_eq!(qa.complete(&from_b, Ok(())), Outcome::Foreign);
+    assert_eq!(qb.complete(&from_b, Ok(())), Outcome::Completed);
+    assert_eq!(qa.complete(&from_a, Ok(())), Outcome::Completed);
+}
+
+#[test]
+fn a_ticket_never_issued_is_an_error_at_once() {
+    let store = MemoryStore::new();
+    let t = store.append(Vec::new()).unwrap();
+    store.wait(t).unwrap();
+    assert_eq!(
+        store.wait(Ticket(1_000_000)),
+        Err(StoreError::UnknownTicket { ticket: 1_000_000 })
+    );
+}
+
+fn put(store: &MemoryStore, id: u64, attempts: u32, restarts: u32, state: RecordState) {
+    let rec = TaskRecord {
+        id: TaskId(id),
+        task: Task::new(format!("t{id}")),
+        attempts,
+        restarts,
+        state,
+        written_at: 0,
+    };
+    let t = store.append(vec![StoreOp::Put(rec)]).unwrap();
+    store.wait(t).unwrap();
+}
+
+/// Ids never wrap: `u64::MAX` is never handed out, and once the ids below
+/// it are used up a submit is a typed error.
+#[test]
+fn ids_run_out_with_an_error_and_never_wrap() {
+    let store = MemoryStore::new();
+    put(
+        &store,
+        u64::MAX - 3,
+        0,
+        0,
+        RecordState::Pending { run_at: 0 },
+    );
+    let q = builder(&store).capacity(10).build().unwrap();
+    assert_eq!(q.submit(Task::new("x")).unwrap(), TaskId(u64::MAX - 2));
+    // Two ids would be needed, one is left: none is taken.
+    assert_eq!(
+        q.submit_batch(vec![Task::new("y"), Task::new("z")]),
+        Err(SubmitBatchError::Store(StoreError::IdsExhausted))
+    );
+    assert_eq!(q.submit(Task::new("y")).unwrap(), TaskId(u64::MAX - 1));
+    assert_eq!(
+        q.submit(Task::new("z")),
+        Err(SubmitError::Store(StoreError::IdsExhausted))
+    );
+    assert!(matches!(
+        q.submit_pending(Task::new("z")),
+        Err(SubmitError::Store(StoreError::IdsExhausted))
+    ));
+    assert_eq!(q.len(), 3);
+    drop(q);
+    // A record at u64::MAX (only damage or a foreign writer can put one
+    // there) leaves no id at all.
+    let store = MemoryStore::new();
+    put(&store, u64::MAX, 0, 0, RecordState::Pending { run_at: 0 });
+    let q = builder(&store).build().unwrap();
+    assert_eq!(
+        q.submit(Task::new("x")),
+        Err(SubmitError::Store(StoreError::IdsExhausted))
+    );
+}
+
+/// A delivery count at `u32::MAX` cannot grow: the task is dead-lettered
+/// instead of delivered with a wrapped count.
+#[test]
+fn attempt_counters_never_wrap() {
+    let store = MemoryStore::new();
+    put(&store, 1, u32::MAX, 0, RecordState::Pending { run_at: 0 });
+    put(
+        &store,
+        2,
+        u32::MAX - 1,
+        u32::MAX - 1,
+        RecordState::Pending { run_at: 0 },
+    );
+    let q = builder(&store).max_attempts(u32::MAX).build().unwrap();
+    let d = q.lease().unwrap();
+    assert_eq!((d.id(), d.attempt()), (TaskId(2), u32::MAX));
+    assert!(q.lease().is_none());
+    let dead = q.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id, dead[0].attempts), (TaskId(1), u32::MAX));
+    assert_eq!(dead[0].error, "attempt counter exhausted");
+    // Its one failure leaves the next delivery uncountable too.
+    assert!(matches!(
+        q.complete(&d, Err("x".into())),
+        Outcome::Retry { .. }
+    ));
+    assert!(q.lease().is_none());
+    assert_eq!(q.dead_letters().len(), 2);
+}
+
+/// A crash loop: the process dies again and again while the task is
+/// leased. Those deliveries were cut short by restarts, not failed by the
+/// task, so the task outlives many more restarts than it has attempts,
+/// and its failures still count as before.
+#[test]
+fn a_crash_loop_does_not_dead_letter_a_healthy_task() {
+    let store = MemoryStore::new();
+    let id = builder(&store)
+        .build()
+        .unwrap()
+        .submit(Task::new("healthy"))
+        .unwrap();
+    for restart in 0..10u32 {
+        let q = builder(&store).build().unwrap();
+        assert!(q.dead_letters().is_empty(), "dead after {restart} restarts");
+        assert_eq!(q.stats().recovered_leases, u64::from(restart > 0));
+        let d = q.lease().unwrap();
+        assert_eq!((d.id(), d.attempt()), (id, restart + 1));
+        // The process dies with the task leased.
+    }
+    let q = builder(&store).build().unwrap();
+    // Handler failures still count: max_attempts is 2.
+    let d = q.lease().unwrap();
+    assert_eq!(d.attempt(), 11);
+    assert!(matches!(
+        q.complete(&d, Err("1".into())),
+        Outcome::Retry { .. }
+    ));
+    let d = q.lease().unwrap();
+    assert_eq!(q.complete(&d, Err("2".into())), Outcome::Dead);
+    assert_eq!(q.dead_letters()[0].attempts, 12);
+}
+
+/// Restarts have their own limit: a task found leased at every start may be
+/// what kills the process.
+#[test]
+fn restarts_have_their_own_limit() {
+    let store = MemoryStore::new();
+    let b = || builder(&store).max_restarts(3);
+    b().build().unwrap().submit(Task::new("poison")).unwrap();
+    for _ in 0..3 {
+        let q = b().build().unwrap();
+        assert!(q.dead_letters().is_empty());
+        let _leased = q.lease().unwrap();
+    }
+    let q = b().build().unwrap();
+    assert!(q.is_empty());
+    let dead = q.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].error, "lease lost in 3 restarts (max_restarts)");
+    assert_eq!(
+        TaskQueue::builder().max_restarts(0).build().unwrap_err(),
+        BuildError::Zero {
+            setting: "max_restarts"
+        }
+    );
+}
