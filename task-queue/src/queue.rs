@@ -211,9 +211,10 @@ impl WaitList {
 /// case of `compare --only task-queue` on 2 cores.
 const SPINS: u32 = 2;
 /// Retries before parking: spins, then yields. Under loom the blocking
-/// operations park at once, so models explore the parking protocol rather
-/// than spin loops.
-const TRIES: u32 = if cfg!(sysblocks_loom) { 0 } else { SPINS + 20 };
+/// operations skip them and park at once (the retry loops are compiled
+/// out), so models explore the parking protocol rather than spin loops.
+#[cfg(not(sysblocks_loom))]
+const TRIES: u32 = SPINS + 20;
 
 /// loom models `SeqCst` loads as mere acquire loads (its README says so), which
 /// would report wake-ups as lost that the real memory model cannot lose;
@@ -240,33 +241,54 @@ fn backoff(step: u32) {
 }
 
 impl<T> BoundedQueue<T> {
-    /// A queue holding at most `capacity` items.
+    /// The largest capacity [`BoundedQueue::new`] accepts for items of type
+    /// `T`: the stamps need two spare bits (at most `usize::MAX / 4`), and
+    /// the slot array, allocated at once, must fit in `isize::MAX` bytes
+    /// (a slot is a stamp and a `T`: 16 bytes for a `u64` on 64-bit
+    /// targets).
+    #[must_use]
+    pub fn max_capacity() -> usize {
+        let by_bytes = isize::MAX as usize / std::mem::size_of::<Slot<T>>();
+        by_bytes.min(usize::MAX / 4)
+    }
+
+    /// A queue holding at most `capacity` items. The slot array
+    /// (`capacity` slots of a stamp and a `T` each) is allocated and
+    /// initialised here, once.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Zero`] if `capacity` is zero, and
-    /// [`BuildError::TooLarge`] if it exceeds `usize::MAX / 4` (the stamps
-    /// need two spare bits).
+    /// [`BuildError::Zero`] if `capacity` is zero,
+    /// [`BuildError::TooLarge`] if it exceeds
+    /// [`BoundedQueue::max_capacity`], and [`BuildError::OutOfMemory`] if
+    /// the slot array cannot be allocated.
     pub fn new(capacity: usize) -> Result<Self, BuildError> {
         if capacity == 0 {
             return Err(BuildError::Zero {
                 setting: "capacity",
             });
         }
-        if capacity > usize::MAX / 4 {
+        let max = Self::max_capacity();
+        if capacity > max {
             return Err(BuildError::TooLarge {
                 setting: "capacity",
-                max: (usize::MAX / 4) as u64,
+                max: max as u64,
             });
         }
         let mark_bit = (capacity + 1).next_power_of_two();
         let one_lap = mark_bit * 2;
-        let slots = (0..capacity)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
+        let mut slots = Vec::new();
+        if slots.try_reserve_exact(capacity).is_err() {
+            return Err(BuildError::OutOfMemory {
+                setting: "capacity",
+                bytes: (capacity * std::mem::size_of::<Slot<T>>()) as u64,
+            });
+        }
+        slots.extend((0..capacity).map(|i| Slot {
+            stamp: AtomicUsize::new(i),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
+        let slots = slots.into_boxed_slice();
         Ok(Self {
             shared: Arc::new(Shared {
                 head: Padded(AtomicUsize::new(0)),
@@ -574,6 +596,7 @@ impl<T> BoundedQueue<T> {
 
     fn push_until(&self, mut value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
         let s = &*self.shared;
+        #[cfg(not(sysblocks_loom))]
         for step in 0..TRIES {
             match self.try_push(value) {
                 Err(PushError::Full(v)) => value = v,
@@ -641,6 +664,7 @@ impl<T> BoundedQueue<T> {
 
     fn pop_until(&self, deadline: Option<Instant>) -> Result<T, PopError> {
         let s = &*self.shared;
+        #[cfg(not(sysblocks_loom))]
         for step in 0..TRIES {
             match self.try_pop() {
                 Err(PopError::Empty) => {}

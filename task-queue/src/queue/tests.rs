@@ -62,6 +62,30 @@ fn zero_capacity_is_an_error() {
     );
 }
 
+/// A capacity whose slot array does not fit the address space is a typed
+/// error, checked before anything is allocated (it used to panic with
+/// "capacity overflow" inside the allocation).
+#[test]
+fn an_impossible_capacity_is_an_error() {
+    let max = BoundedQueue::<u64>::max_capacity();
+    assert_eq!(
+        max,
+        (isize::MAX as usize / std::mem::size_of::<Slot<u64>>()).min(usize::MAX / 4)
+    );
+    for cap in [usize::MAX / 4, usize::MAX / 4 + 1, usize::MAX, max + 1] {
+        assert_eq!(
+            BoundedQueue::<u64>::new(cap).unwrap_err(),
+            BuildError::TooLarge {
+                setting: "capacity",
+                max: max as u64
+            },
+            "capacity {cap}"
+        );
+    }
+    // Large items lower the maximum.
+    assert!(BoundedQueue::<[u8; 4096]>::max_capacity() < max);
+}
+
 #[test]
 fn fifo_and_full_for_several_laps() {
     for cap in [1usize, 2, 3, 4, 7] {
