@@ -7,9 +7,11 @@ use std::sync::Arc as StdArc;
 
 use loom::sync::Arc;
 use loom::thread;
+use std::time::Duration;
+
 use sysblocks_rate_limiter::{
-    Algorithm, ConcurrencyLimiter, FixedWindow, Gcra, Keyed, ManualClock, Quota, RateLimiter,
-    TokenBucket,
+    Algorithm, ConcurrencyLimiter, FixedWindow, Gcra, Keyed, LeakyBucket, ManualClock, Quota,
+    RateLimiter, TokenBucket,
 };
 
 /// A keyed store of `template`s, one shard, room for two `u8` keys.
@@ -158,5 +160,127 @@ fn loom_keyed_locked_cell_admits_the_quota() {
         let t = thread::spawn(move || k2.check_key(&7).is_allowed() as u32);
         let mine = k.check_key(&7).is_allowed() as u32;
         assert_eq!(mine + t.join().unwrap(), 1);
+    });
+}
+
+/// Two checks of a nodelay leaky bucket that admits 2 at once (nginx burst
+/// 1), costs 2 and 1, race on its CAS: in either order the second finds
+/// the excess too high, so exactly one is admitted, as the sequential rule
+/// says, and the word records exactly that one.
+#[test]
+fn loom_leaky_bucket_cas_admits_what_the_sequential_rule_allows() {
+    sysblocks_sync::model(|| {
+        let lb =
+            Arc::new(LeakyBucket::with_clock(Quota::per_second(2), ManualClock::new()).unwrap());
+        let lb2 = Arc::clone(&lb);
+        let t = thread::spawn(move || lb2.check_n(2).unwrap().is_allowed());
+        let one = lb.check().is_allowed();
+        let two = t.join().unwrap();
+        assert!(one != two, "exactly one of them fits: {one} {two}");
+        // One request's room is left iff the 1-cell request won.
+        assert_eq!(lb.check().is_allowed(), one);
+    });
+}
+
+/// Two checks of a delaying leaky bucket (nginx burst 2) race on its CAS:
+/// one is served at once and the other after one interval, whichever wins,
+/// and the word then holds both (the next waits two intervals, the one
+/// after is rejected).
+#[test]
+fn loom_leaky_bucket_cas_records_both_delays() {
+    sysblocks_sync::model(|| {
+        let lb = Arc::new(
+            LeakyBucket::nginx(Quota::per_second(10), 2)
+                .clock(ManualClock::new())
+                .build()
+                .unwrap(),
+        );
+        let lb2 = Arc::clone(&lb);
+        let t = thread::spawn(move || lb2.check().delay());
+        let mine = lb.check().delay();
+        let theirs = t.join().unwrap();
+        let ms = Duration::from_millis(100);
+        assert_eq!(mine.min(theirs), Duration::ZERO);
+        assert_eq!(mine.max(theirs), ms);
+        let third = lb.check();
+        assert!(third.is_allowed());
+        assert_eq!(third.delay(), 2 * ms);
+        assert!(!lb.check().is_allowed());
+    });
+}
+
+/// A keyed GCRA (burst 2 per minute) with one shard of room for two keys.
+fn two_key_store(clock: &ManualClock) -> Arc<Keyed<u8, Gcra>> {
+    let g = Gcra::with_clock(Quota::per_minute(2), clock.clone()).unwrap();
+    Arc::new(Keyed::builder(g).max_keys(2).shards(1).build().unwrap())
+}
+
+/// An insertion into a full shard evicts its least recently seen key
+/// while another thread checks a present, more recent key: that key's
+/// state (one cell of two used) is neither lost (its next check would then
+/// pass as a new key's) nor duplicated (the store holds the two keys).
+#[test]
+fn loom_keyed_evict_keeps_a_present_key_being_checked() {
+    sysblocks_sync::model(|| {
+        let clock = ManualClock::new();
+        let k = two_key_store(&clock);
+        assert!(k.check_key(&2).is_allowed()); // seen at tick 0: the oldest
+        clock.set(Duration::from_millis(2));
+        assert!(k.check_key(&1).is_allowed()); // seen at tick 1
+        clock.set(Duration::from_millis(4));
+        let k2 = Arc::clone(&k);
+        let t = thread::spawn(move || k2.check_key(&3).is_allowed());
+        assert!(k.check_key(&1).is_allowed(), "the second cell of key 1");
+        assert!(t.join().unwrap(), "key 3 is new");
+        assert_eq!(k.evictions(), 1);
+        assert_eq!(k.len(), 2, "keys 1 and 3, once each");
+        assert!(!k.check_key(&1).is_allowed(), "key 1 kept both cells");
+        assert!(k.check_key(&2).is_allowed(), "key 2 was the one evicted");
+    });
+}
+
+/// An insertion into a full shard first sweeps it: a key whose state is
+/// fresh-equivalent is dropped, and no live key is evicted, while another
+/// thread checks the present live key.
+#[test]
+fn loom_keyed_sweep_keeps_a_present_key_being_checked() {
+    sysblocks_sync::model(|| {
+        let clock = ManualClock::new();
+        let k = two_key_store(&clock);
+        assert!(k.check_key(&2).is_allowed()); // TAT 30 s: stale by 31 s
+        clock.set(Duration::from_secs(31));
+        assert!(k.check_key(&1).is_allowed());
+        let k2 = Arc::clone(&k);
+        let t = thread::spawn(move || k2.check_key(&3).is_allowed());
+        assert!(k.check_key(&1).is_allowed(), "the second cell of key 1");
+        assert!(t.join().unwrap());
+        assert_eq!(k.evictions(), 0, "only the stale key was dropped");
+        assert_eq!(k.len(), 2, "keys 1 and 3, once each");
+        assert!(!k.check_key(&1).is_allowed(), "key 1 kept both cells");
+    });
+}
+
+/// An insertion that grows the shard's table (its eighth key: the first
+/// table holds seven) moves every entry and its stamp into a new table
+/// while another thread checks a present key: the key's state moves with
+/// it, updated exactly once.
+#[test]
+fn loom_keyed_grow_keeps_a_present_key_being_checked() {
+    sysblocks_sync::model(|| {
+        let clock = ManualClock::new();
+        let g = Gcra::with_clock(Quota::per_minute(2), clock.clone()).unwrap();
+        let k = Arc::new(Keyed::builder(g).max_keys(16).shards(1).build().unwrap());
+        for key in 1..=7u8 {
+            assert!(k.check_key(&key).is_allowed());
+        }
+        let k2 = Arc::clone(&k);
+        let t = thread::spawn(move || k2.check_key(&8).is_allowed());
+        assert!(k.check_key(&1).is_allowed(), "the second cell of key 1");
+        assert!(t.join().unwrap());
+        assert_eq!(k.len(), 8);
+        assert_eq!(k.evictions(), 0);
+        assert!(!k.check_key(&1).is_allowed(), "key 1 kept both cells");
+        assert!(k.check_key(&2).is_allowed(), "key 2 has its second cell");
+        assert!(!k.check_key(&2).is_allowed());
     });
 }
