@@ -30,7 +30,9 @@ pub(crate) const NEVER: u64 = u64::MAX;
 impl Decision {
     /// The [`Decision::retry_after`] of a denial that no wait cures because
     /// the admitting instant lies beyond the clock's range (`u64::MAX`
-    /// nanoseconds after its origin, about 584 years): the whole range.
+    /// nanoseconds after its origin, about 584 years): the whole range. (A
+    /// denial at the origin whose admitting instant is exactly the range's
+    /// last one reads the same; waiting for it is waiting out the range.)
     /// The same value as a [`Decision::reset_after`] says the limiter is
     /// never back to its fresh state within the clock's range. The waiting
     /// forms ([`RateLimiter::wait_n`](crate::RateLimiter::wait_n) and the
