@@ -391,6 +391,29 @@ mod tests {
         }
     }
 
+    /// The stable hash is the same in every run; the table hash is not
+    /// (with overwhelming probability: 64 keys agree by chance with
+    /// probability 2^-4096).
+    #[test]
+    fn table_seeds_differ_per_run() {
+        let (a, b) = (KeyHashers::for_run(), KeyHashers::for_run());
+        let keys: Vec<String> = (0..64).map(|i| format!("key{i}")).collect();
+        let stable =
+            |h: &KeyHashers| -> Vec<u64> { keys.iter().map(|k| h.stable.hash_one(k)).collect() };
+        let table =
+            |h: &KeyHashers| -> Vec<u64> { keys.iter().map(|k| h.table.hash_one(k)).collect() };
+        assert_eq!(stable(&a), stable(&b));
+        assert_eq!(
+            stable(&a),
+            stable(&KeyHashers {
+                stable: stable_hasher(),
+                table: stable_hasher()
+            })
+        );
+        assert_ne!(table(&a), table(&b));
+        assert_ne!(table(&a), stable(&a));
+    }
+
     /// Both grouping strategies (counting sort when R <= entries, a sort
     /// otherwise) give each partition its entries, and index only the
     /// non-empty partitions.

@@ -48,18 +48,29 @@ impl<K: Ord + Clone + Send + Sync> RangePartitioner<K> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::Zero`] when `partitions` is 0.
+    /// [`BuildError::Zero`] when `partitions` is 0,
+    /// [`BuildError::Invalid`] when it exceeds
+    /// [`Runner::MAX_PARTITIONS`](crate::Runner::MAX_PARTITIONS).
     pub fn from_sample(mut sample: Vec<K>, partitions: usize) -> Result<Self, BuildError> {
         if partitions == 0 {
             return Err(BuildError::Zero {
                 setting: "partitions",
             });
         }
+        if partitions > crate::Runner::MAX_PARTITIONS {
+            return Err(BuildError::Invalid {
+                setting: "partitions",
+                reason: "more than Runner::MAX_PARTITIONS (65536)",
+            });
+        }
         sample.sort_unstable();
-        let mut bounds: Vec<K> = Vec::with_capacity(partitions - 1);
+        let mut bounds: Vec<K> = Vec::with_capacity((partitions - 1).min(sample.len()));
         if !sample.is_empty() {
+            let len = sample.len() as u128;
             for i in 1..partitions {
-                let k = &sample[i * sample.len() / partitions];
+                // `i * len / partitions < len`; in u128, as `i * len` may
+                // not fit a usize (a sample of zero-sized keys).
+                let k = &sample[(i as u128 * len / partitions as u128) as usize];
                 if bounds.last() != Some(k) {
                     bounds.push(k.clone());
                 }
@@ -73,8 +84,16 @@ impl<K: Ord + Clone + Send + Sync> RangePartitioner<K> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::Invalid`] when the bounds are not strictly increasing.
+    /// [`BuildError::Invalid`] when the bounds are not strictly increasing,
+    /// or when they would need more than
+    /// [`Runner::MAX_PARTITIONS`](crate::Runner::MAX_PARTITIONS) partitions.
     pub fn from_bounds(bounds: Vec<K>) -> Result<Self, BuildError> {
+        if bounds.len() >= crate::Runner::MAX_PARTITIONS {
+            return Err(BuildError::Invalid {
+                setting: "bounds",
+                reason: "more bounds than Runner::MAX_PARTITIONS - 1",
+            });
+        }
         if bounds.windows(2).any(|w| w[0] >= w[1]) {
             return Err(BuildError::Invalid {
                 setting: "bounds",
