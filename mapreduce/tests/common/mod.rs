@@ -6,21 +6,13 @@ use std::path::{Path, PathBuf};
 
 use sysblocks_mapreduce::word_count::for_each_word;
 
-/// The shared data folder, if present.
-pub(crate) fn data_dir() -> Option<PathBuf> {
-    let d = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
-    if d.is_dir() {
-        Some(d)
-    } else {
-        println!("skipped: ../shared/data not found");
-        None
-    }
-}
-
 /// The Gutenberg text decompressed into `dir`, cut to at most `limit` bytes
-/// at a line boundary.
+/// at a line boundary. `None` (the caller skips, and says so) only when
+/// `../shared` is absent; a missing file under an existing `../shared`
+/// fails the test.
 pub(crate) fn gutenberg(dir: &Path, limit: usize) -> Option<PathBuf> {
-    let src = data_dir()?.join("text/gutenberg-100MB.txt.zst");
+    let src =
+        sysblocks_testkit::shared_data(env!("CARGO_MANIFEST_DIR"), "text/gutenberg-100MB.txt.zst")?;
     let raw = std::fs::read(&src).expect("read corpus");
     let mut text = zstd::decode_all(&raw[..]).expect("decompress corpus");
     if text.len() > limit {
