@@ -199,6 +199,7 @@ fn write_batch(
 ) -> Result<(), StoreError> {
     let mut txn = db.begin_write().map_err(redb_error)?;
     txn.set_durability(durability).map_err(super::db_error)?;
+    txn.set_two_phase_commit(true);
     {
         let mut tasks = txn.open_table(TASKS).map_err(redb_error)?;
         for op in ops {
