@@ -21,7 +21,8 @@ pub enum BuildError {
         /// The size given.
         size: u64,
     },
-    /// A Maglev table size below 100 entries per unit of weight.
+    /// A Maglev table size below 100 entries per node (or below 100 for an
+    /// empty node set).
     TableTooSmall {
         /// The size given.
         size: u64,
@@ -33,11 +34,16 @@ pub enum BuildError {
         /// The factor given.
         c: f64,
     },
-    /// A count beyond what the structure can index (more than `u32::MAX`
-    /// nodes, virtual nodes or table entries).
+    /// A count beyond the documented maximum: ring points past
+    /// [`MAX_POINTS`](crate::MAX_POINTS), a Maglev table past
+    /// [`MAX_TABLE_SIZE`](crate::MAX_TABLE_SIZE), probes past
+    /// [`MAX_PROBES`](crate::MAX_PROBES), more than `u32::MAX` nodes.
+    /// Checked before anything is allocated.
     TooLarge {
         /// The setting's name.
         setting: &'static str,
+        /// The largest value accepted.
+        max: u64,
     },
     /// Only the last bucket of a jump hash can be removed.
     NotLastBucket,
@@ -55,7 +61,9 @@ impl fmt::Display for BuildError {
             Self::LoadFactor { c } => {
                 write!(f, "load factor {c} must be finite and at least 1")
             }
-            Self::TooLarge { setting } => write!(f, "{setting} exceeds u32::MAX"),
+            Self::TooLarge { setting, max } => {
+                write!(f, "{setting} exceeds the maximum of {max}")
+            }
             Self::NotLastBucket => f.write_str("jump hash can only remove its last bucket"),
         }
     }

@@ -129,7 +129,10 @@ impl<N: Hash + Eq> JumpHash<N> {
             return Err(BuildError::DuplicateNode);
         }
         if self.nodes.len() >= u32::MAX as usize {
-            return Err(BuildError::TooLarge { setting: "nodes" });
+            return Err(BuildError::TooLarge {
+                setting: "nodes",
+                max: u64::from(u32::MAX),
+            });
         }
         self.nodes.push(node);
         Ok(())

@@ -13,8 +13,15 @@ pub const DEFAULT_TABLE_SIZE: u64 = 65_537;
 /// the number of backends so that imbalance stays within about 1%.
 pub const MIN_ENTRIES_PER_NODE: u64 = 100;
 
-/// Whether `n` is prime (deterministic trial division; table sizes are far
-/// below the range where that is slow).
+/// The largest table size accepted: 2^24 entries (64 MiB of `u32`; the
+/// largest prime below it, 16,777,213, is the largest usable size). It also
+/// bounds the node count, at 100 entries per node, to 167,772. Sizes are
+/// compared with it before anything else, so a huge size is refused at
+/// once and never allocated.
+pub const MAX_TABLE_SIZE: u64 = 1 << 24;
+
+/// Whether `n` is prime (deterministic trial division; table sizes are at
+/// most [`MAX_TABLE_SIZE`], where that takes at most 2^11 divisions).
 pub(crate) fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
@@ -182,15 +189,20 @@ impl<N> Maglev<N> {
     }
 
     fn check_size(m: u64, nodes: usize) -> Result<(), BuildError> {
+        // The bound first: it is one comparison, and it keeps the primality
+        // test (trial division) on small numbers.
+        if m > MAX_TABLE_SIZE {
+            return Err(BuildError::TooLarge {
+                setting: "table size",
+                max: MAX_TABLE_SIZE,
+            });
+        }
         if !is_prime(m) {
             return Err(BuildError::NotPrime { size: m });
         }
-        if m > u64::from(u32::MAX) {
-            return Err(BuildError::TooLarge {
-                setting: "table size",
-            });
-        }
-        let min = MIN_ENTRIES_PER_NODE * (nodes as u64).max(1);
+        let min = MIN_ENTRIES_PER_NODE
+            .saturating_mul(nodes as u64)
+            .max(MIN_ENTRIES_PER_NODE);
         if m < min {
             return Err(BuildError::TableTooSmall { size: m, min });
         }
@@ -205,7 +217,8 @@ impl<N: Hash + Eq> Maglev<N> {
     /// # Errors
     ///
     /// [`BuildError::DuplicateNode`] when a node repeats;
-    /// [`BuildError::TooLarge`] when no table size fits in `u32`.
+    /// [`BuildError::TooLarge`] when that size exceeds [`MAX_TABLE_SIZE`]
+    /// (more than 167,772 nodes).
     pub fn new<I: IntoIterator<Item = N>>(nodes: I) -> Result<Self, BuildError> {
         Self::new_weighted(nodes.into_iter().map(|n| (n, 1)))
     }
@@ -217,10 +230,11 @@ impl<N: Hash + Eq> Maglev<N> {
     /// As [`Maglev::new`], and [`BuildError::Zero`] for a weight of 0.
     pub fn new_weighted<I: IntoIterator<Item = (N, u32)>>(nodes: I) -> Result<Self, BuildError> {
         let list: Vec<(N, u32)> = nodes.into_iter().collect();
-        let mut m = DEFAULT_TABLE_SIZE.max(MIN_ENTRIES_PER_NODE * list.len() as u64);
-        while !is_prime(m) {
+        let mut m = DEFAULT_TABLE_SIZE.max(MIN_ENTRIES_PER_NODE.saturating_mul(list.len() as u64));
+        while m <= MAX_TABLE_SIZE && !is_prime(m) {
             m += 1;
         }
+        // Past the maximum, `build` reports `TooLarge` before any search.
         Self::build(list, m)
     }
 
@@ -228,9 +242,10 @@ impl<N: Hash + Eq> Maglev<N> {
     ///
     /// # Errors
     ///
+    /// [`BuildError::TooLarge`] above [`MAX_TABLE_SIZE`] (checked first);
     /// [`BuildError::NotPrime`]; [`BuildError::TableTooSmall`] when `m` is
-    /// below 100 x nodes; [`BuildError::DuplicateNode`];
-    /// [`BuildError::TooLarge`] above `u32::MAX`.
+    /// below 100 x nodes (or below 100 with no nodes);
+    /// [`BuildError::DuplicateNode`].
     pub fn with_table_size<I: IntoIterator<Item = N>>(
         nodes: I,
         m: u64,

@@ -11,6 +11,12 @@ use crate::points::SortedPoints;
 /// peak-to-mean load of about 1.05.
 pub const DEFAULT_PROBES: u32 = 21;
 
+/// The most probes per lookup accepted: 1024. Each probe is one search of
+/// the ring, and past a few dozen probes the balance gains are below the
+/// noise (the paper's peak-to-mean is `1 + 1/(k - 1)`), so a larger count
+/// only makes every lookup slower.
+pub const MAX_PROBES: u32 = 1024;
+
 /// The `i`-th probe position of a key hash:
 /// `fmix64(key_hash + (i + 1) * 0x9E3779B97F4A7C15)` (wrapping).
 #[inline]
@@ -69,10 +75,17 @@ impl<N> MultiProbe<N> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::Zero`] when `probes` is 0.
+    /// [`BuildError::Zero`] when `probes` is 0; [`BuildError::TooLarge`]
+    /// above [`MAX_PROBES`].
     pub fn with_probes(probes: u32) -> Result<Self, BuildError> {
         if probes == 0 {
             return Err(BuildError::Zero { setting: "probes" });
+        }
+        if probes > MAX_PROBES {
+            return Err(BuildError::TooLarge {
+                setting: "probes",
+                max: u64::from(MAX_PROBES),
+            });
         }
         Ok(MultiProbe {
             probes,
@@ -133,7 +146,10 @@ impl<N: Hash + Eq> MultiProbe<N> {
             return Err(BuildError::DuplicateNode);
         }
         if self.nodes.len() >= u32::MAX as usize {
-            return Err(BuildError::TooLarge { setting: "nodes" });
+            return Err(BuildError::TooLarge {
+                setting: "nodes",
+                max: u64::from(u32::MAX),
+            });
         }
         let idx = self.nodes.len() as u32;
         self.nodes.push(node);

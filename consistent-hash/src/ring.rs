@@ -11,6 +11,14 @@ use crate::points::SortedPoints;
 /// peak-to-mean load near 1.25 at 100 nodes, as in ketama's 160.
 pub const DEFAULT_VNODES: u32 = 160;
 
+/// The most points (virtual nodes of all nodes together) a ring holds:
+/// 2^24, for example 104,857 units of weight at [`DEFAULT_VNODES`]. A point
+/// and its owner take 12 bytes (192 MiB at the maximum), and adding a node
+/// briefly takes 24 bytes more per new point, so the bound keeps both the
+/// ring and every change to it within a few hundred MiB. It is checked, in
+/// `u64`, before anything is allocated.
+pub const MAX_POINTS: u64 = 1 << 24;
+
 /// The ring position of virtual node `i` of a node whose pinned hash is
 /// `node_hash`: XXH64 (seed 0) of the 16 bytes `node_hash` (little-endian)
 /// followed by `i` as a little-endian `u64`.
@@ -85,10 +93,17 @@ impl<N> HashRing<N> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::Zero`] when `vnodes` is 0.
+    /// [`BuildError::Zero`] when `vnodes` is 0; [`BuildError::TooLarge`]
+    /// when it exceeds [`MAX_POINTS`] (no node would fit).
     pub fn with_vnodes(vnodes: u32) -> Result<Self, BuildError> {
         if vnodes == 0 {
             return Err(BuildError::Zero { setting: "vnodes" });
+        }
+        if u64::from(vnodes) > MAX_POINTS {
+            return Err(BuildError::TooLarge {
+                setting: "vnodes",
+                max: MAX_POINTS,
+            });
         }
         Ok(HashRing {
             vnodes,
@@ -239,7 +254,8 @@ impl<N: Hash + Eq> HashRing<N> {
     /// # Errors
     ///
     /// [`BuildError::DuplicateNode`] when the node is present;
-    /// [`BuildError::TooLarge`] past `u32::MAX` points.
+    /// [`BuildError::TooLarge`] when the ring would hold more than
+    /// [`MAX_POINTS`] points.
     pub fn add(&mut self, node: N) -> Result<(), BuildError> {
         self.add_weighted(node, 1)
     }
@@ -251,7 +267,8 @@ impl<N: Hash + Eq> HashRing<N> {
     ///
     /// [`BuildError::Zero`] for weight 0; [`BuildError::DuplicateNode`] when
     /// the node (or one with the same pinned hash) is present;
-    /// [`BuildError::TooLarge`] past `u32::MAX` points.
+    /// [`BuildError::TooLarge`] when `vnodes x weight` plus the points
+    /// already on the ring exceeds [`MAX_POINTS`] (the ring is unchanged).
     pub fn add_weighted(&mut self, node: N, weight: u32) -> Result<(), BuildError> {
         if weight == 0 {
             return Err(BuildError::Zero { setting: "weight" });
@@ -260,9 +277,14 @@ impl<N: Hash + Eq> HashRing<N> {
         if self.node_hashes.contains(&h) || self.nodes.contains(&node) {
             return Err(BuildError::DuplicateNode);
         }
+        // A product of two u32s fits in u64; the sum is checked.
         let count = u64::from(weight) * u64::from(self.vnodes);
-        if count + self.ring.len() as u64 > u64::from(u32::MAX) {
-            return Err(BuildError::TooLarge { setting: "points" });
+        let total = count.checked_add(self.ring.len() as u64);
+        if total.map_or(true, |t| t > MAX_POINTS) {
+            return Err(BuildError::TooLarge {
+                setting: "points",
+                max: MAX_POINTS,
+            });
         }
         let idx = self.nodes.len() as u32;
         let new: Vec<(u64, u64, u32)> = (0..count as u32)
@@ -340,6 +362,8 @@ pub struct BoundedLoads<N> {
 
 impl<N> BoundedLoads<N> {
     /// Wraps a ring with load factor `c` (for example 1.25); all loads 0.
+    /// A factor so large that no cap is ever reached (`f64::MAX`, say) is
+    /// accepted and leaves every key on its ring owner.
     ///
     /// # Errors
     ///
@@ -381,7 +405,12 @@ impl<N> BoundedLoads<N> {
         self.total
     }
 
-    /// The cap of the node at `index` when the total is `m` keys.
+    /// The cap of the node at `index` when the total is `m` keys
+    /// (saturating at `u64::MAX`).
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not a node's index (`index >= ring().len()`).
     #[must_use]
     pub fn cap(&self, index: usize, m: u64) -> u64 {
         let w = f64::from(self.ring.weights[index]);

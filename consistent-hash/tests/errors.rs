@@ -122,7 +122,10 @@ fn errors_display() {
         BuildError::NotPrime { size: 4 },
         BuildError::TableTooSmall { size: 7, min: 100 },
         BuildError::LoadFactor { c: 0.5 },
-        BuildError::TooLarge { setting: "points" },
+        BuildError::TooLarge {
+            setting: "points",
+            max: 1 << 24,
+        },
         BuildError::NotLastBucket,
     ];
     for e in all {
