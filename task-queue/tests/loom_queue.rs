@@ -1,9 +1,12 @@
-//! loom models of `BoundedQueue` and of the lease/ack state machine. They
-//! run only under `RUSTFLAGS="--cfg sysblocks_loom"`.
+//! loom models of `BoundedQueue` (blocking, timed and non-blocking
+//! operations, `close`, and the drop of queued items with the last handle)
+//! and of the lease/ack state machine. They run only under
+//! `RUSTFLAGS="--cfg sysblocks_loom"`.
 #![cfg(sysblocks_loom)]
 
 use std::time::Duration;
 
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use sysblocks_task_queue::{
@@ -153,5 +156,103 @@ fn loom_ack_racing_lease_expiry() {
         assert_eq!(s.duplicate_completions, u64::from(second.is_some()));
         assert!(q.is_empty());
         let _ = Arc::new(());
+    });
+}
+
+/// loom models no time: a timed wait is a plain wait there, and a zero
+/// timeout never waits. These two models take the zero timeout, which runs
+/// the path where the deadline has passed (one last try after leaving the
+/// waiter count) against a racing operation on the other end.
+#[test]
+fn loom_timed_pop_racing_push() {
+    model(|| {
+        let q = BoundedQueue::new(1).unwrap();
+        let q2 = q.clone();
+        let producer = thread::spawn(move || q2.push_timeout(7u8, Duration::ZERO));
+        let popped = q.pop_timeout(Duration::ZERO);
+        // There was room all along: the push cannot fail.
+        assert_eq!(producer.join().unwrap(), Ok(()));
+        match popped {
+            Ok(v) => {
+                assert_eq!(v, 7);
+                assert_eq!(q.try_pop(), Err(PopError::Empty));
+            }
+            // Timed out before the push: the item waits in the queue.
+            Err(PopError::Empty) => assert_eq!(q.try_pop(), Ok(7)),
+            Err(e) => panic!("{e:?}"),
+        }
+    });
+}
+
+/// A timed push into a full queue racing a timed pop: the push either
+/// lands (and is popped later) or hands its item back; never both, never
+/// neither.
+#[test]
+fn loom_timed_push_on_full_racing_pop() {
+    model(|| {
+        let q = BoundedQueue::new(1).unwrap();
+        q.try_push(0u8).unwrap();
+        let q2 = q.clone();
+        let producer = thread::spawn(move || q2.push_timeout(1, Duration::ZERO));
+        assert_eq!(q.pop_timeout(Duration::ZERO), Ok(0));
+        match producer.join().unwrap() {
+            Ok(()) => assert_eq!(q.try_pop(), Ok(1)),
+            Err(PushError::Full(1)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+        assert_eq!(q.try_pop(), Err(PopError::Empty));
+    });
+}
+
+/// Timed waits that must be woken (the deadline is an hour away, so in
+/// loom they are plain waits): a producer waits for room in a full queue
+/// while the consumer's second timed pop waits for its item. A lost
+/// wake-up is a deadlock, which loom reports.
+#[test]
+fn loom_timed_waits_are_woken() {
+    model(|| {
+        let hour = Duration::from_secs(3600);
+        let q = BoundedQueue::new(1).unwrap();
+        q.try_push(0u8).unwrap();
+        let q2 = q.clone();
+        let producer = thread::spawn(move || q2.push_timeout(1, hour));
+        assert_eq!(q.pop_timeout(hour), Ok(0));
+        assert_eq!(q.pop_timeout(hour), Ok(1));
+        assert_eq!(producer.join().unwrap(), Ok(()));
+    });
+}
+
+/// Records each drop of an item as a bit; a second drop of the same item
+/// fails the model.
+struct Tracked(u8, Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let bit = 1 << self.0;
+        let before = self.1.fetch_or(bit, Ordering::AcqRel);
+        assert_eq!(before & bit, 0, "item {} dropped twice", self.0);
+    }
+}
+
+/// The items still queued are dropped exactly once, by whichever handle
+/// goes last, while another thread pops one of them and drops its handle.
+#[test]
+fn loom_drop_with_items_racing_pop() {
+    model(|| {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let q = BoundedQueue::new(2).unwrap();
+        for i in 0..2 {
+            assert!(q.try_push(Tracked(i, Arc::clone(&dropped))).is_ok());
+        }
+        let q2 = q.clone();
+        let consumer = thread::spawn(move || {
+            let got = q2.try_pop().map(|t| t.0);
+            drop(q2);
+            got
+        });
+        drop(q);
+        // The consumer's pop ran before the last handle could go.
+        assert_eq!(consumer.join().unwrap(), Ok(0));
+        assert_eq!(dropped.load(Ordering::Acquire), 0b11);
     });
 }
