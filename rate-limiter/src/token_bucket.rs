@@ -26,9 +26,10 @@ use crate::{BuildError, Decision, Quota};
 /// `capacity + amount * ceil(t / interval)` tokens.
 ///
 /// A clock that steps back so far that the count of tokens taken runs
-/// ahead of `produced(now) + capacity` counts as no time passed since the
-/// latest time the count proves: the bucket is empty, as then or stricter,
-/// and refills from the step. The count is a `u64`: within `capacity`
+/// more than a refill ahead of `produced(now) + capacity` counts as no
+/// time passed since the latest time the count proves: the bucket is
+/// empty, as then or stricter, and its next refill is at least a whole
+/// `interval` after the step. The count is a `u64`: within `capacity`
 /// tokens of its end (a clock near `u64::MAX` nanoseconds at one token per
 /// nanosecond) the bucket admits only what it can still record, and denies
 /// the rest with [`Decision::RETRY_NEVER`]; the same for a refill tick
@@ -219,55 +220,60 @@ impl TokenBucket {
     }
 
     /// `top = produced(now) + capacity` (saturating) is the most `taken`
-    /// may reach now: `available = top - max(taken, produced(now))`. An
-    /// admission moves `taken` up by the cost and never past `top`, so the
-    /// word never overflows; within `capacity` tokens of the end of the
-    /// count (`u64::MAX`) the bucket admits only what the word can still
-    /// record. A word above `top` goes to [`TokenBucket::step_cold`].
+    /// may reach by an admission now: `available = top - max(taken,
+    /// produced(now))`, so the word never overflows; within `capacity`
+    /// tokens of the end of the count (`u64::MAX`) the bucket admits only
+    /// what the word can still record. A word up to one tick's `amount`
+    /// above `top` is a bucket whose next refill is already spent (what a
+    /// step back leaves, see [`TokenBucket::step_cold`]); one further above
+    /// goes there.
     #[inline]
     fn step(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
         let cap = u64::from(self.capacity);
         let produced = self.produced(now);
         let top = produced.saturating_add(cap);
-        if word > top {
+        if word > top.saturating_add(self.amount) {
             return self.step_cold(word, now, cost, live);
         }
         // Tokens beyond capacity are lost: the floor of `taken` rises.
         let taken = word.max(produced);
-        let available = top - taken;
+        let available = top.saturating_sub(taken);
         let cost64 = u64::from(cost);
         let tick = now / self.interval;
-        // Once `top` saturates, `available` never grows again: a token
-        // missing now is missing for the rest of the clock's range.
-        let time_to = |missing: u64| {
-            if top == u64::MAX && missing > 0 {
-                NEVER
-            } else {
-                self.time_to(tick, now, missing)
-            }
+        // Time until `top` reaches `taken + n`. Once `top` saturates it
+        // never grows again: a token missing now is missing for the rest
+        // of the clock's range.
+        let time_to = |n: u64| match taken.checked_add(n) {
+            Some(need) if need <= top => 0,
+            Some(need) if top < u64::MAX => self.time_to(tick, now, need - top),
+            _ => NEVER,
         };
         if available >= cost64 {
             let left = available - cost64;
-            let d = Decision::allow(self.capacity, clamp_u32(left), time_to(cap - left));
+            let d = Decision::allow(self.capacity, clamp_u32(left), time_to(cost64 + cap));
             (d, if cost == 0 { word } else { taken + cost64 })
         } else {
             let d = Decision::deny_with_retry(
                 self.capacity,
                 clamp_u32(available),
-                time_to(cost64 - available),
-                time_to(cap - available),
+                time_to(cost64),
+                time_to(cap),
             );
             (d, word)
         }
     }
 
-    /// A word above `produced(now) + capacity`, which a monotonic clock
-    /// never shows (an admission never takes `taken` past it). With `live`
-    /// the clock is read again first (a stale reading decides on the later
-    /// time); otherwise the clock stepped back, and the word is rebased to
-    /// `produced(now) + capacity`, an empty bucket (as at the latest time
-    /// the word proves, or stricter), and stored by a denial too, so that
-    /// time counts again from the step.
+    /// A word more than a tick's `amount` above `produced(now) + capacity`,
+    /// which a monotonic clock never shows (an admission never takes
+    /// `taken` past `top`). With `live` the clock is read again first (a
+    /// stale reading decides on the later time); otherwise the clock
+    /// stepped back, and no time has passed since the latest time the word
+    /// proves. The bucket was empty then or later, and its next refill was
+    /// up to one `interval` away; refills come at multiples of `interval`,
+    /// so the rebased word is an empty bucket whose next refill is a whole
+    /// `interval` away or more: `top` if `now` is at a tick's start, `top +
+    /// amount` (that tick's refill spent) otherwise. It is stored by a
+    /// denial too, so that time counts again from the step.
     #[cold]
     #[inline(never)]
     fn step_cold(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
@@ -278,7 +284,12 @@ impl TokenBucket {
             }
         }
         let top = self.produced(now).saturating_add(u64::from(self.capacity));
-        self.step(top, now, cost, false)
+        let spent = if now % self.interval == 0 {
+            0
+        } else {
+            self.amount
+        };
+        self.step(top.saturating_add(spent), now, cost, false)
     }
 
     /// Time from `now` (in tick `tick`) until `missing` more tokens have

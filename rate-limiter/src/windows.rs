@@ -105,10 +105,10 @@ pub struct FixedWindowState {
 /// each window `[k*W, (k+1)*W)`. Simple and cheap, but up to `2 * limit`
 /// cells can pass around a window boundary.
 ///
-/// A clock that steps back into or before the current window counts as no
-/// time passed since the window's start: the window, with its count, then
-/// lasts a whole `W` from the step (the windows after it are aligned to
-/// the origin again). A window that would end beyond `u64::MAX`
+/// A clock that steps back before the current window's start counts as no
+/// time passed since that start: the window, with its count, then lasts a
+/// whole `W` from the step, and the windows after it follow on from there
+/// until a check finds an aligned window starting after the last one's end. A window that would end beyond `u64::MAX`
 /// nanoseconds never ends: once it is full, checks are denied with
 /// [`Decision::RETRY_NEVER`].
 ///
@@ -142,18 +142,20 @@ impl FixedWindow {
         s.start.checked_add(self.window)
     }
 
-    /// Moves `s` to the window holding `now`: a new window aligned to the
-    /// origin once the current one has ended (or has counted nothing, so
-    /// there is nothing to carry); a window started again at `now`, count
-    /// kept, if the clock stepped back before its start.
+    /// Moves `s` to the window holding `now`: a window started again at
+    /// `now`, count kept (even 0: the window still bounds what it may
+    /// admit), if the clock stepped back before its start; once the window
+    /// has ended, the next one, aligned to the origin unless that would
+    /// start it before the end of the last (after a step back), so that
+    /// windows never overlap and each lasts `W`.
     fn roll(&self, s: &mut FixedWindowState, now: u64) {
-        if s.count == 0 || self.end(s).is_some_and(|end| end <= now) {
+        if now < s.start {
+            s.start = now;
+        } else if let Some(end) = self.end(s).filter(|&end| end <= now) {
             *s = FixedWindowState {
-                start: aligned(now, self.window),
+                start: aligned(now, self.window).max(end),
                 count: 0,
             };
-        } else if now < s.start {
-            s.start = now;
         }
     }
 
@@ -165,7 +167,7 @@ impl FixedWindow {
         live: bool,
     ) -> Result<Decision, CheckError> {
         too_big(cost, self.limit)?;
-        let now = reread(&self.clock, now, s.start, live && s.count > 0);
+        let now = reread(&self.clock, now, s.start, live);
         self.roll(s, now);
         // After the roll `now` is inside the window, so a window that ends
         // in the clock's range ends after `now`.
@@ -193,8 +195,13 @@ impl FixedWindow {
         FixedWindowState::default()
     }
 
+    /// A fresh key at `now` counts nothing in the aligned window holding
+    /// `now`: so does this state if it is that window with nothing counted,
+    /// or if it ends by that window's start (its next window is then that
+    /// one).
     fn state_is_fresh(&self, s: &FixedWindowState, now: u64) -> bool {
-        s.count == 0 || self.end(s).is_some_and(|end| end <= now)
+        let start = aligned(now, self.window);
+        (s.count == 0 && s.start == start) || self.end(s).is_some_and(|end| end <= start)
     }
 }
 

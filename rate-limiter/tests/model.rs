@@ -112,6 +112,60 @@ where
     }
 }
 
+/// With a clock that may step back: every denial's `retry_after` is exact
+/// for the state the check left (admitted then, not a nanosecond earlier),
+/// and a step back never lets more through than the quota's burst plus
+/// what the forward time since the first check earns (`bound` of the
+/// forward time: the time a clock standing still at each step back would
+/// have shown).
+fn steps_back<A: Algorithm>(
+    name: &str,
+    alg: &A,
+    trace: &[(i64, u32)],
+    start: u64,
+    max_cost: u32,
+    bound: &dyn Fn(u64) -> u64,
+) where
+    A::State: Clone,
+{
+    let mut now = start;
+    let mut forward = 0u64;
+    let mut admitted = 0u64;
+    let mut state = alg.fresh_state(now);
+    for (i, &(gap, cost)) in trace.iter().enumerate() {
+        if gap >= 0 {
+            now += gap as u64;
+            forward += gap as u64;
+        } else {
+            now = now.saturating_sub(gap.unsigned_abs());
+        }
+        let cost = cost.min(max_cost);
+        let d = alg.decide(&mut state, now, cost).unwrap();
+        if d.is_allowed() {
+            admitted += u64::from(cost);
+            assert!(
+                admitted <= bound(forward),
+                "{name}: step {i}: {admitted} admitted in {forward} ns of forward time"
+            );
+        } else {
+            let r = d.retry_after().unwrap().as_nanos() as u64;
+            assert!(r > 0);
+            let at = alg.decide(&mut state.clone(), now + r, cost).unwrap();
+            assert!(
+                at.is_allowed(),
+                "{name}: step {i} at {now}: not admitted after retry_after {r}"
+            );
+            if r > 1 {
+                let early = alg.decide(&mut state.clone(), now + r - 1, cost).unwrap();
+                assert!(
+                    !early.is_allowed(),
+                    "{name}: step {i} at {now}: admitted before retry_after {r}"
+                );
+            }
+        }
+    }
+}
+
 fn sum_where(h: &[(u64, u32)], f: impl Fn(u64) -> bool) -> u64 {
     h.iter()
         .filter(|&&(t, _)| f(t))
@@ -244,6 +298,34 @@ proptest! {
             bound: Box::new(move |d| b + d * b / w),
         };
         run(&swc, &spec, &trace, start, burst);
+    }
+
+    #[test]
+    fn steps_back_keep_retry_after_exact_and_admit_no_burst(
+        cells in 1u32..20,
+        burst in 1u32..8,
+        trace in proptest::collection::vec(
+            (prop_oneof![Just(0i64), 0..400_000_000i64, -3_000_000_000..0i64, -300_000_000..0i64], 0u32..6),
+            1..120,
+        ),
+        start in 0u64..5_000_000_000,
+    ) {
+        let clock = ManualClock::new();
+        let quota = Quota::per_second(cells).burst(burst);
+        let t = 1_000_000_000 / u64::from(cells);
+        let b = u64::from(burst);
+        let w = b * 1_000_000_000 / u64::from(cells);
+        // Forward time `f` earns at most `f / t` cells after the burst (the
+        // windows: a full window's worth per window begun, plus one for the
+        // boundary).
+        let rate = move |f: u64| b + f / t + 1;
+        let windows = move |f: u64| b * (f / w + 2);
+        steps_back("gcra", &Gcra::with_clock(quota, clock.clone()).unwrap(), &trace, start, burst, &rate);
+        steps_back("token", &TokenBucket::with_clock(quota, clock.clone()).unwrap(), &trace, start, burst, &rate);
+        steps_back("leaky", &LeakyBucket::with_clock(quota, clock.clone()).unwrap(), &trace, start, burst, &rate);
+        steps_back("fixed", &FixedWindow::with_clock(quota, clock.clone()).unwrap(), &trace, start, burst, &windows);
+        steps_back("log", &SlidingWindowLog::with_clock(quota, clock.clone()).unwrap(), &trace, start, burst, &windows);
+        steps_back("counter", &SlidingWindowCounter::with_clock(quota, clock.clone()).unwrap(), &trace, start, burst, &windows);
     }
 
     #[test]
