@@ -86,23 +86,29 @@ where
 
 /// Whenever the store may drop a state, a fresh key makes the same
 /// decisions from then on.
-fn fresh_equivalence<A: Algorithm>(alg: &A, trace: &Trace, split: usize, max_cost: u32)
-where
+fn fresh_equivalence<A: Algorithm>(
+    alg: &A,
+    prefix: &[(i64, u32)],
+    suffix: &[(u64, u32)],
+    max_cost: u32,
+) where
     A::State: Clone,
 {
-    let mut now = 1_000;
+    // The prefix may step the clock back; from the drop on it runs forward
+    // ("at now or later").
+    let mut now = 1_000u64;
     let mut state = alg.fresh_state(now);
-    for &(gap, cost) in &trace[..split] {
-        now += gap;
+    for &(gap, cost) in prefix {
+        now = now.saturating_add_signed(gap);
         let _ = alg.decide(&mut state, now, cost.min(max_cost)).unwrap();
     }
-    now += trace[split].0;
+    now += suffix[0].0;
     if !alg.is_fresh_equivalent(&state, now) {
         return;
     }
     let mut fresh = alg.fresh_state(now);
     let mut t = now;
-    for (i, &(gap, cost)) in trace[split..].iter().enumerate() {
+    for (i, &(gap, cost)) in suffix.iter().enumerate() {
         if i > 0 {
             t += gap;
         }
@@ -334,15 +340,37 @@ proptest! {
         burst in 1u32..8,
         trace in trace_strategy(600_000_000),
         split_at in 0.0f64..1.0,
+        back in proptest::collection::vec((0..3_000_000_000i64, 0u32..6), 0..40),
     ) {
         let clock = ManualClock::new();
         let quota = Quota::per_second(cells).burst(burst);
         let split = ((trace.len() - 1) as f64 * split_at) as usize;
-        fresh_equivalence(&Gcra::with_clock(quota, clock.clone()).unwrap(), &trace, split, burst);
-        fresh_equivalence(&TokenBucket::with_clock(quota, clock.clone()).unwrap(), &trace, split, burst);
-        fresh_equivalence(&LeakyBucket::with_clock(quota, clock.clone()).unwrap(), &trace, split, burst);
-        fresh_equivalence(&FixedWindow::with_clock(quota, clock.clone()).unwrap(), &trace, split, burst);
-        fresh_equivalence(&SlidingWindowLog::with_clock(quota, clock.clone()).unwrap(), &trace, split, burst);
-        fresh_equivalence(&SlidingWindowCounter::with_clock(quota, clock.clone()).unwrap(), &trace, split, burst);
+        let forward: Vec<(i64, u32)> = trace[..split].iter().map(|&(g, c)| (g as i64, c)).collect();
+        let mut steps_back = back.clone();
+        for (i, (g, _)) in steps_back.iter_mut().enumerate() {
+            // Every third arrival steps back by its gap.
+            if i % 3 == 2 {
+                *g = -*g;
+            }
+        }
+        let suffix = &trace[split..];
+        let l = Gcra::with_clock(quota, clock.clone()).unwrap();
+        fresh_equivalence(&l, &forward, suffix, burst);
+        fresh_equivalence(&l, &steps_back, suffix, burst);
+        let l = TokenBucket::with_clock(quota, clock.clone()).unwrap();
+        fresh_equivalence(&l, &forward, suffix, burst);
+        fresh_equivalence(&l, &steps_back, suffix, burst);
+        let l = LeakyBucket::with_clock(quota, clock.clone()).unwrap();
+        fresh_equivalence(&l, &forward, suffix, burst);
+        fresh_equivalence(&l, &steps_back, suffix, burst);
+        let l = FixedWindow::with_clock(quota, clock.clone()).unwrap();
+        fresh_equivalence(&l, &forward, suffix, burst);
+        fresh_equivalence(&l, &steps_back, suffix, burst);
+        let l = SlidingWindowLog::with_clock(quota, clock.clone()).unwrap();
+        fresh_equivalence(&l, &forward, suffix, burst);
+        fresh_equivalence(&l, &steps_back, suffix, burst);
+        let l = SlidingWindowCounter::with_clock(quota, clock.clone()).unwrap();
+        fresh_equivalence(&l, &forward, suffix, burst);
+        fresh_equivalence(&l, &steps_back, suffix, burst);
     }
 }
