@@ -28,6 +28,13 @@ pub enum BuildError {
         /// The bytes it needed.
         bytes: u64,
     },
+    /// A thread the setting asks for could not be started.
+    Spawn {
+        /// The setting.
+        setting: &'static str,
+        /// The operating system's error.
+        detail: String,
+    },
     /// Two settings contradict each other, or a setting is out of range.
     Invalid {
         /// The builder method that set it.
@@ -49,6 +56,9 @@ impl fmt::Display for BuildError {
                     f,
                     "{setting} needs {bytes} bytes, which could not be allocated"
                 )
+            }
+            Self::Spawn { setting, detail } => {
+                write!(f, "cannot start the threads {setting} asks for: {detail}")
             }
             Self::Invalid { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Self::Store(e) => write!(f, "cannot recover from the store: {e}"),

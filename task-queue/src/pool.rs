@@ -78,13 +78,19 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
+    /// The most workers one pool starts.
+    pub const MAX_WORKERS: usize = 4096;
+
     /// Starts `workers` threads running `handler` on the queue's tasks.
     ///
     /// A handler that panics fails its attempt; the worker carries on.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Zero`] if `workers` is zero.
+    /// [`BuildError::Zero`] if `workers` is zero,
+    /// [`BuildError::TooLarge`] if it exceeds [`WorkerPool::MAX_WORKERS`],
+    /// and [`BuildError::Spawn`] if the system refuses a thread (the
+    /// workers already started are stopped again).
     pub fn start<H: Handler>(
         queue: &TaskQueue,
         workers: usize,
@@ -93,28 +99,51 @@ impl WorkerPool {
         if workers == 0 {
             return Err(BuildError::Zero { setting: "workers" });
         }
+        if workers > Self::MAX_WORKERS {
+            return Err(BuildError::TooLarge {
+                setting: "workers",
+                max: Self::MAX_WORKERS as u64,
+            });
+        }
         let handler = Arc::new(handler);
-        let running = Arc::new(AtomicUsize::new(workers));
+        let running = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let handles = (0..workers)
-            .map(|_| {
-                let queue = queue.clone();
-                let handler = Arc::clone(&handler);
-                let running = Arc::clone(&running);
-                let stop = Arc::clone(&stop);
-                thread::spawn(move || {
+        let mut pool = Self {
+            queue: queue.clone(),
+            workers: 0,
+            running: Arc::clone(&running),
+            stop: Arc::clone(&stop),
+            handles: Vec::with_capacity(workers),
+        };
+        for _ in 0..workers {
+            let queue = queue.clone();
+            let handler = Arc::clone(&handler);
+            let running = Arc::clone(&running);
+            let stop = Arc::clone(&stop);
+            pool.running.fetch_add(1, Ordering::AcqRel);
+            let spawned = thread::Builder::new()
+                .name("task-queue-worker".into())
+                .spawn(move || {
                     worker_loop(&queue, &*handler, &stop);
                     running.fetch_sub(1, Ordering::AcqRel);
-                })
-            })
-            .collect();
-        Ok(Self {
-            queue: queue.clone(),
-            workers,
-            running,
-            stop,
-            handles,
-        })
+                });
+            match spawned {
+                Ok(h) => {
+                    pool.handles.push(h);
+                    pool.workers += 1;
+                }
+                Err(e) => {
+                    pool.running.fetch_sub(1, Ordering::AcqRel);
+                    // Dropping the pool stops and joins the workers started.
+                    drop(pool);
+                    return Err(BuildError::Spawn {
+                        setting: "workers",
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(pool)
     }
 
     /// How many workers the pool started.

@@ -250,11 +250,11 @@ impl RedbStore {
             Err(e) => return Err(db_error(e)),
         }
         let db = open_existing(path, &shown)?;
-        Ok(Self::start(db, Durability::Immediate, shown))
+        Self::start(db, Durability::Immediate, shown)
     }
 
     /// Starts the committer over an open, checked database.
-    fn start(db: Database, durability: Durability, path: String) -> Self {
+    fn start(db: Database, durability: Durability, path: String) -> Result<Self, StoreError> {
         let shared = Arc::new(Shared {
             db: Some(db),
             durability,
@@ -263,15 +263,18 @@ impl RedbStore {
             done: Condvar::new(),
         });
         let worker = Arc::clone(&shared);
-        let handle = thread::spawn(move || committer_loop(&worker));
-        Self {
+        let handle = thread::Builder::new()
+            .name("task-queue-committer".into())
+            .spawn(move || committer_loop(&worker))
+            .map_err(|e| db_error(format!("cannot start the committer thread: {e}")))?;
+        Ok(Self {
             _committer: Arc::new(Committer {
                 shared: Arc::clone(&shared),
                 handle: Mutex::new(Some(handle)),
             }),
             shared,
             path,
-        }
+        })
     }
 
     /// How many write transactions (each one fsync'd commit) the store has

@@ -110,7 +110,7 @@ impl RedbStore {
                 detail,
             })?;
         }
-        Ok(Self::start(db, durability, "<disk image>".into()))
+        Self::start(db, durability, "<disk image>".into())
     }
 }
 
