@@ -166,7 +166,10 @@ impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
     /// [`BuildError::Zero`] for a zero weight or a zero setting,
     /// [`BuildError::WeightOverflow`] when the weights add up to more than
     /// `u32::MAX`, [`BuildError::OutOfRange`] for a setting out of its range,
-    /// or whatever the strategy's [`Strategy::validate`] reports.
+    /// or whatever the strategy's [`Strategy::validate`] and
+    /// [`Strategy::check_backends`] report (for
+    /// [`ConsistentHashing`](crate::ConsistentHashing),
+    /// [`BuildError::HashTable`] when its table cannot hold the backends).
     pub fn build(self) -> Result<Balancer<T, S>, BuildError> {
         self.strategy.validate()?;
         if let Some(od) = &self.outlier {
@@ -189,6 +192,9 @@ impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
             let state = BackendState::new(BackendId(i as u64), weight, tier, initial_nanos, now);
             members.push(Shared::new(Backend::new(value, state)));
         }
+        let slots: Vec<Slot<T>> = members.iter().map(Slot::new).collect();
+        self.strategy.check_backends(Candidates::new(&slots))?;
+        drop(slots);
         let next_id = members.len() as u64;
         let inner = Inner {
             members,
@@ -317,7 +323,11 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
     /// # Errors
     ///
     /// [`BuildError::Zero`] for weight 0, [`BuildError::WeightOverflow`] when
-    /// the total weight would exceed `u32::MAX`.
+    /// the total weight would exceed `u32::MAX`, or what the strategy's
+    /// [`Strategy::check_backends`] reports for the backends with this one
+    /// added (for [`ConsistentHashing`](crate::ConsistentHashing),
+    /// [`BuildError::HashTable`] when its table cannot hold them). On an
+    /// error nothing changes.
     pub fn add(&self, value: T, weight: u32) -> Result<BackendId, BuildError> {
         self.add_in_tier(value, weight, 0)
     }
@@ -332,7 +342,16 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
         let total = add_weight(inner.total_weight, weight)?;
         let id = BackendId(inner.next_id);
         let state = BackendState::new(id, weight, tier, self.initial_nanos, self.clock.now_nanos());
-        inner.members.push(Shared::new(Backend::new(value, state)));
+        let backend = Shared::new(Backend::new(value, state));
+        let slots: Vec<Slot<T>> = inner
+            .members
+            .iter()
+            .chain(std::iter::once(&backend))
+            .map(Slot::new)
+            .collect();
+        self.strategy.check_backends(Candidates::new(&slots))?;
+        drop(slots);
+        inner.members.push(backend);
         inner.next_id += 1;
         inner.total_weight = total;
         self.publish(&inner);

@@ -2,9 +2,13 @@
 
 use std::fmt;
 
+/// The error of the `consistent-hash` crate, as
+/// [`BuildError::HashTable`] carries it.
+pub use sysblocks_consistent_hash::BuildError as HashTableError;
+
 /// A builder (or a call that adds a backend) was given a setting it cannot
 /// honour. Settings are reported, never clamped silently.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum BuildError {
     /// A setting that must be positive was zero (a backend weight, a decay
@@ -23,6 +27,12 @@ pub enum BuildError {
         /// The documented range, in words.
         expected: &'static str,
     },
+    /// [`ConsistentHashing`](crate::ConsistentHashing)'s table cannot be
+    /// built for these settings or these backends: the `consistent-hash`
+    /// crate's own error, for example `TooLarge` when virtual nodes times
+    /// the total weight exceed its `MAX_POINTS`, or when Maglev would need
+    /// a table above its `MAX_TABLE_SIZE`.
+    HashTable(HashTableError),
 }
 
 impl fmt::Display for BuildError {
@@ -33,11 +43,19 @@ impl fmt::Display for BuildError {
             Self::OutOfRange { setting, expected } => {
                 write!(f, "{setting} is out of range: expected {expected}")
             }
+            Self::HashTable(e) => write!(f, "the consistent-hashing table cannot be built: {e}"),
         }
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::HashTable(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -58,5 +76,16 @@ mod tests {
             e.to_string(),
             "max_ejection_percent is out of range: expected 0..=100"
         );
+        let inner = HashTableError::TooLarge {
+            setting: "points",
+            max: 16,
+        };
+        let e = BuildError::HashTable(inner.clone());
+        assert_eq!(
+            e.to_string(),
+            format!("the consistent-hashing table cannot be built: {inner}")
+        );
+        let source = std::error::Error::source(&e).expect("the table's error");
+        assert_eq!(source.to_string(), inner.to_string());
     }
 }

@@ -15,6 +15,13 @@ use crate::error::BuildError;
 ///
 /// Envoy also lowers the ejection multiplier again while a host stays
 /// healthy; this crate does not (the multiplier only grows).
+///
+/// An ejection ends at a clock reading, `now + ejection time` (saturating),
+/// so it never ends early: a clock that steps back (the default
+/// [`MonotonicClock`](crate::MonotonicClock) never does) delays the
+/// readmission by the step, and an ejection whose end saturates at the
+/// clock's end, `u64::MAX` ns (a `base_ejection_time` of `Duration::MAX`,
+/// or a clock already there), lasts for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutlierDetection {
     /// Failures in a row that eject a backend.
@@ -85,6 +92,13 @@ impl OutlierDetection {
 /// failed probes in a row take a backend out, `healthy_threshold` passed
 /// probes in a row bring it back. The defaults are HAProxy's (`inter 2s`,
 /// `fall 3`, `rise 2`).
+///
+/// A probe is due at a clock reading, the last probe's plus `interval`
+/// (saturating), so it never runs early: a clock that steps back delays it
+/// by the step. An `interval` of `Duration::MAX` probes each backend once
+/// and then no more before the clock's end. At the clock's end, `u64::MAX`
+/// ns, no interval can be measured any more and every call probes every
+/// backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthCheck {
     /// Time between two probes of one backend.

@@ -16,7 +16,7 @@ pub use backend::{Backend, BackendId, BackendState};
 pub use balancer::{BackendStats, Balancer, BalancerBuilder};
 #[cfg(not(sysblocks_loom))]
 pub use checker::HealthChecker;
-pub use error::BuildError;
+pub use error::{BuildError, HashTableError};
 pub use health::{HealthCheck, OutlierDetection};
 pub use pick::Pick;
 pub use strategy::{

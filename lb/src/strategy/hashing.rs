@@ -7,7 +7,7 @@ use sysblocks_clock::Clock;
 use sysblocks_consistent_hash::{fmix64, hash_key, HashRing, Maglev, NodeLocator, DEFAULT_VNODES};
 
 use super::{Candidates, Context, Strategy};
-use crate::error::BuildError;
+use crate::error::{BuildError, HashTableError};
 use crate::rng::{Cursor, FastMod};
 
 /// Which consistent-hashing table [`ConsistentHashing`] builds.
@@ -16,13 +16,17 @@ use crate::rng::{Cursor, FastMod};
 pub enum HashAlgorithm {
     /// Karger's ring with `vnodes` points per unit of weight
     /// ([`sysblocks_consistent_hash::HashRing`]); removing a backend moves only its
-    /// keys.
+    /// keys. `vnodes` times the backends' total weight may not exceed the
+    /// ring's [`MAX_POINTS`](sysblocks_consistent_hash::MAX_POINTS) (2^24:
+    /// a total weight of 104,857 at the default 160 virtual nodes).
     Ring {
         /// Virtual nodes per unit of weight.
         vnodes: u32,
     },
     /// Google's Maglev lookup table ([`sysblocks_consistent_hash::Maglev`]): O(1)
-    /// lookups, near-perfect balance, slightly more movement on change.
+    /// lookups, near-perfect balance, slightly more movement on change. At
+    /// most 167,772 backends (100 table entries each within
+    /// [`MAX_TABLE_SIZE`](sysblocks_consistent_hash::MAX_TABLE_SIZE)).
     Maglev,
 }
 
@@ -40,6 +44,12 @@ pub enum HashAlgorithm {
 /// This costs a sum over the candidates per pick.
 ///
 /// A context without a key is routed round robin.
+///
+/// The table must hold every backend: `build()` and
+/// [`Balancer::add`](crate::Balancer::add) return
+/// [`BuildError::HashTable`] with the `consistent-hash` crate's error when
+/// it cannot (see [`HashAlgorithm`] for the limits), and keyed picks never
+/// fall back to another placement.
 #[derive(Debug)]
 pub struct ConsistentHashing {
     algorithm: HashAlgorithm,
@@ -102,19 +112,40 @@ pub struct HashState {
 enum Table {
     Ring(HashRing<u64>),
     Maglev(Maglev<u64>),
-    /// The table could not be built (cannot happen with valid settings);
-    /// every pick goes round robin.
-    None,
+}
+
+impl ConsistentHashing {
+    /// The table over `(backend id, weight)` pairs.
+    fn table(&self, nodes: &[(u64, u32)]) -> Result<Table, HashTableError> {
+        Ok(match self.algorithm {
+            HashAlgorithm::Ring { vnodes } => {
+                let mut r = HashRing::with_vnodes(vnodes)?;
+                for &(id, w) in nodes {
+                    r.add_weighted(id, w)?;
+                }
+                Table::Ring(r)
+            }
+            HashAlgorithm::Maglev => Table::Maglev(Maglev::new_weighted(nodes.iter().copied())?),
+        })
+    }
+}
+
+fn id_weights<T>(candidates: Candidates<'_, T>) -> Vec<(u64, u32)> {
+    candidates.iter().map(|s| (s.id().0, s.weight())).collect()
 }
 
 impl Strategy for ConsistentHashing {
     type State = HashState;
 
     fn validate(&self) -> Result<(), BuildError> {
-        if let HashAlgorithm::Ring { vnodes: 0 } = self.algorithm {
-            return Err(BuildError::Zero {
-                setting: "HashAlgorithm::Ring::vnodes",
-            });
+        if let HashAlgorithm::Ring { vnodes } = self.algorithm {
+            if vnodes == 0 {
+                return Err(BuildError::Zero {
+                    setting: "HashAlgorithm::Ring::vnodes",
+                });
+            }
+            // Refuses a count no backend would fit in, before any backend.
+            HashRing::<u64>::with_vnodes(vnodes).map_err(BuildError::HashTable)?;
         }
         if let Some(c) = self.bounded {
             if !(c.is_finite() && c >= 1.0) {
@@ -127,31 +158,31 @@ impl Strategy for ConsistentHashing {
         Ok(())
     }
 
+    /// Builds the table over every backend once, so that the error is the
+    /// table's own: a ring's points and a Maglev table's size only grow
+    /// with the backend set, so every candidate set fits afterwards.
+    fn check_backends<T>(&self, backends: Candidates<'_, T>) -> Result<(), BuildError> {
+        self.table(&id_weights(backends))
+            .map(drop)
+            .map_err(BuildError::HashTable)
+    }
+
     fn prepare<T>(&self, candidates: Candidates<'_, T>) -> HashState {
-        let nodes: Vec<(u64, u32)> = candidates.iter().map(|s| (s.id().0, s.weight())).collect();
+        let nodes = id_weights(candidates);
         let by_id: HashMap<u64, usize> = nodes
             .iter()
             .enumerate()
             .map(|(i, (id, _))| (*id, i))
             .collect();
-        let table = match self.algorithm {
-            HashAlgorithm::Ring { vnodes } => {
-                HashRing::with_vnodes(vnodes).ok().and_then(|mut r| {
-                    for &(id, w) in &nodes {
-                        r.add_weighted(id, w).ok()?;
-                    }
-                    Some(Table::Ring(r))
-                })
-            }
-            HashAlgorithm::Maglev => Maglev::new_weighted(nodes.iter().copied())
-                .ok()
-                .map(Table::Maglev),
-        }
-        .unwrap_or(Table::None);
+        // Cannot fail: the candidates are a subset of the backends that
+        // `check_backends` accepted, and neither table's size, nor any
+        // other condition it checks, grows when backends are left out.
+        let table = self
+            .table(&nodes)
+            .expect("check_backends accepted a superset of the candidates");
         let table_nodes: &[u64] = match &table {
             Table::Ring(r) => r.nodes(),
             Table::Maglev(m) => m.nodes(),
-            Table::None => &[],
         };
         let to_candidate = table_nodes.iter().map(|id| by_id[id]).collect();
         HashState {
@@ -178,7 +209,6 @@ impl Strategy for ConsistentHashing {
             let node = match &state.table {
                 Table::Ring(r) => r.locate_index(hash),
                 Table::Maglev(m) => m.locate_index(hash),
-                Table::None => return round_robin(),
             }?;
             return state.to_candidate.get(node).copied();
         };
@@ -210,7 +240,6 @@ impl Strategy for ConsistentHashing {
                 }
                 (0..candidates.len()).find(|&i| has_room(i))
             }
-            Table::None => round_robin(),
         }
     }
 }

@@ -139,11 +139,29 @@ pub trait Strategy: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Rejects a backend set whose state [`Strategy::prepare`] could not
+    /// build (a hash table too large, say). `build()` and every
+    /// [`Balancer::add`](crate::Balancer::add) call it, under the
+    /// membership lock, with every backend the balancer would then hold;
+    /// an error leaves the balancer unchanged. Each candidate set `prepare`
+    /// is later given is a subset of a set this accepted, so a strategy
+    /// whose limits only grow with the set (sizes, weight sums) checks
+    /// them here once and `prepare` cannot fail.
+    ///
+    /// # Errors
+    ///
+    /// The [`BuildError`] saying why the backends cannot be served.
+    fn check_backends<T>(&self, backends: Candidates<'_, T>) -> Result<(), BuildError> {
+        let _ = backends;
+        Ok(())
+    }
+
     /// Precomputes the per-candidate-set state.
     fn prepare<T>(&self, candidates: Candidates<'_, T>) -> Self::State;
 
     /// The index into `candidates` of the chosen backend, or `None` to
-    /// refuse the request. `candidates` is never empty. `clock` is the
+    /// refuse the request (an index out of range counts as a refusal).
+    /// `candidates` is never empty. `clock` is the
     /// balancer's; reading it costs a little, so only strategies that need
     /// time read it.
     fn pick<T>(
