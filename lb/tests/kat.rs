@@ -1,6 +1,7 @@
 //! Known answers: smooth weighted round robin against nginx's published
 //! sequence and an independent reference implementation.
 
+use std::io::ErrorKind;
 use std::process::Command;
 
 use sysblocks_lb::{Balancer, Context, SmoothWeightedRoundRobin, Strategy};
@@ -32,6 +33,11 @@ fn swrr_matches_nginx_published_sequence() {
 
 /// A plain reference written independently in Python (run with python3),
 /// against which the crate's sequence is compared on several weight sets.
+///
+/// `None` only when python3 is not installed (outside CI, where it must
+/// be); anything else that goes wrong with the program (it cannot start,
+/// exits with an error, prints something other than `n` picks) fails the
+/// test: a broken reference must not pass for a skipped one.
 fn python_swrr(weights: &[u32], n: usize) -> Option<Vec<usize>> {
     let script = format!(
         "w={weights:?}\ncur=[0]*len(w)\nt=sum(w)\nout=[]\n\
@@ -42,20 +48,29 @@ fn python_swrr(weights: &[u32], n: usize) -> Option<Vec<usize>> {
          \x20   out.append(b)\n\
          print(' '.join(map(str,out)))\n"
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(out.stdout).ok()?;
-    Some(
-        text.split_whitespace()
-            .map(|t| t.parse().unwrap())
-            .collect(),
-    )
+    let out = match Command::new("python3").arg("-c").arg(script).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
+            return None
+        }
+        Err(e) => panic!("python3 could not be run: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "python3 failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("python3 printed UTF-8");
+    let picks: Vec<usize> = text
+        .split_whitespace()
+        .map(|t| {
+            t.parse()
+                .unwrap_or_else(|e| panic!("python3 printed {t:?}: {e}"))
+        })
+        .collect();
+    assert_eq!(picks.len(), n, "python3 printed {} picks", picks.len());
+    Some(picks)
 }
 
 #[test]
@@ -72,7 +87,7 @@ fn swrr_matches_independent_reference() {
     ];
     for w in cases {
         let Some(expect) = python_swrr(w, 200) else {
-            println!("skipped: python3 not available");
+            eprintln!("skipped: python3 not installed");
             return;
         };
         let b = build(SmoothWeightedRoundRobin::new(), w);
