@@ -60,31 +60,10 @@ mod std_impl {
         }
     }
 
-    /// What [`ArcCell::load`] hands out: keeps the loaded value alive.
-    pub(crate) type Guard<T> = arc_swap::Guard<Arc<T>>;
-
-    /// An `Arc<T>` that readers load without locking and writers replace.
-    #[derive(Debug)]
-    pub(crate) struct ArcCell<T>(arc_swap::ArcSwap<T>);
-
-    impl<T> ArcCell<T> {
-        pub(crate) fn new(value: Arc<T>) -> Self {
-            Self(arc_swap::ArcSwap::new(value))
-        }
-
-        #[inline]
-        pub(crate) fn load(&self) -> Guard<T> {
-            self.0.load()
-        }
-
-        pub(crate) fn load_full(&self) -> Arc<T> {
-            self.0.load_full()
-        }
-
-        pub(crate) fn store(&self, value: Arc<T>) {
-            self.0.store(value);
-        }
-    }
+    /// An `Arc<T>` that readers load without locking and writers replace;
+    /// `ArcSwap`'s own `new`, `load`, `load_full` and `store` are the surface
+    /// the loom model copies.
+    pub(crate) type ArcCell<T> = arc_swap::ArcSwap<T>;
 }
 
 #[cfg(sysblocks_loom)]
