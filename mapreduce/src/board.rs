@@ -193,4 +193,32 @@ mod loom_tests {
             assert!(board.claim().is_none());
         });
     }
+
+    /// A worker slot the OS refused (the runner marks it exited at once,
+    /// as `spawn_workers` does) while the one started worker runs: the
+    /// started worker still does both tasks, and the coordinator wakes only
+    /// after it exited.
+    #[test]
+    fn loom_board_refused_slot_leaves_tasks_to_the_others() {
+        model(|| {
+            let board = Arc::new(TaskBoard::new(2, 2));
+            let done = Arc::new(AtomicUsize::new(0));
+            let worker = {
+                let (b, d) = (board.clone(), done.clone());
+                thread::spawn(move || {
+                    while b.claim().is_some() {
+                        d.fetch_add(1, Ordering::Relaxed);
+                        b.complete();
+                    }
+                    b.worker_exit();
+                })
+            };
+            // The refused slot.
+            board.worker_exit();
+            board.wait();
+            assert_eq!(done.load(Ordering::Relaxed), 2);
+            assert_eq!(board.completed(), 2);
+            worker.join().unwrap();
+        });
+    }
 }
