@@ -26,7 +26,10 @@ pub fn table_for(n: u32) -> u64 {
 
 /// Trial division (table sizes are small enough).
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 /// [`BATCH`] pseudo-random keys (splitmix64 from a fixed seed).
