@@ -14,8 +14,12 @@ mod leaky_bucket;
 mod limiter;
 mod locked;
 mod quota;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod sync;
 mod token_bucket;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod windows;
 
 pub use clock::QuantaClock;

@@ -1,0 +1,1 @@
+//! Limiters whose state lives in Redis, shared by every process of a fleet.

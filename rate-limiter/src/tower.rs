@@ -1,0 +1,1 @@
+//! A tower `Layer`/`Service` that limits requests by key.
