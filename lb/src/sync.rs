@@ -22,6 +22,12 @@ pub(crate) use self::std_impl::*;
 #[cfg(sysblocks_loom)]
 pub(crate) use self::loom_impl::*;
 
+impl<T: Send> std::fmt::Debug for PerThread<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PerThread")
+    }
+}
+
 #[cfg(not(sysblocks_loom))]
 mod std_impl {
     pub(crate) use std::sync::Weak as WeakShared;
@@ -38,12 +44,6 @@ mod std_impl {
     /// The per-thread values sit side by side; the padding keeps each
     /// thread's (its borrow flag is written on every use) on its own lines.
     type Padded<T> = sysblocks_sync::CachePadded<RefCell<T>>;
-
-    impl<T: Send> std::fmt::Debug for PerThread<T> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("PerThread")
-        }
-    }
 
     impl<T: Send + Default> PerThread<T> {
         pub(crate) fn new() -> Self {
@@ -152,12 +152,6 @@ mod loom_impl {
         std::sync::Mutex<Vec<(loom::thread::ThreadId, std::sync::Arc<std::sync::Mutex<T>>)>>,
     );
 
-    impl<T> std::fmt::Debug for PerThread<T> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("PerThread")
-        }
-    }
-
     impl<T: Default> PerThread<T> {
         pub(crate) fn new() -> Self {
             Self(std::sync::Mutex::new(Vec::new()))
@@ -181,9 +175,6 @@ mod loom_impl {
         }
     }
 
-    /// Under loom a load is a clone of the `Arc`.
-    pub(crate) type Guard<T> = Arc<T>;
-
     /// A `Mutex<Arc<T>>`: the model of the lock-free cell.
     #[derive(Debug)]
     pub(crate) struct ArcCell<T>(Mutex<Arc<T>>);
@@ -193,7 +184,8 @@ mod loom_impl {
             Self(Mutex::new(value))
         }
 
-        pub(crate) fn load(&self) -> Guard<T> {
+        /// Under loom a load is a clone of the `Arc`.
+        pub(crate) fn load(&self) -> Arc<T> {
             Arc::clone(&self.0.lock())
         }
 

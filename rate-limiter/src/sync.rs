@@ -9,24 +9,13 @@ pub(crate) use sysblocks_sync::{
 #[cfg(all(test, sysblocks_loom))]
 pub(crate) use sysblocks_sync::{thread, Arc};
 
-/// The lock of one key's multi-word state in the keyed store. It is the
-/// public `Algorithm::Cell` of the window limiters, so it is a public type:
-/// parking_lot's mutex, or loom's own under the loom cfg.
-#[cfg(not(sysblocks_loom))]
-pub(crate) type StateLock<T> = parking_lot::Mutex<T>;
-/// See the std build's doc.
-#[cfg(sysblocks_loom)]
-pub(crate) type StateLock<T> = loom::sync::Mutex<T>;
+/// The lock of one key's multi-word state in the keyed store: the public
+/// `Algorithm::Cell` of the window limiters (parking_lot's mutex, or the
+/// shim's loom model under the loom cfg).
+pub(crate) type StateLock<T> = Mutex<T>;
 
 /// Locks a [`StateLock`].
-#[cfg(not(sysblocks_loom))]
 #[inline]
-pub(crate) fn lock_state<T>(m: &StateLock<T>) -> parking_lot::MutexGuard<'_, T> {
+pub(crate) fn lock_state<T>(m: &StateLock<T>) -> sysblocks_sync::MutexGuard<'_, T> {
     m.lock()
-}
-
-/// Locks a [`StateLock`] (entered even if poisoned, as parking_lot's).
-#[cfg(sysblocks_loom)]
-pub(crate) fn lock_state<T>(m: &StateLock<T>) -> loom::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
