@@ -8,7 +8,12 @@
 //!   case instead of stalling or killing the whole suite.
 //! - [`shared_data`] finds a file under `../shared/data`, skipping visibly
 //!   only when `../shared` itself is absent (a user's clone).
+//! - [`redis::RedisServer`] starts a private `redis-server` for a test
+//!   binary (OS-chosen port, fresh data directory), with `kill` and
+//!   `restart` for failure tests; it skips visibly where none is installed.
 #![forbid(unsafe_code)]
+
+pub mod redis;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
