@@ -4,6 +4,8 @@
 #[cfg(feature = "async")]
 mod r#async;
 mod atomic;
+#[cfg(feature = "async")]
+mod check;
 mod clock;
 mod concurrency;
 mod decision;
@@ -22,6 +24,8 @@ mod token_bucket;
 pub mod tower;
 mod windows;
 
+#[cfg(feature = "async")]
+pub use check::AsyncCheck;
 pub use clock::QuantaClock;
 pub use concurrency::{ConcurrencyLimiter, Permit};
 pub use decision::Decision;
