@@ -23,19 +23,9 @@ fn measuring() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// A directory for this process's input files (removed at the end).
-fn scratch_dir() -> &'static Path {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("mapreduce-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&d).expect("scratch dir");
-        d
-    })
-}
-
 /// The Gutenberg text (or its first `limit` bytes, cut at a line end)
-/// in a temporary file, or `None` without `../shared/data`.
-fn gutenberg(limit: usize) -> Option<PathBuf> {
+/// in a file in `dir`, or `None` without `../shared/data`.
+fn gutenberg(dir: &Path, limit: usize) -> Option<PathBuf> {
     let src = Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/data/text/gutenberg-100MB.txt.zst"
@@ -53,13 +43,13 @@ fn gutenberg(limit: usize) -> Option<PathBuf> {
             .map_or(limit, |i| i + 1);
         text.truncate(cut);
     }
-    let path = scratch_dir().join("gutenberg.txt");
+    let path = dir.join("gutenberg.txt");
     std::fs::write(&path, &text).expect("write corpus");
     Some(path)
 }
 
-fn zipf_file(bytes: usize) -> PathBuf {
-    let path = scratch_dir().join(format!("zipf-{bytes}.txt"));
+fn zipf_file(dir: &Path, bytes: usize) -> PathBuf {
+    let path = dir.join(format!("zipf-{bytes}.txt"));
     let text = zipf_text(bytes, 1_000_000, 1.0, 0x5eed);
     let mut f = std::fs::File::create(&path).expect("create zipf file");
     f.write_all(&text).expect("write zipf file");
@@ -125,12 +115,17 @@ fn benches(c: &mut Criterion) {
     } else {
         (small, small)
     };
-    if let Some(p) = gutenberg(g_limit) {
+    // This process's input files, removed when `dir` is dropped (also if
+    // a bench panics).
+    let dir = tempfile::Builder::new()
+        .prefix("mapreduce-bench-")
+        .tempdir()
+        .expect("scratch dir");
+    if let Some(p) = gutenberg(dir.path(), g_limit) {
         compare(c, "gutenberg", &p);
     }
-    let z = zipf_file(z_bytes);
+    let z = zipf_file(dir.path(), z_bytes);
     compare(c, "zipf", &z);
-    let _ = std::fs::remove_dir_all(scratch_dir());
 }
 
 fn main() {

@@ -72,8 +72,11 @@ const PRODUCERS: u64 = 4;
 /// workers complete them; the time runs until every task is completed and
 /// the completions are durable (`workloads::task_queue::durable_run`).
 fn durable(cr: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("sysblocks-tq-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    // Removed when dropped, also if a run panics.
+    let dir = tempfile::Builder::new()
+        .prefix("sysblocks-tq-bench-")
+        .tempdir()
+        .expect("temp dir");
     let mut g = cr.benchmark_group("durable_4_producers");
     g.throughput(Throughput::Elements(TASKS));
     g.sample_size(10);
@@ -86,14 +89,13 @@ fn durable(cr: &mut Criterion) {
             g.bench_function(BenchmarkId::new(name, label), |b| {
                 b.iter_custom(|iters| {
                     (0..iters)
-                        .map(|_| durable_run(store, &dir, TASKS, PRODUCERS, submit).elapsed)
+                        .map(|_| durable_run(store, dir.path(), TASKS, PRODUCERS, submit).elapsed)
                         .sum()
                 });
             });
         }
     }
     g.finish();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, throughput, try_push_full, durable);

@@ -48,8 +48,23 @@ fn env_usize(name: &str) -> Option<usize> {
 pub fn run(mode: Mode, report: &mut Report) {
     let bytes = input_bytes(mode);
     let zipf_bytes = env_usize("MAPREDUCE_ZIPF_MB").map_or(bytes, |mb| mb << 20);
+    // Removed when `scratch` is dropped, also if a run panics.
+    let scratch = match scratch_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            report.missing.push((
+                format!("{KRATE}: word count"),
+                format!("cannot create a scratch directory: {e}"),
+            ));
+            return;
+        }
+    };
     let mut inputs = Vec::new();
-    match scratch_file("zipf.txt", &zipf_text(zipf_bytes, 1_000_000, 1.0, 0x5eed)) {
+    match scratch_file(
+        scratch.path(),
+        "zipf.txt",
+        &zipf_text(zipf_bytes, 1_000_000, 1.0, 0x5eed),
+    ) {
         Ok(p) => inputs.push(("Zipf text", p)),
         Err(e) => report.missing.push((
             format!("{KRATE}: word count"),
@@ -57,7 +72,7 @@ pub fn run(mode: Mode, report: &mut Report) {
         )),
     }
     match gutenberg(bytes) {
-        Ok(Some(text)) => match scratch_file("gutenberg.txt", &text) {
+        Ok(Some(text)) => match scratch_file(scratch.path(), "gutenberg.txt", &text) {
             Ok(p) => inputs.push(("Gutenberg text", p)),
             Err(e) => report.missing.push((
                 format!("{KRATE}: Gutenberg"),
@@ -114,7 +129,6 @@ pub fn run(mode: Mode, report: &mut Report) {
             ));
         }
     }
-    let _ = std::fs::remove_dir_all(scratch_dir());
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {

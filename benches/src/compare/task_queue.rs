@@ -77,8 +77,11 @@ const PRODUCERS: u64 = 4;
 /// interleaved (redb, memory, redb, ...), each on a fresh store; plus the
 /// redb runs' tasks per fsync'd commit.
 fn durable(mode: Mode, report: &mut Report) {
-    let dir = std::env::temp_dir().join(format!("sysblocks-tq-compare-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    // Removed when dropped, also if a run panics.
+    let dir = tempfile::Builder::new()
+        .prefix("sysblocks-tq-compare-")
+        .tempdir()
+        .expect("temp dir");
     let reps = mode.repetitions();
     for (label, submit, tasks) in [
         ("submit_batch(32)", Submit::Batch(32), 8_000),
@@ -96,10 +99,10 @@ fn durable(mode: Mode, report: &mut Report) {
         };
         let (mut redb, mut memory, mut per_commit) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
-            let r = durable_run(StoreKind::Redb, &dir, tasks, PRODUCERS, submit);
+            let r = durable_run(StoreKind::Redb, dir.path(), tasks, PRODUCERS, submit);
             redb.push(r.tasks_per_sec());
             per_commit.push(r.tasks_per_commit().unwrap_or(0.0));
-            let m = durable_run(StoreKind::Memory, &dir, tasks, PRODUCERS, submit);
+            let m = durable_run(StoreKind::Memory, dir.path(), tasks, PRODUCERS, submit);
             memory.push(m.tasks_per_sec());
         }
         report.results.push(measured(
@@ -120,5 +123,4 @@ fn durable(mode: Mode, report: &mut Report) {
             vec![(StoreKind::Redb.name(), true, per_commit)],
         ));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -81,23 +81,27 @@ pub fn gutenberg(limit: usize) -> std::io::Result<Option<Vec<u8>>> {
     Ok(Some(text))
 }
 
-/// Writes `text` to `name` in a per-process scratch directory.
+/// A scratch directory for [`scratch_file`]'s input files, removed when
+/// the returned guard is dropped (also when a run panics).
+///
+/// # Errors
+///
+/// The directory cannot be created.
+pub fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("sysblocks-wordcount-")
+        .tempdir()
+}
+
+/// Writes `text` to `name` in `dir` (a [`scratch_dir`]).
 ///
 /// # Errors
 ///
 /// The file cannot be written.
-pub fn scratch_file(name: &str, text: &[u8]) -> std::io::Result<PathBuf> {
-    let dir = scratch_dir();
-    std::fs::create_dir_all(&dir)?;
+pub fn scratch_file(dir: &Path, name: &str, text: &[u8]) -> std::io::Result<PathBuf> {
     let path = dir.join(name);
     std::fs::write(&path, text)?;
     Ok(path)
-}
-
-/// The per-process scratch directory of [`scratch_file`].
-#[must_use]
-pub fn scratch_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("sysblocks-wordcount-{}", std::process::id()))
 }
 
 /// The hand-written baseline: read the file, split it into lines in

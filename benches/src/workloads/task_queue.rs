@@ -242,8 +242,7 @@ pub fn durable_run(
     let per = (tasks / producers).max(1);
     let tasks = per * producers;
     let path = dir.join(format!(
-        "durable-{}-{}.redb",
-        std::process::id(),
+        "durable-{}.redb",
         RUN.fetch_add(1, Ordering::Relaxed)
     ));
     let builder = TaskQueue::builder().capacity(tasks as usize);
