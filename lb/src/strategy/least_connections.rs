@@ -2,8 +2,8 @@
 
 use sysblocks_clock::Clock;
 
-use super::{len_u32, Candidates, Context, Rotation, Strategy};
-use crate::rng::{Cursor, FastMod};
+use super::{Candidates, Context, Rotation, Strategy};
+use crate::rng::Cursor;
 
 /// Least connections: the candidate with the fewest requests in flight
 /// relative to its weight (nginx's `least_conn` comparison,
@@ -28,7 +28,7 @@ impl Strategy for LeastConnections {
     type State = Rotation;
 
     fn prepare<T>(&self, candidates: Candidates<'_, T>) -> Rotation {
-        Rotation(FastMod::new(len_u32(candidates.len())))
+        Rotation::over(candidates)
     }
 
     #[inline]
@@ -40,7 +40,7 @@ impl Strategy for LeastConnections {
         _clock: &dyn Clock,
     ) -> Option<usize> {
         let n = candidates.len();
-        let start = state.0.rem(self.cursor.next()) as usize;
+        let start = state.at(self.cursor.next());
         let mut best = start;
         let mut best_load = candidates.in_flight(start);
         if best_load == 0 {

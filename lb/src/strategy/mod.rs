@@ -179,6 +179,19 @@ pub trait Strategy: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct Rotation(FastMod);
 
+impl Rotation {
+    /// The rotation over `candidates`.
+    fn over<T>(candidates: Candidates<'_, T>) -> Self {
+        Self(FastMod::new(len_u32(candidates.len())))
+    }
+
+    /// The position `ticket` (a cursor's next value) stands for.
+    #[inline]
+    fn at(&self, ticket: u32) -> usize {
+        self.0.rem(ticket) as usize
+    }
+}
+
 #[inline]
 fn len_u32(c_len: usize) -> u32 {
     u32::try_from(c_len).unwrap_or(u32::MAX)

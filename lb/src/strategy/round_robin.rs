@@ -2,8 +2,8 @@
 
 use sysblocks_clock::Clock;
 
-use super::{len_u32, Candidates, Context, Rotation, Strategy};
-use crate::rng::{Cursor, FastMod};
+use super::{Candidates, Context, Rotation, Strategy};
+use crate::rng::Cursor;
 
 /// Plain round robin: each candidate in turn, weights ignored. Each thread
 /// keeps its own cursor (as each Envoy worker keeps its own balancer): on
@@ -29,7 +29,7 @@ impl Strategy for RoundRobin {
     type State = Rotation;
 
     fn prepare<T>(&self, candidates: Candidates<'_, T>) -> Rotation {
-        Rotation(FastMod::new(len_u32(candidates.len())))
+        Rotation::over(candidates)
     }
 
     #[inline]
@@ -40,6 +40,6 @@ impl Strategy for RoundRobin {
         _ctx: &Context,
         _clock: &dyn Clock,
     ) -> Option<usize> {
-        Some(state.0.rem(self.cursor.next()) as usize)
+        Some(state.at(self.cursor.next()))
     }
 }
