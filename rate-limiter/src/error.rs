@@ -28,6 +28,14 @@ pub enum BuildError {
         /// The most allowed.
         max: usize,
     },
+    /// A setting has a value the limiter cannot use (for example a Redis
+    /// key prefix holding a hash-tag brace).
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
     /// A token bucket's initial fill is larger than its capacity.
     InitialExceedsCapacity {
         /// The requested initial fill.
@@ -48,6 +56,7 @@ impl fmt::Display for BuildError {
                 write!(f, "{setting} does not fit in 64-bit nanoseconds")
             }
             Self::TooMany { setting, max } => write!(f, "{setting} must be at most {max}"),
+            Self::Invalid { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Self::InitialExceedsCapacity { initial, capacity } => write!(
                 f,
                 "initial fill {initial} exceeds the bucket capacity {capacity}"

@@ -1,0 +1,873 @@
+//! `RedisLimiter`: the async limiter, its builder and its failure policy.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Script, ScriptInvocation, Value};
+use sysblocks_clock::{Clock, SharedClock};
+
+use super::denials::{DenialCache, Denied};
+use super::error::{ConnectError, RedisCheckError};
+use super::scripts::{gcra_source, sliding_counter_source, MAX_SPAN_NANOS};
+use crate::decision::NEVER;
+use crate::sync::{AtomicU64, Ordering, StdArc};
+use crate::{
+    AsyncCheck, BuildError, Decision, Gcra, Keyed, QuantaClock, Quota, SlidingWindowCounter,
+};
+
+/// The longest key accepted, in bytes (before the prefix and the hash-tag
+/// braces are added).
+pub const MAX_KEY_LEN: usize = 512;
+
+/// The longest key prefix accepted, in bytes.
+pub const MAX_PREFIX_LEN: usize = 128;
+
+/// The most entries a denial cache may be given.
+pub const MAX_DENIAL_CACHE: usize = 1 << 24;
+
+/// Keys the local fallback limiter holds at most.
+const FALLBACK_KEYS: usize = 1 << 16;
+
+/// How long keys written through the time-injecting test path outlive
+/// their reset, so that a trace replayed in real time finds them.
+const TEST_KEEP_MS: u64 = 3_600_000;
+
+/// What a check does when Redis is unavailable: it did not answer within
+/// the limiter's timeout, or the connection failed (the connection manager
+/// reconnects by itself meanwhile). Errors that concern one key or request
+/// (a wrong type at the key, a bad key) are returned whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Return [`RedisCheckError::Timeout`] or
+    /// [`RedisCheckError::Connection`] to the caller (the default).
+    #[default]
+    Error,
+    /// Admit the request (`remaining` 0, `reset_after` 0): availability
+    /// over the limit.
+    FailOpen,
+    /// Deny the request, with `retry_after` (and `reset_after`) one
+    /// emission interval (GCRA) or `window / limit` (sliding counter).
+    FailClosed,
+    /// Decide with a limiter in this process, of the same algorithm, whose
+    /// quota is the shared one divided by `fleet_size` (the number of
+    /// processes expected to share the Redis limit; at least one cell of
+    /// burst), keyed with at most 65,536 keys. While Redis is down the fleet
+    /// as a whole then admits about the shared quota.
+    LocalFallback {
+        /// Processes sharing the limit.
+        fleet_size: u32,
+    },
+}
+
+/// Which script a limiter runs, with its two settings.
+#[derive(Debug, Clone, Copy)]
+enum Algo {
+    /// Emission interval (ns) and burst.
+    Gcra { t: u64, burst: u32 },
+    /// Window (ns) and limit.
+    SlidingCounter { window: u64, limit: u32 },
+}
+
+impl Algo {
+    fn limit(self) -> u32 {
+        match self {
+            Self::Gcra { burst, .. } => burst,
+            Self::SlidingCounter { limit, .. } => limit,
+        }
+    }
+
+    /// The divisor of a reply's slack (see `Decision::with_slack`).
+    fn per_cell(self) -> u64 {
+        match self {
+            Self::Gcra { t, .. } => t,
+            Self::SlidingCounter { .. } => 1,
+        }
+    }
+
+    fn settings(self) -> (u64, u32) {
+        match self {
+            Self::Gcra { t, burst } => (t, burst),
+            Self::SlidingCounter { window, limit } => (window, limit),
+        }
+    }
+
+    /// The `retry_after` of a fail-closed denial: when one more cell
+    /// comes back at the limiter's rate.
+    fn closed_retry(self) -> u64 {
+        match self {
+            Self::Gcra { t, .. } => t,
+            Self::SlidingCounter { window, limit } => (window / u64::from(limit)).max(1),
+        }
+    }
+}
+
+/// The local limiter of [`FailurePolicy::LocalFallback`].
+enum Fallback {
+    Gcra(Box<Keyed<Box<[u8]>, Gcra>>),
+    SlidingCounter(Box<Keyed<Box<[u8]>, SlidingWindowCounter>>),
+}
+
+impl Fallback {
+    fn new(algo: Algo, fleet: u32, clock: &SharedClock) -> Result<Self, BuildError> {
+        let too_long = BuildError::TooLong {
+            setting: "fallback emission interval",
+        };
+        Ok(match algo {
+            Algo::Gcra { t, burst } => {
+                let period = t.checked_mul(u64::from(fleet)).ok_or(too_long)?;
+                let quota =
+                    Quota::with_period(Duration::from_nanos(period)).burst((burst / fleet).max(1));
+                let g = Gcra::with_shared_clock(quota, StdArc::clone(clock))?;
+                Self::Gcra(Box::new(Keyed::builder(g).max_keys(FALLBACK_KEYS).build()?))
+            }
+            Algo::SlidingCounter { window, limit } => {
+                let b = (limit / fleet).max(1);
+                let period = (window / u64::from(b)).max(1);
+                let quota = Quota::with_period(Duration::from_nanos(period)).burst(b);
+                let s = SlidingWindowCounter::with_clock(quota, StdArc::clone(clock))?;
+                Self::SlidingCounter(Box::new(Keyed::builder(s).max_keys(FALLBACK_KEYS).build()?))
+            }
+        })
+    }
+
+    fn check(&self, key: &[u8], cost: u32) -> Decision {
+        let key: Box<[u8]> = key.into();
+        let r = match self {
+            Self::Gcra(k) => k.check_key_n(&key, cost),
+            Self::SlidingCounter(k) => k.check_key_n(&key, cost),
+        };
+        r.unwrap_or_else(Decision::from_error)
+    }
+}
+
+enum Policy {
+    Error,
+    Open,
+    Closed,
+    Local(Fallback),
+}
+
+/// Counters of what a limiter did, for monitoring and tests
+/// ([`RedisLimiter::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// Requests sent to Redis: one per check, one per `check_many` batch
+    /// (a `NOSCRIPT` reload adds its own).
+    pub round_trips: u64,
+    /// Checks decided by Redis.
+    pub decided_by_redis: u64,
+    /// Checks answered from the denial cache, without a round trip.
+    pub cached_denials: u64,
+    /// Checks admitted by [`FailurePolicy::FailOpen`].
+    pub failed_open: u64,
+    /// Checks denied by [`FailurePolicy::FailClosed`].
+    pub failed_closed: u64,
+    /// Checks decided by the [`FailurePolicy::LocalFallback`] limiter.
+    pub local_fallback: u64,
+    /// Checks that returned an error.
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    round_trips: AtomicU64,
+    decided_by_redis: AtomicU64,
+    cached_denials: AtomicU64,
+    failed_open: AtomicU64,
+    failed_closed: AtomicU64,
+    local_fallback: AtomicU64,
+    errors: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A script's reply, checked: `{allowed, slack, retry_after, reset_after}`
+/// with [`NEVER`] for `-1`.
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    allowed: bool,
+    slack: u64,
+    retry_ns: u64,
+    reset_ns: u64,
+}
+
+impl Reply {
+    fn parse(v: Value) -> Result<Self, RedisCheckError> {
+        let bad = |v: &Value| {
+            let mut s = format!("{v:?}");
+            s.truncate(200);
+            RedisCheckError::UnexpectedReply(s)
+        };
+        let ints = match &v {
+            Value::ServerError(e) => {
+                return Err(RedisCheckError::from_redis(e.clone().into()));
+            }
+            Value::Array(items) if items.len() == 4 => {
+                let mut out = [0i64; 4];
+                for (o, item) in out.iter_mut().zip(items) {
+                    match item {
+                        Value::Int(i) => *o = *i,
+                        _ => return Err(bad(&v)),
+                    }
+                }
+                out
+            }
+            _ => return Err(bad(&v)),
+        };
+        let time = |x: i64| match x {
+            -1 => Some(NEVER),
+            x => u64::try_from(x).ok(),
+        };
+        match (
+            ints[0],
+            u64::try_from(ints[1]),
+            time(ints[2]),
+            time(ints[3]),
+        ) {
+            (a @ (0 | 1), Ok(slack), Some(retry_ns), Some(reset_ns)) => Ok(Self {
+                allowed: a == 1,
+                slack,
+                retry_ns,
+                reset_ns,
+            }),
+            _ => Err(bad(&v)),
+        }
+    }
+}
+
+/// Builds a [`RedisLimiter`] (from [`RedisLimiter::gcra`] or
+/// [`RedisLimiter::sliding_window_counter`]).
+#[must_use]
+pub struct RedisLimiterBuilder {
+    quota: Quota,
+    gcra: bool,
+    prefix: String,
+    timeout: Duration,
+    policy: FailurePolicy,
+    denial_cache: usize,
+    clock: Option<SharedClock>,
+}
+
+impl fmt::Debug for RedisLimiterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLimiterBuilder")
+            .field("quota", &self.quota)
+            .field("gcra", &self.gcra)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .field("denial_cache", &self.denial_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLimiterBuilder {
+    fn new(quota: Quota, gcra: bool) -> Self {
+        Self {
+            quota,
+            gcra,
+            prefix: "rl:".to_owned(),
+            timeout: Duration::from_millis(100),
+            policy: FailurePolicy::Error,
+            denial_cache: 65_536,
+            clock: None,
+        }
+    }
+
+    /// The prefix of every Redis key (default `rl:`): a key `k` is stored
+    /// at `<prefix>{k}`, the braces making `k` the Redis Cluster hash tag.
+    /// At most [`MAX_PREFIX_LEN`] bytes, without `{` or `}`. Give each
+    /// limiter sharing a Redis its own prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a check waits for Redis before the [`FailurePolicy`]
+    /// decides (default 100 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What a check does when Redis is unavailable (default
+    /// [`FailurePolicy::Error`]).
+    pub fn on_failure(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Entries of the local denial cache (default 65,536; 0 turns it
+    /// off): a key Redis denied until some instant is denied locally until
+    /// then, without a round trip. Memory is bounded by this times a key's
+    /// length plus about 64 bytes.
+    pub fn denial_cache(mut self, entries: usize) -> Self {
+        self.denial_cache = entries;
+        self
+    }
+
+    /// The local clock of the denial cache and the fallback limiter
+    /// (default a [`QuantaClock`]); decisions by Redis use the server's
+    /// clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(StdArc::new(clock));
+        self
+    }
+
+    /// Builds the limiter on `conn` (a connection manager reconnects by
+    /// itself after a failure). Nothing is sent yet: each check sends
+    /// `EVALSHA`, and loads the script when Redis answers `NOSCRIPT`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Quota::validate`]; [`BuildError::TooMany`] for a span (`burst *
+    /// emission interval`, or the window) above 2^52 ns
+    /// ([`MAX_SPAN_NANOS`], about 52 days), a prefix over
+    /// [`MAX_PREFIX_LEN`] bytes or a denial cache over
+    /// [`MAX_DENIAL_CACHE`] entries; [`BuildError::Invalid`] for a prefix
+    /// holding `{` or `}`; [`BuildError::Zero`] for a zero timeout or
+    /// fleet size.
+    pub fn build(self, conn: ConnectionManager) -> Result<RedisLimiter, BuildError> {
+        Ok(self.prepare()?.finish(conn))
+    }
+
+    /// Everything [`RedisLimiterBuilder::build`] checks and makes, before
+    /// a connection exists.
+    fn prepare(self) -> Result<Prepared, BuildError> {
+        let max_span = usize::try_from(MAX_SPAN_NANOS).unwrap_or(usize::MAX);
+        let algo = if self.gcra {
+            let (t, burst, tau) = self.quota.parts()?;
+            if tau > MAX_SPAN_NANOS {
+                return Err(BuildError::TooMany {
+                    setting: "burst * emission interval (ns) of a Redis limiter",
+                    max: max_span,
+                });
+            }
+            Algo::Gcra { t, burst }
+        } else {
+            let (window, limit) = self.quota.window_nanos()?;
+            if window > MAX_SPAN_NANOS {
+                return Err(BuildError::TooMany {
+                    setting: "window (ns) of a Redis limiter",
+                    max: max_span,
+                });
+            }
+            Algo::SlidingCounter { window, limit }
+        };
+        if self.prefix.len() > MAX_PREFIX_LEN {
+            return Err(BuildError::TooMany {
+                setting: "key prefix bytes",
+                max: MAX_PREFIX_LEN,
+            });
+        }
+        if self.prefix.contains(['{', '}']) {
+            return Err(BuildError::Invalid {
+                setting: "key prefix",
+                reason: "braces would change the Redis Cluster hash tag",
+            });
+        }
+        if self.timeout.is_zero() {
+            return Err(BuildError::Zero { setting: "timeout" });
+        }
+        if self.denial_cache > MAX_DENIAL_CACHE {
+            return Err(BuildError::TooMany {
+                setting: "denial cache entries",
+                max: MAX_DENIAL_CACHE,
+            });
+        }
+        let clock = self
+            .clock
+            .unwrap_or_else(|| StdArc::new(QuantaClock::new()));
+        let policy = match self.policy {
+            FailurePolicy::Error => Policy::Error,
+            FailurePolicy::FailOpen => Policy::Open,
+            FailurePolicy::FailClosed => Policy::Closed,
+            FailurePolicy::LocalFallback { fleet_size: 0 } => {
+                return Err(BuildError::Zero {
+                    setting: "fleet size",
+                })
+            }
+            FailurePolicy::LocalFallback { fleet_size } => {
+                Policy::Local(Fallback::new(algo, fleet_size, &clock)?)
+            }
+        };
+        let source = if self.gcra {
+            gcra_source()
+        } else {
+            sliding_counter_source()
+        };
+        Ok(Prepared {
+            script: Script::new(&source),
+            algo,
+            prefix: self.prefix.into_bytes(),
+            timeout: self.timeout,
+            policy,
+            denials: (self.denial_cache > 0).then(|| DenialCache::new(self.denial_cache)),
+            clock,
+        })
+    }
+
+    /// Connects to the Redis at `url` (e.g. `redis://127.0.0.1:6379/`)
+    /// through a connection manager that reconnects by itself (retrying
+    /// with backoff up to 500 ms between attempts), then builds the
+    /// limiter on it. Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Build`] as [`RedisLimiterBuilder::build`] (checked
+    /// before connecting); [`ConnectError::Redis`] for a bad URL or a
+    /// failed first connection.
+    pub async fn connect(self, url: &str) -> Result<RedisLimiter, ConnectError> {
+        let prepared = self.prepare().map_err(ConnectError::Build)?;
+        let client = redis::Client::open(url).map_err(ConnectError::Redis)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(prepared.timeout.max(Duration::from_millis(500))))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(ConnectError::Redis)?;
+        Ok(prepared.finish(conn))
+    }
+}
+
+/// A limiter but for its connection.
+struct Prepared {
+    script: Script,
+    algo: Algo,
+    prefix: Vec<u8>,
+    timeout: Duration,
+    policy: Policy,
+    denials: Option<DenialCache>,
+    clock: SharedClock,
+}
+
+impl Prepared {
+    fn finish(self, conn: ConnectionManager) -> RedisLimiter {
+        RedisLimiter {
+            inner: StdArc::new(Inner {
+                conn,
+                script: self.script,
+                algo: self.algo,
+                prefix: self.prefix,
+                timeout: self.timeout,
+                policy: self.policy,
+                denials: self.denials,
+                clock: self.clock,
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    script: Script,
+    algo: Algo,
+    prefix: Vec<u8>,
+    timeout: Duration,
+    policy: Policy,
+    denials: Option<DenialCache>,
+    clock: SharedClock,
+    counters: Counters,
+}
+
+/// A keyed rate limiter whose state lives in Redis, so that every process
+/// of a fleet shares one limit: GCRA or the sliding-window counter, with
+/// the same [`Decision`]s as the local [`Gcra`] and
+/// [`SlidingWindowCounter`] given the same arrival times.
+///
+/// Each check is one round trip: a Lua script (`EVALSHA`, loaded on
+/// `NOSCRIPT`) reads the server's clock (`TIME`, so clients with skewed
+/// clocks agree), decides and writes the key's state with an expiry at the
+/// instant it becomes a fresh key's again, so Redis holds only the active
+/// keys. A key `k` lives at `<prefix>{k}`: the braces make `k` the Redis
+/// Cluster hash tag. Cloning is cheap and shares the connection, the
+/// denial cache and the counters.
+///
+/// # Examples
+///
+/// ```no_run
+/// use sysblocks_rate_limiter::redis::{FailurePolicy, RedisLimiter};
+/// use sysblocks_rate_limiter::Quota;
+///
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let limiter = RedisLimiter::gcra(Quota::per_second(100).burst(20))
+///     .prefix("api:")
+///     .on_failure(FailurePolicy::LocalFallback { fleet_size: 8 })
+///     .connect("redis://127.0.0.1:6379/")
+///     .await?;
+/// let d = limiter.check("203.0.113.9").await?;
+/// if !d.is_allowed() {
+///     println!("429, retry after {:?}", d.retry_after());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisLimiter {
+    inner: StdArc<Inner>,
+}
+
+impl fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("algo", &self.inner.algo)
+            .field("prefix", &String::from_utf8_lossy(&self.inner.prefix))
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLimiter {
+    /// A GCRA limiter on `quota` (as [`Gcra`]).
+    pub fn gcra(quota: Quota) -> RedisLimiterBuilder {
+        RedisLimiterBuilder::new(quota, true)
+    }
+
+    /// A sliding-window counter on `quota` (as [`SlidingWindowCounter`]:
+    /// `burst` cells per window of `burst` emission intervals).
+    pub fn sliding_window_counter(quota: Quota) -> RedisLimiterBuilder {
+        RedisLimiterBuilder::new(quota, false)
+    }
+
+    /// The most this limiter admits at once.
+    #[must_use]
+    pub fn limit(&self) -> u32 {
+        self.inner.algo.limit()
+    }
+
+    /// What the limiter has done so far.
+    #[must_use]
+    pub fn stats(&self) -> RedisStats {
+        let c = &self.inner.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RedisStats {
+            round_trips: l(&c.round_trips),
+            decided_by_redis: l(&c.decided_by_redis),
+            cached_denials: l(&c.cached_denials),
+            failed_open: l(&c.failed_open),
+            failed_closed: l(&c.failed_closed),
+            local_fallback: l(&c.local_fallback),
+            errors: l(&c.errors),
+        }
+    }
+
+    /// [`RedisLimiter::check_n`] with cost 1.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisLimiter::check_n`].
+    pub async fn check(&self, key: impl AsRef<[u8]>) -> Result<Decision, RedisCheckError> {
+        self.check_n(key, 1).await
+    }
+
+    /// Checks a request of `cost` cells for `key` and, if it is admitted,
+    /// records it. A cost of 0 is admitted and changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisCheckError::EmptyKey`], [`RedisCheckError::KeyTooLong`] and
+    /// [`RedisCheckError::CostExceedsLimit`] before any I/O;
+    /// [`RedisCheckError::Timeout`] and [`RedisCheckError::Connection`] under
+    /// [`FailurePolicy::Error`] (other policies decide instead); the others
+    /// as Redis answers.
+    pub async fn check_n(
+        &self,
+        key: impl AsRef<[u8]>,
+        cost: u32,
+    ) -> Result<Decision, RedisCheckError> {
+        let key = key.as_ref();
+        let now = self.inner.clock.now_nanos();
+        if let Some(early) = self.check_local(key, cost, now) {
+            return early;
+        }
+        let mut inv = self.inner.script.prepare_invoke();
+        self.fill(&mut inv, key, cost, None);
+        let mut conn = self.inner.conn.clone();
+        bump(&self.inner.counters.round_trips);
+        let reply =
+            match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut conn)).await {
+                Ok(Ok(v)) => Reply::parse(v),
+                Ok(Err(e)) => Err(RedisCheckError::from_redis(e)),
+                Err(_) => Err(RedisCheckError::Timeout(self.inner.timeout)),
+            };
+        self.settle(key, cost, now, reply)
+    }
+
+    /// The decision known without asking Redis, if any: a bad request's
+    /// error, or a denial from the cache. A `Some(Ok(_))` is exactly what
+    /// a round trip would have answered, up to the round trip's own time.
+    pub(crate) fn check_local(
+        &self,
+        key: &[u8],
+        cost: u32,
+        now: u64,
+    ) -> Option<Result<Decision, RedisCheckError>> {
+        if let Err(e) = self.validate(key, cost) {
+            bump(&self.inner.counters.errors);
+            return Some(Err(e));
+        }
+        let d = self.inner.denials.as_ref()?.get(key, cost, now)?;
+        bump(&self.inner.counters.cached_denials);
+        Some(Ok(self.cached_decision(&d, now)))
+    }
+
+    /// Checks `cost` cells for each of `keys` in one pipelined round trip
+    /// (keys in the denial cache and bad requests do not take part), and
+    /// returns the results in order. Redis runs the scripts one after
+    /// another, so a key given twice is checked twice.
+    pub async fn check_many<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        cost: u32,
+    ) -> Vec<Result<Decision, RedisCheckError>> {
+        let now = self.inner.clock.now_nanos();
+        let mut out: Vec<Option<Result<Decision, RedisCheckError>>> =
+            Vec::with_capacity(keys.len());
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let mut sent = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let early = self.check_local(key.as_ref(), cost, now);
+            if early.is_none() {
+                let mut inv = self.inner.script.prepare_invoke();
+                self.fill(&mut inv, key.as_ref(), cost, None);
+                pipe.invoke_script(&inv);
+                sent.push(i);
+            }
+            out.push(early);
+        }
+        if !sent.is_empty() {
+            let replies =
+                match tokio::time::timeout(self.inner.timeout, self.run_pipeline(&pipe)).await {
+                    Ok(Ok(values)) if values.len() == sent.len() => {
+                        values.into_iter().map(Reply::parse).collect()
+                    }
+                    Ok(Ok(values)) => {
+                        let msg = format!("{} replies to {} scripts", values.len(), sent.len());
+                        (0..sent.len())
+                            .map(|_| Err(RedisCheckError::UnexpectedReply(msg.clone())))
+                            .collect()
+                    }
+                    Ok(Err(e)) => (0..sent.len())
+                        .map(|_| Err(RedisCheckError::from_redis(e.clone())))
+                        .collect(),
+                    Err(_) => (0..sent.len())
+                        .map(|_| Err(RedisCheckError::Timeout(self.inner.timeout)))
+                        .collect::<Vec<_>>(),
+                };
+            for (i, reply) in sent.into_iter().zip(replies) {
+                out[i] = Some(self.settle(keys[i].as_ref(), cost, now, reply));
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or(Err(RedisCheckError::UnexpectedReply("no reply".into()))))
+            .collect()
+    }
+
+    /// Sends `pipe`; when a script is missing (`SCRIPT FLUSH`, a restarted
+    /// server), loads it and sends the pipeline once more.
+    async fn run_pipeline(&self, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
+        let mut conn = self.inner.conn.clone();
+        bump(&self.inner.counters.round_trips);
+        let values: Vec<Value> = pipe.query_async(&mut conn).await?;
+        let missing = values.iter().any(|v| {
+            matches!(v, Value::ServerError(e)
+                if e.kind() == Some(redis::ServerErrorKind::NoScript))
+        });
+        if !missing {
+            return Ok(values);
+        }
+        bump(&self.inner.counters.round_trips);
+        self.inner.script.load_async(&mut conn).await?;
+        bump(&self.inner.counters.round_trips);
+        pipe.query_async(&mut conn).await
+    }
+
+    /// The test path: decides at `now_nanos` on the script's arithmetic
+    /// instead of the server's `TIME`, with no cache and no policy, and
+    /// keeps the key for an hour past its reset so a trace replayed
+    /// faster or slower than real time finds its state.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisLimiter::check_n`] under [`FailurePolicy::Error`].
+    #[doc(hidden)]
+    pub async fn check_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        cost: u32,
+        now_nanos: u64,
+    ) -> Result<Decision, RedisCheckError> {
+        let key = key.as_ref();
+        self.validate(key, cost)?;
+        let mut inv = self.inner.script.prepare_invoke();
+        self.fill(&mut inv, key, cost, Some(now_nanos));
+        let mut conn = self.inner.conn.clone();
+        let v = inv
+            .invoke_async(&mut conn)
+            .await
+            .map_err(RedisCheckError::from_redis)?;
+        Ok(self.decision(Reply::parse(v)?))
+    }
+
+    /// The Redis key of `key`: `<prefix>{key}`.
+    #[must_use]
+    pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {
+        let p = &self.inner.prefix;
+        let mut k = Vec::with_capacity(p.len() + key.len() + 2);
+        k.extend_from_slice(p);
+        k.push(b'{');
+        k.extend_from_slice(key);
+        k.push(b'}');
+        k
+    }
+
+    fn validate(&self, key: &[u8], cost: u32) -> Result<(), RedisCheckError> {
+        if key.is_empty() {
+            return Err(RedisCheckError::EmptyKey);
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err(RedisCheckError::KeyTooLong {
+                len: key.len(),
+                max: MAX_KEY_LEN,
+            });
+        }
+        let limit = self.limit();
+        if cost > limit {
+            return Err(RedisCheckError::CostExceedsLimit { cost, limit });
+        }
+        Ok(())
+    }
+
+    fn fill(&self, inv: &mut ScriptInvocation<'_>, key: &[u8], cost: u32, at: Option<u64>) {
+        inv.key(self.redis_key(key));
+        match at {
+            None => inv.arg("").arg(0).arg(0),
+            Some(now) => inv
+                .arg(now / 1_000_000_000)
+                .arg(now % 1_000_000_000)
+                .arg(TEST_KEEP_MS),
+        };
+        let (a, b) = self.inner.algo.settings();
+        inv.arg(cost).arg(a).arg(b);
+    }
+
+    fn decision(&self, r: Reply) -> Decision {
+        let algo = self.inner.algo;
+        let d = if r.allowed {
+            Decision::allow(algo.limit(), 0, r.reset_ns)
+        } else {
+            Decision::deny_with_retry(algo.limit(), 0, r.retry_ns, r.reset_ns)
+        };
+        d.with_slack(r.slack, algo.per_cell())
+    }
+
+    /// A cached denial as seen `now`: the waits shortened by the time
+    /// since it was measured, and for GCRA the slack grown by it (the TAT's
+    /// lead shrinks as time passes).
+    fn cached_decision(&self, d: &Denied, now: u64) -> Decision {
+        let algo = self.inner.algo;
+        let elapsed = now.saturating_sub(d.at);
+        let slack = match algo {
+            Algo::Gcra { t, burst } => (d.slack + elapsed).min(t * u64::from(burst)),
+            Algo::SlidingCounter { .. } => d.slack,
+        };
+        Decision::deny_with_retry(
+            algo.limit(),
+            0,
+            d.until - now,
+            d.reset_ns.saturating_sub(elapsed),
+        )
+        .with_slack(slack, algo.per_cell())
+    }
+
+    fn settle(
+        &self,
+        key: &[u8],
+        cost: u32,
+        now: u64,
+        reply: Result<Reply, RedisCheckError>,
+    ) -> Result<Decision, RedisCheckError> {
+        let c = &self.inner.counters;
+        match reply {
+            Ok(r) => {
+                bump(&c.decided_by_redis);
+                if let Some(cache) = &self.inner.denials {
+                    if r.allowed {
+                        cache.remove(key);
+                    } else if r.retry_ns != NEVER && r.retry_ns > 0 {
+                        cache.insert(
+                            key,
+                            Denied {
+                                until: now.saturating_add(r.retry_ns),
+                                at: now,
+                                cost,
+                                slack: r.slack,
+                                reset_ns: r.reset_ns,
+                            },
+                        );
+                    }
+                }
+                Ok(self.decision(r))
+            }
+            Err(e) if e.is_unavailable() => self.on_unavailable(key, cost, e),
+            Err(e) => {
+                bump(&c.errors);
+                Err(e)
+            }
+        }
+    }
+
+    fn on_unavailable(
+        &self,
+        key: &[u8],
+        cost: u32,
+        e: RedisCheckError,
+    ) -> Result<Decision, RedisCheckError> {
+        let c = &self.inner.counters;
+        let algo = self.inner.algo;
+        match &self.inner.policy {
+            Policy::Error => {
+                bump(&c.errors);
+                Err(e)
+            }
+            Policy::Open => {
+                bump(&c.failed_open);
+                Ok(Decision::allow(algo.limit(), 0, 0))
+            }
+            Policy::Closed => {
+                bump(&c.failed_closed);
+                let r = algo.closed_retry();
+                Ok(Decision::deny_with_retry(algo.limit(), 0, r, r))
+            }
+            Policy::Local(fallback) => {
+                bump(&c.local_fallback);
+                Ok(fallback.check(key, cost))
+            }
+        }
+    }
+}
+
+/// The async interface of every limiter (the tower layer's): a key is any
+/// byte string (`str`, `String`, `[u8]`, ...). `check_now` answers from
+/// the denial cache (and bad requests) without a round trip.
+impl<K: AsRef<[u8]> + ?Sized + Sync> AsyncCheck<K> for RedisLimiter {
+    type Error = RedisCheckError;
+
+    fn check_async(
+        &self,
+        key: &K,
+        cost: u32,
+    ) -> impl std::future::Future<Output = Result<Decision, RedisCheckError>> + Send {
+        self.check_n(key.as_ref(), cost)
+    }
+
+    fn check_now(&self, key: &K, cost: u32) -> Option<Result<Decision, RedisCheckError>> {
+        self.check_local(key.as_ref(), cost, self.inner.clock.now_nanos())
+    }
+}
