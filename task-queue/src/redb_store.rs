@@ -89,6 +89,14 @@ fn redb_error(e: impl Into<redb::Error>) -> StoreError {
         redb::Error::UpgradeRequired(version) => StoreError::Corrupt {
             detail: format!("the header says redb file format {version}, not redb's current one"),
         },
+        // A table of ours whose stored key or value type has our type's
+        // name but another width or alignment: redb's built-in types have
+        // one definition each (alignment is always 1), so the stored one is
+        // damaged. The read-only look at the format, made before the open
+        // that verifies checksums, meets it unverified.
+        e @ redb::Error::TypeDefinitionChanged { .. } => StoreError::Corrupt {
+            detail: format!("a stored table definition is damaged: {e}"),
+        },
         redb::Error::DatabaseAlreadyOpen => StoreError::InUse,
         other => db_error(other),
     }
