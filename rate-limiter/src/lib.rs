@@ -36,7 +36,7 @@ pub use leaky_bucket::{LeakyBucket, LeakyBucketBuilder};
 pub use limiter::{Algorithm, ManualSleeper, RateLimiter, Sleeper, ThreadSleeper};
 pub use quota::Quota;
 #[cfg(feature = "async")]
-pub use r#async::{until_ready_n, until_ready_n_with};
+pub use r#async::{until_ready_n, until_ready_n_with, Jitter};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};
 pub use token_bucket::{TokenBucket, TokenBucketBuilder};
 pub use windows::{
