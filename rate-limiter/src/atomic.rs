@@ -9,25 +9,54 @@ use crate::Decision;
 /// it was given when nothing changes (a denial, a cost of 0).
 pub(crate) type Step = (Decision, u64);
 
+/// The pure step function of a limiter on one word: the decision on
+/// `word` for `cost` cells at `now`, and the word to store (see
+/// `atomic_limiter!` for `live`).
+///
+/// A trait rather than a closure so that the compare-and-swap loops below
+/// inline the step: a closure is compiled as a function of its own, which
+/// the loop would call (and a step is too large for the inliner to copy
+/// into each of the loop's call sites on its own account).
+pub(crate) trait WordStep {
+    fn step(&self, word: u64, now: u64, cost: u32, live: bool) -> Step;
+}
+
 /// Runs `step` on the current word and installs its result with a CAS,
 /// retrying on contention. A step that returns its word unchanged (a
 /// denial) stores nothing: the whole check is then one load.
-#[inline]
-pub(crate) fn cas_loop(word: &AtomicU64, step: impl FnMut(u64) -> Step) -> Decision {
-    cas_from(word, word.load(Ordering::Acquire), step, || {})
+#[inline(always)]
+pub(crate) fn cas_loop<S: WordStep>(
+    s: &S,
+    word: &AtomicU64,
+    now: u64,
+    cost: u32,
+    live: bool,
+) -> Decision {
+    cas_from(
+        s,
+        word,
+        word.load(Ordering::Acquire),
+        now,
+        cost,
+        live,
+        || {},
+    )
 }
 
 /// The loop of [`cas_loop`] and [`cas_loop_hinted`] from a first read
 /// `cur` of `word`; `lost` runs each time another thread's CAS won.
 #[inline(always)]
-fn cas_from(
+fn cas_from<S: WordStep>(
+    s: &S,
     word: &AtomicU64,
     mut cur: u64,
-    mut step: impl FnMut(u64) -> Step,
+    now: u64,
+    cost: u32,
+    live: bool,
     mut lost: impl FnMut(),
 ) -> Decision {
     loop {
-        let (decision, next) = step(cur);
+        let (decision, next) = s.step(cur, now, cost, live);
         if next == cur {
             return decision;
         }
@@ -75,12 +104,13 @@ impl std::ops::Deref for StateWord {
 /// of a shared read and then an upgrade for the CAS). The hint is dropped at
 /// random about once every 1024 checks (on the clock's low bits), so a
 /// limiter that is no longer contended goes back to plain loads.
-#[inline]
-pub(crate) fn cas_loop_hinted(
+#[inline(always)]
+pub(crate) fn cas_loop_hinted<S: WordStep>(
+    s: &S,
     word: &AtomicU64,
     contended: &AtomicBool,
     now: u64,
-    step: impl FnMut(u64) -> Step,
+    cost: u32,
 ) -> Decision {
     let hinted = contended.load(Ordering::Relaxed);
     let cur = if hinted {
@@ -88,8 +118,10 @@ pub(crate) fn cas_loop_hinted(
     } else {
         word.load(Ordering::Acquire)
     };
-    cas_from(word, cur, step, || {
-        if !hinted {
+    // The hint is read again rather than taken from `hinted`: a loop that
+    // does not depend on `hinted` is compiled once.
+    cas_from(s, word, cur, now, cost, true, || {
+        if !contended.load(Ordering::Relaxed) {
             contended.store(true, Ordering::Relaxed);
         }
     })
@@ -129,13 +161,22 @@ macro_rules! atomic_limiter {
         $crate::atomic::atomic_limiter!($ty, #[inline]);
     };
     ($ty:ty, #[$inline:meta]) => {
+        impl $crate::atomic::WordStep for $ty {
+            #[inline(always)]
+            fn step(&self, word: u64, now: u64, cost: u32, live: bool) -> $crate::atomic::Step {
+                <$ty>::step(self, word, now, cost, live)
+            }
+        }
+
         impl $crate::RateLimiter for $ty {
+            // Every limiter built by this crate admits a cost of 1
+            // (`max_cost() >= 1`), so a unit check skips the cost test and
+            // the `Result` of `check_n`.
             #[$inline]
             fn check(&self) -> $crate::Decision {
-                match $crate::RateLimiter::check_n(self, 1) {
-                    Ok(d) => d,
-                    Err(e) => $crate::Decision::from_error(e),
-                }
+                debug_assert!(self.max_cost() >= 1);
+                let now = self.clock.now_nanos();
+                $crate::atomic::cas_loop_hinted(self, &self.state, &self.contended, now, 1)
             }
 
             #[$inline]
@@ -146,10 +187,11 @@ macro_rules! atomic_limiter {
                 }
                 let now = self.clock.now_nanos();
                 Ok($crate::atomic::cas_loop_hinted(
+                    self,
                     &self.state,
                     &self.contended,
                     now,
-                    |w| self.step(w, now, cost, true),
+                    cost,
                 ))
             }
         }
@@ -202,9 +244,7 @@ macro_rules! atomic_limiter {
                 if cost > limit {
                     return Err($crate::CheckError::CostExceedsLimit { cost, limit });
                 }
-                Ok($crate::atomic::cas_loop(cell, |w| {
-                    self.step(w, now, cost, true)
-                }))
+                Ok($crate::atomic::cas_loop(self, cell, now, cost, true))
             }
 
             fn is_cell_fresh_equivalent(&self, cell: &$crate::sync::AtomicU64, now: u64) -> bool {
@@ -229,11 +269,15 @@ mod loom_tests {
         sysblocks_sync::model(|| {
             let word = Arc::new(AtomicU64::new(0));
             let (w2, h2) = (Arc::clone(&word), Arc::new(AtomicBool::new(true)));
-            let add = |w: &AtomicU64, hint: &AtomicBool, n: u64| {
-                cas_loop_hinted(w, hint, 1, |cur| {
-                    (Decision::deny_cost_over_limit(0), cur + n)
-                })
-            };
+            /// Adds its amount to the word.
+            struct Add(u64);
+            impl WordStep for Add {
+                fn step(&self, word: u64, _: u64, _: u32, _: bool) -> Step {
+                    (Decision::deny_cost_over_limit(0), word + self.0)
+                }
+            }
+            let add =
+                |w: &AtomicU64, hint: &AtomicBool, n: u64| cas_loop_hinted(&Add(n), w, hint, 1, 1);
             let t = thread::spawn(move || {
                 add(&w2, &h2, 2);
             });

@@ -11,17 +11,22 @@ use std::time::Duration;
 /// path is a few register moves: the accessors do the conversions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    allowed: bool,
-    /// Whether `retry_after` is `Some` (a denial that waiting can cure).
-    has_retry: bool,
-    limit: u32,
+    /// `retry_after` of a denial with `has_retry`, `delay` of an admission:
+    /// a decision has at most one of them, so they share a word.
+    wait_ns: u64,
+    reset_after_ns: u64,
     /// `remaining() = slack / per_cell`.
     slack: u64,
     per_cell: u64,
-    retry_after_ns: u64,
-    reset_after_ns: u64,
-    delay_ns: u64,
+    limit: u32,
+    allowed: bool,
+    /// Whether `retry_after` is `Some` (a denial that waiting can cure).
+    has_retry: bool,
 }
+
+// Five words: a decision is returned through memory, and each word is a
+// store in every check.
+const _: () = assert!(std::mem::size_of::<Decision>() == 40);
 
 /// The `retry_after` (and `reset_after`) in nanoseconds of an instant the
 /// clock cannot express: see [`Decision::RETRY_NEVER`].
@@ -44,14 +49,13 @@ impl Decision {
     #[inline]
     pub(crate) fn allow(limit: u32, remaining: u32, reset_after_ns: u64) -> Self {
         Self {
-            allowed: true,
-            has_retry: false,
-            limit,
+            wait_ns: 0,
+            reset_after_ns,
             slack: u64::from(remaining),
             per_cell: 1,
-            retry_after_ns: 0,
-            reset_after_ns,
-            delay_ns: 0,
+            limit,
+            allowed: true,
+            has_retry: false,
         }
     }
 
@@ -66,14 +70,13 @@ impl Decision {
         reset_after_ns: u64,
     ) -> Self {
         Self {
-            allowed: false,
-            has_retry: true,
-            limit,
+            wait_ns: retry_after_ns,
+            reset_after_ns,
             slack: u64::from(remaining),
             per_cell: 1,
-            retry_after_ns,
-            reset_after_ns,
-            delay_ns: 0,
+            limit,
+            allowed: false,
+            has_retry: true,
         }
     }
 
@@ -82,14 +85,13 @@ impl Decision {
     /// `check_n` returns [`CheckError::CostExceedsLimit`](crate::CheckError).
     pub(crate) fn deny_cost_over_limit(limit: u32) -> Self {
         Self {
-            allowed: false,
-            has_retry: false,
-            limit,
+            wait_ns: 0,
+            reset_after_ns: 0,
             slack: 0,
             per_cell: 1,
-            retry_after_ns: 0,
-            reset_after_ns: 0,
-            delay_ns: 0,
+            limit,
+            allowed: false,
+            has_retry: false,
         }
     }
 
@@ -115,7 +117,8 @@ impl Decision {
     /// The same decision with a delay before serving (leaky bucket).
     #[inline]
     pub(crate) fn with_delay(mut self, delay_ns: u64) -> Self {
-        self.delay_ns = delay_ns;
+        debug_assert!(self.allowed);
+        self.wait_ns = delay_ns;
         self
     }
 
@@ -123,7 +126,7 @@ impl Decision {
     /// `retry_after` is [`Decision::RETRY_NEVER`]).
     #[inline]
     pub(crate) fn retry_never(&self) -> bool {
-        self.has_retry && self.retry_after_ns == NEVER
+        self.has_retry && self.wait_ns == NEVER
     }
 
     /// Whether the request may go ahead (after [`Decision::delay`], if any).
@@ -151,8 +154,7 @@ impl Decision {
     /// range, so that no wait cures the denial.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        self.has_retry
-            .then(|| Duration::from_nanos(self.retry_after_ns))
+        self.has_retry.then(|| Duration::from_nanos(self.wait_ns))
     }
 
     /// How long until the limiter is back to its fresh, full state if nothing
@@ -168,6 +170,6 @@ impl Decision {
     /// (nginx `limit_req` without `nodelay`); zero otherwise.
     #[must_use]
     pub fn delay(&self) -> Duration {
-        Duration::from_nanos(self.delay_ns)
+        Duration::from_nanos(if self.allowed { self.wait_ns } else { 0 })
     }
 }

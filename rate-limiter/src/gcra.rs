@@ -118,13 +118,19 @@ impl Gcra {
     /// Admitted iff `max(TAT, now) + cost*T <= now + tau`, computed on the
     /// debt `d = max(TAT - now, 0)` as `d <= tau - cost*T` (`cost <= burst`
     /// keeps that non-negative), and iff the new TAT fits in `u64`
-    /// nanoseconds (the carry of one add). A denial returns the TAT
-    /// unchanged (no store) and, like an admission, fills the decision with
-    /// plain differences that only its accessors convert. A debt above
-    /// `tau` (a clock that stepped back) and a TAT beyond the clock's range
-    /// go to [`Gcra::step_cold`].
+    /// nanoseconds (the carry of one add; otherwise a denial with
+    /// [`Decision::RETRY_NEVER`]). A denial returns the TAT unchanged (no
+    /// store) and, like an admission, fills the decision with plain
+    /// differences that only its accessors convert. A debt above `tau` (a
+    /// clock that stepped back) first goes to [`Gcra::rebase`], out of
+    /// line, which hands back the TAT and time to decide on.
     #[inline]
     fn step(&self, tat: u64, now: u64, cost: u32, live: bool) -> Step {
+        let (tat, now) = if tat.saturating_sub(now) > self.tau {
+            self.rebase(tat, now, live)
+        } else {
+            (tat, now)
+        };
         let weight = u64::from(cost) * self.t;
         let debt = tat.saturating_sub(now);
         let room = self.tau - weight;
@@ -134,45 +140,37 @@ impl Gcra {
             let after = debt + weight;
             let d = Decision::allow(limit, 0, after).with_slack(self.tau - after, self.t);
             (d, if cost == 0 { tat } else { next })
-        } else if debt <= self.tau && !beyond {
-            let d = Decision::deny_with_retry(limit, 0, debt - room, debt)
+        } else {
+            let retry = if beyond { NEVER } else { debt - room };
+            let d = Decision::deny_with_retry(limit, 0, retry, debt)
                 .with_slack(self.tau - debt, self.t);
             (d, tat)
-        } else {
-            self.step_cold(tat, now, cost, live)
         }
     }
 
-    /// The rare cases of [`Gcra::step`]:
-    ///
-    /// - the TAT is more than `tau` ahead of `now`, which a monotonic clock
-    ///   never shows (an admission at `a` leaves `TAT <= a + tau`). With
-    ///   `live`, the clock is read again first: a thread whose reading went
-    ///   stale while others admitted sees the later time and decides on it.
-    ///   Otherwise the clock stepped back, and no time has passed since
-    ///   `TAT - tau`, the latest time the word proves: the word is rebased
-    ///   to `now + tau` (no cell left, as at that time or stricter) and
-    ///   stored, by a denial too, so that time counts again from the step;
-    /// - the new TAT lies beyond `u64::MAX` nanoseconds: the state could not
-    ///   record the admission, so it is denied with
-    ///   [`Decision::RETRY_NEVER`].
+    /// A TAT more than `tau` ahead of `now`, which a monotonic clock never
+    /// shows (an admission at `a` leaves `TAT <= a + tau`). With `live`,
+    /// the clock is read again first: a thread whose reading went stale
+    /// while others admitted sees the later time and decides on it.
+    /// Otherwise (or if the TAT is still too far ahead) the clock stepped
+    /// back, and no time has passed since `TAT - tau`, the latest time the
+    /// word proves: the word is rebased to `now + tau` (no cell left, as at
+    /// that time or stricter), which differs from the stored word, so even
+    /// a denial stores it and time counts again from the step.
     #[cold]
     #[inline(never)]
-    fn step_cold(&self, tat: u64, now: u64, cost: u32, live: bool) -> Step {
+    fn rebase(&self, tat: u64, now: u64, live: bool) -> (u64, u64) {
+        let now = if live {
+            now.max(self.clock.now_nanos())
+        } else {
+            now
+        };
         if tat.saturating_sub(now) > self.tau {
-            if live {
-                let again = self.clock.now_nanos();
-                if again > now {
-                    return self.step(tat, again, cost, false);
-                }
-            }
             // `TAT - now > tau` with `TAT <= u64::MAX`: no overflow.
-            return self.step(now + self.tau, now, cost, false);
+            (now + self.tau, now)
+        } else {
+            (tat, now)
         }
-        let debt = tat.saturating_sub(now);
-        let d = Decision::deny_with_retry(self.burst.get(), 0, NEVER, debt)
-            .with_slack(self.tau - debt, self.t);
-        (d, tat)
     }
 
     fn fresh_word(&self, _now: u64) -> u64 {

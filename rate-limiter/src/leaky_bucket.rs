@@ -223,14 +223,17 @@ impl LeakyBucket {
     /// in `u64`, or the admission could not be recorded: then the request
     /// is denied with [`Decision::RETRY_NEVER`] (a later admission of it
     /// would need the same word). A current excess above `max_excess` goes
-    /// to [`LeakyBucket::step_cold`].
+    /// to [`LeakyBucket::rebase`] first, out of line. `remaining` is left to
+    /// the decision's accessor to divide.
     #[inline]
     fn step(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
         let limit = self.max_cost();
+        let (word, now) = if Self::current_excess(word, now) > self.max_excess {
+            self.rebase(word, now, live)
+        } else {
+            (word, now)
+        };
         let current = Self::current_excess(word, now);
-        if current > self.max_excess {
-            return self.step_cold(word, now, cost, live);
-        }
         if cost == 0 {
             let left = (self.max_excess - current) / self.t + 1;
             return (Decision::allow(limit, clamp_u32(left), current), word);
@@ -239,26 +242,24 @@ impl LeakyBucket {
         let next = now
             .checked_add(excess)
             .and_then(|drained_at| drained_at.checked_add(1));
-        let remaining = clamp_u32((self.max_excess - current) / self.t);
         match next {
             Some(next) if excess <= self.max_excess => {
-                let d = Decision::allow(
-                    limit,
-                    clamp_u32((self.max_excess - excess) / self.t),
-                    excess,
-                )
-                .with_delay(excess.saturating_sub(self.free_excess));
+                let d = Decision::allow(limit, 0, excess)
+                    .with_slack(self.max_excess - excess, self.t)
+                    .with_delay(excess.saturating_sub(self.free_excess));
                 (d, next)
             }
             // The excess drains to `max_excess` after `excess - max_excess`,
             // when the new word is `now + excess + 1` again.
             Some(_) => {
                 let over = excess - self.max_excess;
-                let d = Decision::deny_with_retry(limit, remaining, over, current);
+                let d = Decision::deny_with_retry(limit, 0, over, current)
+                    .with_slack(self.max_excess - current, self.t);
                 (d, word)
             }
             None => {
-                let d = Decision::deny_with_retry(limit, remaining, NEVER, current);
+                let d = Decision::deny_with_retry(limit, 0, NEVER, current)
+                    .with_slack(self.max_excess - current, self.t);
                 (d, word)
             }
         }
@@ -267,21 +268,26 @@ impl LeakyBucket {
     /// A current excess above `max_excess`, which a monotonic clock never
     /// shows (an admission at `a` leaves the excess drained by
     /// `a + max_excess`). With `live` the clock is read again first (a
-    /// stale reading decides on the later time); otherwise the clock
-    /// stepped back, and the word is rebased to an excess of `max_excess`
-    /// (as at the latest time the word proves, or stricter), stored by a
-    /// denial too, so that time counts again from the step.
+    /// stale reading decides on the later time); otherwise, or if the
+    /// excess is still too high, the clock stepped back, and the word is
+    /// rebased to an excess of `max_excess` (as at the latest time the word
+    /// proves, or stricter). The rebased word differs from the stored one,
+    /// so even a denial stores it and time counts again from the step.
+    /// Returns the word and time to decide on.
     #[cold]
     #[inline(never)]
-    fn step_cold(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
-        if live {
-            let again = self.clock.now_nanos();
-            if again > now {
-                return self.step(word, again, cost, false);
-            }
+    fn rebase(&self, word: u64, now: u64, live: bool) -> (u64, u64) {
+        let now = if live {
+            now.max(self.clock.now_nanos())
+        } else {
+            now
+        };
+        if Self::current_excess(word, now) > self.max_excess {
+            // `word - 1 > now + max_excess`, so this fits.
+            (now + self.max_excess + 1, now)
+        } else {
+            (word, now)
         }
-        // `word - 1 > now + max_excess`, so this fits.
-        self.step(now + self.max_excess + 1, now, cost, false)
     }
 
     fn fresh_word(&self, _now: u64) -> u64 {

@@ -147,3 +147,134 @@ impl Quota {
         Ok((w.max(1), burst))
     }
 }
+
+/// Division of a `u64` by a divisor fixed when a limiter is built, as a
+/// multiplication and shifts: a `div` instruction takes tens of cycles,
+/// about as long as the rest of a check. The algorithm is libdivide's
+/// unsigned 64-bit one (Granlund and Montgomery, "Division by invariant
+/// integers using multiplication", 1994): the quotient is exact for every
+/// numerator, which `tests` checks against `/` on edge values and at random.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Divisor {
+    d: u64,
+    /// `ceil(2^(64 + shift) / d)` (less its top bit with `add`); 0 for a
+    /// power of two, which is a shift alone.
+    magic: u64,
+    shift: u32,
+    /// The magic number needs 65 bits: the quotient takes one more add.
+    add: bool,
+}
+
+impl Divisor {
+    /// A divisor of `d`, which must not be 0.
+    pub(crate) fn new(d: u64) -> Self {
+        assert!(d > 0, "division by zero");
+        let shift = 63 - d.leading_zeros();
+        if d.is_power_of_two() {
+            return Self {
+                d,
+                magic: 0,
+                shift,
+                add: false,
+            };
+        }
+        // 2^(64 + shift) / d < 2^64, as d > 2^shift.
+        let num = 1u128 << (64 + shift);
+        let m = (num / u128::from(d)) as u64;
+        let rem = (num % u128::from(d)) as u64;
+        if d - rem < 1u64 << shift {
+            Self {
+                d,
+                magic: m + 1,
+                shift,
+                add: false,
+            }
+        } else {
+            // The 65-bit magic 2^(65 + shift) / d + 1, less its top bit.
+            let twice_rem = rem.wrapping_add(rem);
+            let carry = u64::from(twice_rem >= d || twice_rem < rem);
+            Self {
+                d,
+                magic: m.wrapping_add(m).wrapping_add(carry).wrapping_add(1),
+                shift,
+                add: true,
+            }
+        }
+    }
+
+    /// The divisor.
+    #[inline]
+    pub(crate) fn get(&self) -> u64 {
+        self.d
+    }
+
+    /// `n / d`.
+    #[inline]
+    pub(crate) fn div(&self, n: u64) -> u64 {
+        if self.magic == 0 {
+            return n >> self.shift;
+        }
+        let q = ((u128::from(self.magic) * u128::from(n)) >> 64) as u64;
+        if self.add {
+            (((n - q) >> 1) + q) >> self.shift
+        } else {
+            q >> self.shift
+        }
+    }
+
+    /// `n.div_ceil(d)`.
+    #[inline]
+    pub(crate) fn div_ceil(&self, n: u64) -> u64 {
+        let q = self.div(n);
+        q + u64::from(q * self.d != n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Divisor;
+    use proptest::prelude::*;
+
+    fn check(d: u64, n: u64) {
+        let v = Divisor::new(d);
+        assert_eq!(v.div(n), n / d, "{n} / {d}");
+        assert_eq!(v.div_ceil(n), n.div_ceil(d), "{n} div_ceil {d}");
+    }
+
+    fn edges() -> Vec<u64> {
+        let mut v = vec![0, 1, 2, 3, 5, 7, 10, 1000, 999_999_999, 1_000_000_000];
+        for s in 0..64 {
+            let p = 1u64 << s;
+            v.extend([p - 1, p, p + 1, p.wrapping_mul(3)]);
+        }
+        v.extend([
+            u64::MAX,
+            u64::MAX - 1,
+            u64::MAX / 3,
+            u64::MAX / 2 + 1,
+            u64::MAX / 7,
+        ]);
+        v.retain(|&x| x > 0);
+        v
+    }
+
+    #[test]
+    fn divisor_is_exact_on_edge_values() {
+        let e = edges();
+        for &d in &e {
+            for &n in &e {
+                check(d, n);
+                check(d, n - 1);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn divisor_is_exact(d in 1u64.., n: u64, small in 1u64..100_000) {
+            check(d, n);
+            check(small, n);
+            check((d >> (d % 64)).max(1), n >> (n % 64));
+        }
+    }
+}

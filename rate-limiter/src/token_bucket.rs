@@ -9,6 +9,7 @@ use sysblocks_clock::{saturating_nanos, Clock};
 use crate::atomic::{atomic_limiter, clamp_u32, StateWord, Step};
 use crate::clock::LimiterClock;
 use crate::decision::NEVER;
+use crate::quota::Divisor;
 use crate::sync::{AtomicBool, Ordering};
 use crate::{BuildError, Decision, Quota};
 
@@ -58,8 +59,12 @@ use crate::{BuildError, Decision, Quota};
 /// ```
 pub struct TokenBucket {
     capacity: u32,
-    amount: u64,
-    interval: u64,
+    /// Tokens per refill, as a divisor for the refills a count of tokens
+    /// needs.
+    amount: Divisor,
+    /// The refill interval in nanoseconds, as a divisor for the tick that
+    /// holds an instant.
+    interval: Divisor,
     initial: u32,
     state: StateWord,
     /// Set while checks race on `state` (see `cas_loop_hinted`).
@@ -71,8 +76,8 @@ impl fmt::Debug for TokenBucket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenBucket")
             .field("capacity", &self.capacity)
-            .field("amount", &self.amount)
-            .field("interval_nanos", &self.interval)
+            .field("amount", &self.amount.get())
+            .field("interval_nanos", &self.interval.get())
             .field("initial", &self.initial)
             .field("taken", &self.state.load(Ordering::Relaxed))
             .finish_non_exhaustive()
@@ -160,8 +165,8 @@ impl TokenBucketBuilder {
         let clock = self.clock.unwrap_or_else(LimiterClock::quanta);
         let mut bucket = TokenBucket {
             capacity: self.capacity,
-            amount: u64::from(self.amount),
-            interval,
+            amount: Divisor::new(u64::from(self.amount)),
+            interval: Divisor::new(interval),
             initial,
             state: StateWord::new(0),
             contended: AtomicBool::new(false),
@@ -209,9 +214,10 @@ impl TokenBucket {
             .build()
     }
 
+    /// Tokens produced by `now`: `amount` per whole `interval`.
     #[inline]
     fn produced(&self, now: u64) -> u64 {
-        (now / self.interval).saturating_mul(self.amount)
+        self.interval.div(now).saturating_mul(self.amount.get())
     }
 
     #[inline]
@@ -225,21 +231,29 @@ impl TokenBucket {
     /// tokens of the end of the count (`u64::MAX`) the bucket admits only
     /// what the word can still record. A word up to one tick's `amount`
     /// above `top` is a bucket whose next refill is already spent (what a
-    /// step back leaves, see [`TokenBucket::step_cold`]); one further above
-    /// goes there.
-    #[inline]
+    /// step back leaves, see [`TokenBucket::rebase`]); one further above
+    /// goes there first, out of line.
+    #[inline(always)]
     fn step(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
         let cap = u64::from(self.capacity);
-        let produced = self.produced(now);
+        let amount = self.amount.get();
+        let tick = self.interval.div(now);
+        let (word, now, tick) = if word
+            > tick
+                .saturating_mul(amount)
+                .saturating_add(cap)
+                .saturating_add(amount)
+        {
+            self.rebase(word, now, live)
+        } else {
+            (word, now, tick)
+        };
+        let produced = tick.saturating_mul(amount);
         let top = produced.saturating_add(cap);
-        if word > top.saturating_add(self.amount) {
-            return self.step_cold(word, now, cost, live);
-        }
         // Tokens beyond capacity are lost: the floor of `taken` rises.
         let taken = word.max(produced);
         let available = top.saturating_sub(taken);
         let cost64 = u64::from(cost);
-        let tick = now / self.interval;
         // Time until `top` reaches `taken + n`. Once `top` saturates it
         // never grows again: a token missing now is missing for the rest
         // of the clock's range.
@@ -266,42 +280,51 @@ impl TokenBucket {
     /// A word more than a tick's `amount` above `produced(now) + capacity`,
     /// which a monotonic clock never shows (an admission never takes
     /// `taken` past `top`). With `live` the clock is read again first (a
-    /// stale reading decides on the later time); otherwise the clock
-    /// stepped back, and no time has passed since the latest time the word
-    /// proves. The bucket was empty then or later, and its next refill was
-    /// up to one `interval` away; refills come at multiples of `interval`,
-    /// so the rebased word is an empty bucket whose next refill is a whole
-    /// `interval` away or more: `top` if `now` is at a tick's start, `top +
-    /// amount` (that tick's refill spent) otherwise. It is stored by a
-    /// denial too, so that time counts again from the step.
+    /// stale reading decides on the later time); otherwise, or if the word
+    /// is still that far ahead, the clock stepped back, and no time has
+    /// passed since the latest time the word proves. The bucket was empty
+    /// then or later, and its next refill was up to one `interval` away;
+    /// refills come at multiples of `interval`, so the rebased word is an
+    /// empty bucket whose next refill is a whole `interval` away or more:
+    /// `top` if `now` is at a tick's start, `top + amount` (that tick's
+    /// refill spent) otherwise. It differs from the stored word, so even a
+    /// denial stores it and time counts again from the step. Returns the
+    /// word, time and tick to decide on.
     #[cold]
     #[inline(never)]
-    fn step_cold(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
-        if live {
-            let again = self.clock.now_nanos();
-            if again > now {
-                return self.step(word, again, cost, false);
-            }
+    fn rebase(&self, word: u64, now: u64, live: bool) -> (u64, u64, u64) {
+        let now = if live {
+            now.max(self.clock.now_nanos())
+        } else {
+            now
+        };
+        let tick = self.interval.div(now);
+        let amount = self.amount.get();
+        let top = tick
+            .saturating_mul(amount)
+            .saturating_add(u64::from(self.capacity));
+        if word <= top.saturating_add(amount) {
+            return (word, now, tick);
         }
-        let top = self.produced(now).saturating_add(u64::from(self.capacity));
-        let spent = if now % self.interval == 0 {
+        let spent = if tick * self.interval.get() == now {
             0
         } else {
-            self.amount
+            amount
         };
-        self.step(top.saturating_add(spent), now, cost, false)
+        (top.saturating_add(spent), now, tick)
     }
 
     /// Time from `now` (in tick `tick`) until `missing` more tokens have
     /// been produced; [`NEVER`] if that tick starts beyond `u64::MAX`
     /// nanoseconds.
+    #[inline]
     fn time_to(&self, tick: u64, now: u64, missing: u64) -> u64 {
         if missing == 0 {
             return 0;
         }
-        let ticks = missing.div_ceil(self.amount);
+        let ticks = self.amount.div_ceil(missing);
         tick.checked_add(ticks)
-            .and_then(|t| t.checked_mul(self.interval))
+            .and_then(|t| t.checked_mul(self.interval.get()))
             .map_or(NEVER, |at| at - now)
     }
 
