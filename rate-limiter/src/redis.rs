@@ -27,15 +27,16 @@
 //! - [`BlockingRedisLimiter`] for callers without a runtime.
 
 mod blocking;
+mod builder;
 mod denials;
 mod error;
 mod limiter;
+mod policy;
 mod scripts;
 
 pub use blocking::BlockingRedisLimiter;
+pub use builder::{RedisLimiterBuilder, MAX_DENIAL_CACHE, MAX_PREFIX_LEN};
 pub use error::{ConnectError, RedisCheckError};
-pub use limiter::{
-    FailurePolicy, RedisLimiter, RedisLimiterBuilder, RedisStats, MAX_DENIAL_CACHE, MAX_KEY_LEN,
-    MAX_PREFIX_LEN,
-};
+pub use limiter::{RedisLimiter, RedisStats, MAX_KEY_LEN};
+pub use policy::FailurePolicy;
 pub use scripts::MAX_SPAN_NANOS;

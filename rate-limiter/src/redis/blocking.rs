@@ -2,8 +2,9 @@
 
 use std::fmt;
 
+use super::builder::RedisLimiterBuilder;
 use super::error::{ConnectError, RedisCheckError};
-use super::limiter::{RedisLimiter, RedisLimiterBuilder, RedisStats};
+use super::limiter::{RedisLimiter, RedisStats};
 use crate::Decision;
 
 /// A [`RedisLimiter`] with blocking checks, owning a small current-thread

@@ -7,63 +7,25 @@ use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation, Value};
 use sysblocks_clock::{Clock, SharedClock};
 
+use super::builder::RedisLimiterBuilder;
 use super::denials::{DenialCache, Denied};
-use super::error::{ConnectError, RedisCheckError};
-use super::scripts::{gcra_source, sliding_counter_source, MAX_SPAN_NANOS};
+use super::error::RedisCheckError;
+use super::policy::Policy;
 use crate::decision::NEVER;
 use crate::sync::{AtomicU64, Ordering, StdArc};
-use crate::{
-    AsyncCheck, BuildError, Decision, Gcra, Keyed, QuantaClock, Quota, SlidingWindowCounter,
-};
+use crate::{AsyncCheck, Decision, Quota};
 
 /// The longest key accepted, in bytes (before the prefix and the hash-tag
 /// braces are added).
 pub const MAX_KEY_LEN: usize = 512;
 
-/// The longest key prefix accepted, in bytes.
-pub const MAX_PREFIX_LEN: usize = 128;
-
-/// The most entries a denial cache may be given.
-pub const MAX_DENIAL_CACHE: usize = 1 << 24;
-
-/// Keys the local fallback limiter holds at most.
-const FALLBACK_KEYS: usize = 1 << 16;
-
 /// How long keys written through the time-injecting test path outlive
 /// their reset, so that a trace replayed in real time finds them.
 const TEST_KEEP_MS: u64 = 3_600_000;
 
-/// What a check does when Redis is unavailable: it did not answer within
-/// the limiter's timeout, or the connection failed (the connection manager
-/// reconnects by itself meanwhile). Errors that concern one key or request
-/// (a wrong type at the key, a bad key) are returned whatever the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum FailurePolicy {
-    /// Return [`RedisCheckError::Timeout`] or
-    /// [`RedisCheckError::Connection`] to the caller (the default).
-    #[default]
-    Error,
-    /// Admit the request (`remaining` 0, `reset_after` 0): availability
-    /// over the limit.
-    FailOpen,
-    /// Deny the request, with `retry_after` (and `reset_after`) one
-    /// emission interval (GCRA) or `window / limit` (sliding counter).
-    FailClosed,
-    /// Decide with a limiter in this process, of the same algorithm, whose
-    /// quota is the shared one divided by `fleet_size` (the number of
-    /// processes expected to share the Redis limit; at least one cell of
-    /// burst), keyed with at most 65,536 keys. While Redis is down the fleet
-    /// as a whole then admits about the shared quota.
-    LocalFallback {
-        /// Processes sharing the limit.
-        fleet_size: u32,
-    },
-}
-
 /// Which script a limiter runs, with its two settings.
 #[derive(Debug, Clone, Copy)]
-enum Algo {
+pub(super) enum Algo {
     /// Emission interval (ns) and burst.
     Gcra { t: u64, burst: u32 },
     /// Window (ns) and limit.
@@ -103,52 +65,6 @@ impl Algo {
     }
 }
 
-/// The local limiter of [`FailurePolicy::LocalFallback`].
-enum Fallback {
-    Gcra(Box<Keyed<Box<[u8]>, Gcra>>),
-    SlidingCounter(Box<Keyed<Box<[u8]>, SlidingWindowCounter>>),
-}
-
-impl Fallback {
-    fn new(algo: Algo, fleet: u32, clock: &SharedClock) -> Result<Self, BuildError> {
-        let too_long = BuildError::TooLong {
-            setting: "fallback emission interval",
-        };
-        Ok(match algo {
-            Algo::Gcra { t, burst } => {
-                let period = t.checked_mul(u64::from(fleet)).ok_or(too_long)?;
-                let quota =
-                    Quota::with_period(Duration::from_nanos(period)).burst((burst / fleet).max(1));
-                let g = Gcra::with_shared_clock(quota, StdArc::clone(clock))?;
-                Self::Gcra(Box::new(Keyed::builder(g).max_keys(FALLBACK_KEYS).build()?))
-            }
-            Algo::SlidingCounter { window, limit } => {
-                let b = (limit / fleet).max(1);
-                let period = (window / u64::from(b)).max(1);
-                let quota = Quota::with_period(Duration::from_nanos(period)).burst(b);
-                let s = SlidingWindowCounter::with_clock(quota, StdArc::clone(clock))?;
-                Self::SlidingCounter(Box::new(Keyed::builder(s).max_keys(FALLBACK_KEYS).build()?))
-            }
-        })
-    }
-
-    fn check(&self, key: &[u8], cost: u32) -> Decision {
-        let key: Box<[u8]> = key.into();
-        let r = match self {
-            Self::Gcra(k) => k.check_key_n(&key, cost),
-            Self::SlidingCounter(k) => k.check_key_n(&key, cost),
-        };
-        r.unwrap_or_else(Decision::from_error)
-    }
-}
-
-enum Policy {
-    Error,
-    Open,
-    Closed,
-    Local(Fallback),
-}
-
 /// Counters of what a limiter did, for monitoring and tests
 /// ([`RedisLimiter::stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -161,11 +77,11 @@ pub struct RedisStats {
     pub decided_by_redis: u64,
     /// Checks answered from the denial cache, without a round trip.
     pub cached_denials: u64,
-    /// Checks admitted by [`FailurePolicy::FailOpen`].
+    /// Checks admitted by [`FailurePolicy::FailOpen`](super::FailurePolicy::FailOpen).
     pub failed_open: u64,
-    /// Checks denied by [`FailurePolicy::FailClosed`].
+    /// Checks denied by [`FailurePolicy::FailClosed`](super::FailurePolicy::FailClosed).
     pub failed_closed: u64,
-    /// Checks decided by the [`FailurePolicy::LocalFallback`] limiter.
+    /// Checks decided by the [`FailurePolicy::LocalFallback`](super::FailurePolicy::LocalFallback) limiter.
     pub local_fallback: u64,
     /// Checks that returned an error.
     pub errors: u64,
@@ -240,230 +156,6 @@ impl Reply {
     }
 }
 
-/// Builds a [`RedisLimiter`] (from [`RedisLimiter::gcra`] or
-/// [`RedisLimiter::sliding_window_counter`]).
-#[must_use]
-pub struct RedisLimiterBuilder {
-    quota: Quota,
-    gcra: bool,
-    prefix: String,
-    timeout: Duration,
-    policy: FailurePolicy,
-    denial_cache: usize,
-    clock: Option<SharedClock>,
-}
-
-impl fmt::Debug for RedisLimiterBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisLimiterBuilder")
-            .field("quota", &self.quota)
-            .field("gcra", &self.gcra)
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("policy", &self.policy)
-            .field("denial_cache", &self.denial_cache)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RedisLimiterBuilder {
-    fn new(quota: Quota, gcra: bool) -> Self {
-        Self {
-            quota,
-            gcra,
-            prefix: "rl:".to_owned(),
-            timeout: Duration::from_millis(100),
-            policy: FailurePolicy::Error,
-            denial_cache: 65_536,
-            clock: None,
-        }
-    }
-
-    /// The prefix of every Redis key (default `rl:`): a key `k` is stored
-    /// at `<prefix>{k}`, the braces making `k` the Redis Cluster hash tag.
-    /// At most [`MAX_PREFIX_LEN`] bytes, without `{` or `}`. Give each
-    /// limiter sharing a Redis its own prefix.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// How long a check waits for Redis before the [`FailurePolicy`]
-    /// decides (default 100 ms).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// What a check does when Redis is unavailable (default
-    /// [`FailurePolicy::Error`]).
-    pub fn on_failure(mut self, policy: FailurePolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Entries of the local denial cache (default 65,536; 0 turns it
-    /// off): a key Redis denied until some instant is denied locally until
-    /// then, without a round trip. Memory is bounded by this times a key's
-    /// length plus about 64 bytes.
-    pub fn denial_cache(mut self, entries: usize) -> Self {
-        self.denial_cache = entries;
-        self
-    }
-
-    /// The local clock of the denial cache and the fallback limiter
-    /// (default a [`QuantaClock`]); decisions by Redis use the server's
-    /// clock.
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(StdArc::new(clock));
-        self
-    }
-
-    /// Builds the limiter on `conn` (a connection manager reconnects by
-    /// itself after a failure). Nothing is sent yet: each check sends
-    /// `EVALSHA`, and loads the script when Redis answers `NOSCRIPT`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Quota::validate`]; [`BuildError::TooMany`] for a span (`burst *
-    /// emission interval`, or the window) above 2^52 ns
-    /// ([`MAX_SPAN_NANOS`], about 52 days), a prefix over
-    /// [`MAX_PREFIX_LEN`] bytes or a denial cache over
-    /// [`MAX_DENIAL_CACHE`] entries; [`BuildError::Invalid`] for a prefix
-    /// holding `{` or `}`; [`BuildError::Zero`] for a zero timeout or
-    /// fleet size.
-    pub fn build(self, conn: ConnectionManager) -> Result<RedisLimiter, BuildError> {
-        Ok(self.prepare()?.finish(conn))
-    }
-
-    /// Everything [`RedisLimiterBuilder::build`] checks and makes, before
-    /// a connection exists.
-    fn prepare(self) -> Result<Prepared, BuildError> {
-        let max_span = usize::try_from(MAX_SPAN_NANOS).unwrap_or(usize::MAX);
-        let algo = if self.gcra {
-            let (t, burst, tau) = self.quota.parts()?;
-            if tau > MAX_SPAN_NANOS {
-                return Err(BuildError::TooMany {
-                    setting: "burst * emission interval (ns) of a Redis limiter",
-                    max: max_span,
-                });
-            }
-            Algo::Gcra { t, burst }
-        } else {
-            let (window, limit) = self.quota.window_nanos()?;
-            if window > MAX_SPAN_NANOS {
-                return Err(BuildError::TooMany {
-                    setting: "window (ns) of a Redis limiter",
-                    max: max_span,
-                });
-            }
-            Algo::SlidingCounter { window, limit }
-        };
-        if self.prefix.len() > MAX_PREFIX_LEN {
-            return Err(BuildError::TooMany {
-                setting: "key prefix bytes",
-                max: MAX_PREFIX_LEN,
-            });
-        }
-        if self.prefix.contains(['{', '}']) {
-            return Err(BuildError::Invalid {
-                setting: "key prefix",
-                reason: "braces would change the Redis Cluster hash tag",
-            });
-        }
-        if self.timeout.is_zero() {
-            return Err(BuildError::Zero { setting: "timeout" });
-        }
-        if self.denial_cache > MAX_DENIAL_CACHE {
-            return Err(BuildError::TooMany {
-                setting: "denial cache entries",
-                max: MAX_DENIAL_CACHE,
-            });
-        }
-        let clock = self
-            .clock
-            .unwrap_or_else(|| StdArc::new(QuantaClock::new()));
-        let policy = match self.policy {
-            FailurePolicy::Error => Policy::Error,
-            FailurePolicy::FailOpen => Policy::Open,
-            FailurePolicy::FailClosed => Policy::Closed,
-            FailurePolicy::LocalFallback { fleet_size: 0 } => {
-                return Err(BuildError::Zero {
-                    setting: "fleet size",
-                })
-            }
-            FailurePolicy::LocalFallback { fleet_size } => {
-                Policy::Local(Fallback::new(algo, fleet_size, &clock)?)
-            }
-        };
-        let source = if self.gcra {
-            gcra_source()
-        } else {
-            sliding_counter_source()
-        };
-        Ok(Prepared {
-            script: Script::new(&source),
-            algo,
-            prefix: self.prefix.into_bytes(),
-            timeout: self.timeout,
-            policy,
-            denials: (self.denial_cache > 0).then(|| DenialCache::new(self.denial_cache)),
-            clock,
-        })
-    }
-
-    /// Connects to the Redis at `url` (e.g. `redis://127.0.0.1:6379/`)
-    /// through a connection manager that reconnects by itself (retrying
-    /// with backoff up to 500 ms between attempts), then builds the
-    /// limiter on it. Must run inside a tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`ConnectError::Build`] as [`RedisLimiterBuilder::build`] (checked
-    /// before connecting); [`ConnectError::Redis`] for a bad URL or a
-    /// failed first connection.
-    pub async fn connect(self, url: &str) -> Result<RedisLimiter, ConnectError> {
-        let prepared = self.prepare().map_err(ConnectError::Build)?;
-        let client = redis::Client::open(url).map_err(ConnectError::Redis)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(prepared.timeout.max(Duration::from_millis(500))))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(ConnectError::Redis)?;
-        Ok(prepared.finish(conn))
-    }
-}
-
-/// A limiter but for its connection.
-struct Prepared {
-    script: Script,
-    algo: Algo,
-    prefix: Vec<u8>,
-    timeout: Duration,
-    policy: Policy,
-    denials: Option<DenialCache>,
-    clock: SharedClock,
-}
-
-impl Prepared {
-    fn finish(self, conn: ConnectionManager) -> RedisLimiter {
-        RedisLimiter {
-            inner: StdArc::new(Inner {
-                conn,
-                script: self.script,
-                algo: self.algo,
-                prefix: self.prefix,
-                timeout: self.timeout,
-                policy: self.policy,
-                denials: self.denials,
-                clock: self.clock,
-                counters: Counters::default(),
-            }),
-        }
-    }
-}
-
 struct Inner {
     conn: ConnectionManager,
     script: Script,
@@ -478,8 +170,8 @@ struct Inner {
 
 /// A keyed rate limiter whose state lives in Redis, so that every process
 /// of a fleet shares one limit: GCRA or the sliding-window counter, with
-/// the same [`Decision`]s as the local [`Gcra`] and
-/// [`SlidingWindowCounter`] given the same arrival times.
+/// the same [`Decision`]s as the local [`Gcra`](crate::Gcra) and
+/// [`SlidingWindowCounter`](crate::SlidingWindowCounter) given the same arrival times.
 ///
 /// Each check is one round trip: a Lua script (`EVALSHA`, loaded on
 /// `NOSCRIPT`) reads the server's clock (`TIME`, so clients with skewed
@@ -523,12 +215,38 @@ impl fmt::Debug for RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// A GCRA limiter on `quota` (as [`Gcra`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn from_parts(
+        conn: ConnectionManager,
+        script: Script,
+        algo: Algo,
+        prefix: Vec<u8>,
+        timeout: Duration,
+        policy: Policy,
+        denials: Option<DenialCache>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            inner: StdArc::new(Inner {
+                conn,
+                script,
+                algo,
+                prefix,
+                timeout,
+                policy,
+                denials,
+                clock,
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// A GCRA limiter on `quota` (as [`Gcra`](crate::Gcra)).
     pub fn gcra(quota: Quota) -> RedisLimiterBuilder {
         RedisLimiterBuilder::new(quota, true)
     }
 
-    /// A sliding-window counter on `quota` (as [`SlidingWindowCounter`]:
+    /// A sliding-window counter on `quota` (as [`SlidingWindowCounter`](crate::SlidingWindowCounter):
     /// `burst` cells per window of `burst` emission intervals).
     pub fn sliding_window_counter(quota: Quota) -> RedisLimiterBuilder {
         RedisLimiterBuilder::new(quota, false)
@@ -573,7 +291,7 @@ impl RedisLimiter {
     /// [`RedisCheckError::EmptyKey`], [`RedisCheckError::KeyTooLong`] and
     /// [`RedisCheckError::CostExceedsLimit`] before any I/O;
     /// [`RedisCheckError::Timeout`] and [`RedisCheckError::Connection`] under
-    /// [`FailurePolicy::Error`] (other policies decide instead); the others
+    /// [`FailurePolicy::Error`](super::FailurePolicy::Error) (other policies decide instead); the others
     /// as Redis answers.
     pub async fn check_n(
         &self,
@@ -695,7 +413,7 @@ impl RedisLimiter {
     ///
     /// # Errors
     ///
-    /// As [`RedisLimiter::check_n`] under [`FailurePolicy::Error`].
+    /// As [`RedisLimiter::check_n`] under [`FailurePolicy::Error`](super::FailurePolicy::Error).
     #[doc(hidden)]
     pub async fn check_at(
         &self,
