@@ -27,7 +27,7 @@ mod windows;
 #[cfg(feature = "async")]
 pub use check::AsyncCheck;
 pub use clock::QuantaClock;
-pub use concurrency::{ConcurrencyLimiter, Permit};
+pub use concurrency::{Acquire, ConcurrencyLimiter, OwnedPermit, Permit};
 pub use decision::Decision;
 pub use error::{BuildError, CheckError};
 pub use gcra::Gcra;

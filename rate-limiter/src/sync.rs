@@ -4,7 +4,7 @@
 //! `parking_lot`, so loom sees every synchronising operation.
 
 pub(crate) use sysblocks_sync::{
-    spin_loop, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock, StdArc,
+    fence, spin_loop, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock, StdArc,
 };
 #[cfg(all(test, sysblocks_loom))]
 pub(crate) use sysblocks_sync::{thread, Arc};
