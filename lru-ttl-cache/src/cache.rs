@@ -186,6 +186,16 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// The eviction policy in every shard (default: [`Policy::Lru`](crate::Policy::Lru), exact LRU).
+    /// Under [`Policy::WTinyLfu`](crate::Policy::WTinyLfu) everything else (weights, expiry, the
+    /// listener, statistics) works the same; only the choice of what to
+    /// evict differs.
+    #[must_use]
+    pub fn policy(mut self, policy: crate::Policy) -> Self {
+        self.settings.policy = policy;
+        self
+    }
+
     /// The clock expiry is measured with (default: a [`MonotonicClock`](crate::MonotonicClock)).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {

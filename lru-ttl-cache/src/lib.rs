@@ -10,12 +10,13 @@ mod recency;
 mod settings;
 mod stats;
 mod sync;
+mod tinylfu;
 mod write_through;
 
 pub use cache::{Cache, CacheBuilder, MAX_SHARDS};
 pub use error::BuildError;
 pub use lru::{Iter, LruBuilder, LruCache};
-pub use settings::MAX_ENTRIES;
+pub use settings::{Policy, MAX_ENTRIES};
 pub use stats::{RemovalCause, Stats};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};
 pub use write_through::{Store, WriteThrough};

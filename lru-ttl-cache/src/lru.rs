@@ -20,9 +20,10 @@ use sysblocks_clock::{saturating_nanos, Clock, SharedClock};
 use crate::error::BuildError;
 use crate::expiry::{Expiry, NEVER};
 use crate::recency::{RecencyLog, Stamped};
-use crate::settings::{validate_capacity, Settings, Valid, Weigher, MAX_ENTRIES};
+use crate::settings::{validate_capacity, Policy, Settings, Valid, Weigher, MAX_ENTRIES};
 use crate::stats::{RemovalCause, Stats};
 use crate::sync::StdArc;
+use crate::tinylfu::TinyLfu;
 
 /// An eviction listener of an [`LruCache`].
 type LocalListener<K, V> = Box<dyn FnMut(K, V, RemovalCause) + Send>;
@@ -30,9 +31,17 @@ type LocalListener<K, V> = Box<dyn FnMut(K, V, RemovalCause) + Send>;
 struct Node<K, V> {
     key: K,
     value: V,
-    /// Position (truncated to `u32`) of this entry's latest record in the
-    /// recency log.
+    /// Exact LRU: position (truncated to `u32`) of this entry's latest
+    /// record in the recency log. W-TinyLFU: the entry's queue.
     qpos: u32,
+}
+
+/// The eviction order of the slab's slots.
+enum Order {
+    /// Exact LRU (whose stamps are the slots' `qpos`).
+    Lru(RecencyLog),
+    /// W-TinyLFU (whose queue tags are the slots' `qpos`).
+    TinyLfu(Box<TinyLfu>),
 }
 
 // A `u64 -> u64` entry takes 24 bytes of slab, besides its `u32` and
@@ -85,8 +94,8 @@ impl<K, V> Stamped for Node<K, V> {
 pub struct LruCache<K, V, S = ahash::RandomState> {
     table: HashTable<u32>,
     nodes: Vec<Node<K, V>>,
-    /// Recency order over `nodes` (whose `qpos` are its stamps).
-    log: RecencyLog,
+    /// Eviction order over `nodes`.
+    order: Order,
     hasher: S,
     capacity: u64,
     weigher: Option<Weigher<K, V>>,
@@ -174,6 +183,16 @@ impl<K, V, S> LruBuilder<K, V, S> {
         self
     }
 
+    /// The eviction policy (default: [`Policy::Lru`](crate::Policy::Lru), exact LRU).
+    /// Under [`Policy::WTinyLfu`](crate::Policy::WTinyLfu) everything else (weights, expiry, the
+    /// listener, statistics) works the same; only the choice of what to
+    /// evict differs.
+    #[must_use]
+    pub fn policy(mut self, policy: crate::Policy) -> Self {
+        self.settings.policy = policy;
+        self
+    }
+
     /// The clock expiry is measured with (default: a [`MonotonicClock`](crate::MonotonicClock)).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
@@ -236,10 +255,14 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         let weigher = settings.weigher.clone();
         let expiry = (ttl.is_some() || tti.is_some())
             .then(|| Box::new(Expiry::new(StdArc::clone(&clock), ttl, tti, 0)));
+        let order = match settings.policy {
+            Policy::Lru => Order::Lru(RecencyLog::new()),
+            Policy::WTinyLfu => Order::TinyLfu(Box::new(TinyLfu::new(capacity, reserve))),
+        };
         Self {
             table: HashTable::with_capacity(reserve),
             nodes: Vec::with_capacity(reserve),
-            log: RecencyLog::new(),
+            order,
             hasher,
             capacity,
             weights: Vec::new(),
@@ -300,6 +323,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             e.remove();
         }
         self.total_weight -= self.weight_at(i);
+        if let Order::TinyLfu(t) = &mut self.order {
+            t.removed(&self.nodes, &self.weights, i);
+        }
         let last = self.nodes.len() - 1;
         let node = self.nodes.swap_remove(i);
         if self.weigher.is_some() {
@@ -309,8 +335,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             exp.swap_remove(i);
         }
         if i != last {
-            // The moved entry keeps its place in the log, under its new slot.
-            self.log.relocated(&self.nodes, i);
+            // The moved entry keeps its place in the order, under its new slot.
+            match &mut self.order {
+                Order::Lru(log) => log.relocated(&self.nodes, i),
+                Order::TinyLfu(t) => t.relocated(&self.nodes, i),
+            }
             let h = self.hasher.hash_one(&self.nodes[i].key);
             if let Some(slot) = self.table.find_mut(h, |&x| x as usize == last) {
                 *slot = i as u32;
@@ -396,7 +425,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             }
             exp.touch(i, now);
         }
-        self.log.touch(&mut self.nodes, i);
+        match &mut self.order {
+            Order::Lru(log) => log.touch(&mut self.nodes, i),
+            Order::TinyLfu(t) => t.touched(&mut self.nodes, &self.weights, i, hash),
+        }
         self.stats.hits += 1;
         Some(i)
     }
@@ -447,7 +479,15 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         }
         let ttl_at = ttl.map_or(NEVER, |t| now.saturating_add(t));
         self.stats.insertions += 1;
-        if let Some(i) = existing {
+        let mut replaced = None;
+        let tinylfu = matches!(self.order, Order::TinyLfu(_));
+        if let (Some(i), true) = (existing, tinylfu && self.weigher.is_some()) {
+            // W-TinyLFU with a new weight: the old entry leaves and the new
+            // one enters the window, since an entry in place could lose
+            // the duel that makes room for its own weight.
+            replaced = Some(self.take_slot(i));
+            self.stats.count(RemovalCause::Replaced);
+        } else if let Some(i) = existing {
             let node = &mut self.nodes[i];
             let old_k = mem::replace(&mut node.key, key);
             let old_v = mem::replace(&mut node.value, value);
@@ -462,23 +502,40 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
                 exp.set(i, ttl_at, now);
                 exp.schedule(i, live);
             }
-            self.log.touch(&mut self.nodes, i);
             self.stats.count(RemovalCause::Replaced);
+            let log = match &mut self.order {
+                Order::Lru(log) => log,
+                Order::TinyLfu(t) => {
+                    // Unweighted here: the weight stays 1, nothing moves.
+                    t.touched(&mut self.nodes, &self.weights, i, hash);
+                    return Some((old_k, old_v));
+                }
+            };
+            log.touch(&mut self.nodes, i);
             if self.weigher.is_some() {
                 // The entry is the most recently used and weighs 0 for now,
                 // so the evictions never reach it, though they may move it.
                 self.evict_to_fit(w, false, sink);
-                if let Some(i) = self.log.newest(&self.nodes) {
-                    self.weights[i] = w;
-                    self.total_weight += w;
+                if let Order::Lru(log) = &self.order {
+                    if let Some(i) = log.newest(&self.nodes) {
+                        self.weights[i] = w;
+                        self.total_weight += w;
+                    }
                 }
             }
             return Some((old_k, old_v));
         }
-        let reuse = if self.weigher.is_none() && self.nodes.len() as u64 >= self.capacity {
-            self.log.oldest(&self.nodes)
-        } else {
-            None
+        let reuse = match &mut self.order {
+            Order::Lru(log)
+                if self.weigher.is_none() && self.nodes.len() as u64 >= self.capacity =>
+            {
+                log.oldest(&self.nodes)
+            }
+            Order::Lru(_) => None,
+            Order::TinyLfu(t) => {
+                t.missed(hash, self.nodes.len() + 1);
+                None
+            }
         };
         let i = if let Some(i) = reuse {
             // Full unweighted cache: reuse the LRU slot in place.
@@ -489,7 +546,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             let node = &mut self.nodes[i];
             let old_k = mem::replace(&mut node.key, key);
             let old_v = mem::replace(&mut node.value, value);
-            self.log.touch(&mut self.nodes, i);
+            if let Order::Lru(log) = &mut self.order {
+                log.touch(&mut self.nodes, i);
+            }
             self.stats.count(RemovalCause::Size);
             sink(old_k, old_v, RemovalCause::Size);
             if let Some(exp) = self.expiry.as_mut() {
@@ -514,7 +573,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             if let Some(exp) = self.expiry.as_mut() {
                 exp.push_slot(ttl_at, now);
             }
-            self.log.record(&mut self.nodes, i);
+            match &mut self.order {
+                Order::Lru(log) => log.record(&mut self.nodes, i),
+                Order::TinyLfu(t) => t.inserted(&mut self.nodes, &self.weights, i),
+            }
             i
         };
         let nodes = &self.nodes;
@@ -525,7 +587,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         if let Some(exp) = self.expiry.as_mut() {
             exp.schedule(i, live);
         }
-        None
+        replaced
     }
 
     /// Evicts from the LRU end until `extra` more weight (at most the
@@ -538,7 +600,14 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     {
         let room = self.capacity - extra;
         while self.total_weight > room || (new_entry && self.nodes.len() as u64 >= MAX_ENTRIES) {
-            let Some(i) = self.log.oldest(&self.nodes) else {
+            let hasher = &self.hasher;
+            let victim = match &mut self.order {
+                Order::Lru(log) => log.oldest(&self.nodes),
+                Order::TinyLfu(t) => t.victim(&mut self.nodes, &self.weights, extra, |ns, j| {
+                    hasher.hash_one(&ns[j].key)
+                }),
+            };
+            let Some(i) = victim else {
                 break;
             };
             let (k, v) = self.take_slot(i);
@@ -599,7 +668,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         F: FnMut(K, V, RemovalCause) + ?Sized,
     {
         self.table.clear();
-        self.log.clear();
+        match &mut self.order {
+            Order::Lru(log) => log.clear(),
+            Order::TinyLfu(t) => t.clear(),
+        }
         self.total_weight = 0;
         self.weights.clear();
         if let Some(exp) = self.expiry.as_mut() {
@@ -627,6 +699,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         F: FnMut(K, V, RemovalCause) + ?Sized,
     {
         self.capacity = validate_capacity(Some(capacity), self.weigher.is_some())?;
+        if let Order::TinyLfu(t) = &mut self.order {
+            t.set_capacity(self.capacity);
+        }
         self.advance(sink);
         self.evict_to_fit(0, false, sink);
         Ok(())
@@ -731,11 +806,16 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             .map(|(_, v)| v)
     }
 
-    /// Removes and returns the least recently used live entry.
+    /// Removes and returns the least recently used live entry. Under
+    /// [`Policy::WTinyLfu`](crate::Policy::WTinyLfu): the entry the policy evicts first (the oldest
+    /// in probation, else in the protected segment, else in the window).
     pub fn pop_lru(&mut self) -> Option<(K, V)> {
         self.notify(|c, s| {
             c.advance(s);
-            let i = c.log.oldest(&c.nodes)?;
+            let i = match &mut c.order {
+                Order::Lru(log) => log.oldest(&c.nodes),
+                Order::TinyLfu(t) => t.first_out(),
+            }?;
             let kv = c.take_slot(i);
             c.stats.count(RemovalCause::Explicit);
             Some(kv)
@@ -743,11 +823,16 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
     }
 
     /// Entries from the most to the least recently used, skipping expired
-    /// ones.
+    /// ones. Under [`Policy::WTinyLfu`](crate::Policy::WTinyLfu): the window, then the protected
+    /// segment, then probation, each from its most recently used.
     pub fn iter(&self) -> Iter<'_, K, V, S> {
         Iter {
             cache: Some(self),
-            pos: self.log.head(),
+            pos: match &self.order {
+                Order::Lru(log) => log.head(),
+                Order::TinyLfu(_) => 0,
+            },
+            cursor: (0, u32::MAX),
             expiry: self.expiry.as_deref().map(|e| (e, e.peek_now())),
         }
     }
@@ -823,12 +908,14 @@ impl<K, V, S> fmt::Debug for LruBuilder<K, V, S> {
     }
 }
 
-/// Iterator over `(key, value)` from the most to the least recently used;
+/// Iterator over `(key, value)` in eviction order, the last evicted first;
 /// see [`LruCache::iter`].
 pub struct Iter<'a, K, V, S = ahash::RandomState> {
     cache: Option<&'a LruCache<K, V, S>>,
-    /// One past the next log position to look at (walking down).
+    /// Exact LRU: one past the next log position to look at (walking down).
     pos: u64,
+    /// W-TinyLFU: where the walk over the queues is.
+    cursor: (u32, u32),
     expiry: Option<(&'a Expiry, u64)>,
 }
 
@@ -837,17 +924,25 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> Iterator for Iter<'a, K, V, S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let c = self.cache?;
-        while self.pos > c.log.tail() {
-            self.pos -= 1;
-            let Some(i) = c.log.live_at(&c.nodes, self.pos) else {
-                continue;
+        loop {
+            let i = match &c.order {
+                Order::Lru(log) => {
+                    if self.pos <= log.tail() {
+                        return None;
+                    }
+                    self.pos -= 1;
+                    let Some(i) = log.live_at(&c.nodes, self.pos) else {
+                        continue;
+                    };
+                    i
+                }
+                Order::TinyLfu(t) => t.walk(&mut self.cursor)?,
             };
             match self.expiry {
                 Some((e, now)) if e.deadline(i) <= now => continue,
                 _ => return Some((&c.nodes[i].key, &c.nodes[i].value)),
             }
         }
-        None
     }
 }
 
