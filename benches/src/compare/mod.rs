@@ -5,6 +5,7 @@ pub mod lb;
 pub mod lru_ttl_cache;
 pub mod mapreduce;
 pub mod rate_limiter;
+pub mod rate_limiter_redis;
 pub mod task_queue;
 
 use crate::harness::Mode;

@@ -29,6 +29,7 @@ pub fn run(mode: Mode, report: &mut Report) {
     direct(mode, report);
     keyed(mode, report);
     threads_chart(report);
+    super::rate_limiter_redis::run(mode, report);
     if alloc::installed() {
         memory(mode, report);
     } else {
