@@ -28,6 +28,7 @@ const KRATE: &str = "rate-limiter";
 pub fn run(mode: Mode, report: &mut Report) {
     direct(mode, report);
     keyed(mode, report);
+    tower(mode, report);
     threads_chart(report);
     super::rate_limiter_redis::run(mode, report);
     if alloc::installed() {
@@ -238,4 +239,39 @@ fn threads_chart(report: &mut Report) {
         log_x: false,
         series,
     });
+}
+
+/// One request through a rate-limiting tower layer, admitted: ours over the
+/// local GCRA against tower_governor over governor
+/// (`crate::workloads::rate_limiter::tower_case`), with the response fields
+/// off and on.
+fn tower(mode: Mode, report: &mut Report) {
+    use crate::workloads::rate_limiter::tower_case::{call, gov_tower, ours_tower};
+    use http::Request;
+    for fields in [false, true] {
+        let mut ours = ours_tower(fields);
+        let mut gov = gov_tower(fields);
+        let name = if fields {
+            "tower layer over GCRA, admitted, with rate-limit headers (ns per request)"
+        } else {
+            "tower layer over GCRA, admitted (ns per request)"
+        };
+        report.results.push(run_timed(
+            KRATE,
+            name,
+            mode,
+            vec![
+                Contender::ours("ours (HttpRateLimit)", |it| {
+                    time_iters(it, |_| {
+                        black_box(call(&mut ours, black_box(Request::new(()))));
+                    })
+                }),
+                Contender::peer("tower_governor", |it| {
+                    time_iters(it, |_| {
+                        black_box(gov(black_box(Request::new(()))));
+                    })
+                }),
+            ],
+        ));
+    }
 }

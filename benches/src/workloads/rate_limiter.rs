@@ -293,3 +293,88 @@ pub fn on_threads(threads: u64, iters: u64, op: impl Fn(u64, u64) + Sync) -> Dur
     let last = spans.iter().map(|s| s.1).max().expect("threads > 0");
     last - first
 }
+
+/// The tower case: one request through a rate-limiting layer over an
+/// inner service that answers at once, ours ([`ours_tower`]:
+/// `HttpRateLimit` over the local GCRA) against tower_governor's
+/// `Governor` over governor ([`gov_tower`]), both with [`admit_quota`],
+/// one global key (tower_governor's `GlobalKeyExtractor`; our key
+/// extractor returns `()`), and the same request built per call. `fields`
+/// turns the response fields on: ours the `RateLimit-Policy` and
+/// `RateLimit` fields, tower_governor's its `x-ratelimit-*` headers.
+pub mod tower_case {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use axum::body::Body;
+    use http::{Request, Response};
+    use sysblocks_rate_limiter::tower::{HttpRateLimitLayer, Policy};
+    use sysblocks_rate_limiter::Gcra;
+    use tower::{Layer, Service};
+    use tower_governor::governor::GovernorConfigBuilder;
+    use tower_governor::key_extractor::GlobalKeyExtractor;
+    use tower_governor::GovernorLayer;
+
+    use super::admit_quota;
+
+    /// The inner service: an empty 200 at once.
+    pub fn inner(
+    ) -> impl Service<Request<()>, Response = Response<Body>, Error = Infallible, Future: Send>
+           + Clone
+           + Send
+           + 'static {
+        tower::service_fn(|_: Request<()>| {
+            std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
+        })
+    }
+
+    /// Our layer over the local GCRA.
+    pub fn ours_tower(
+        fields: bool,
+    ) -> impl Service<Request<()>, Response = Response<Body>, Error: std::fmt::Debug> {
+        let gcra = Gcra::new(admit_quota()).expect("valid quota");
+        let layer = HttpRateLimitLayer::new(gcra, |_: &Request<()>| ());
+        let layer = if fields {
+            layer.policy(Policy::from_quota("default", admit_quota()).expect("valid"))
+        } else {
+            layer.headers(false)
+        };
+        layer.layer(inner())
+    }
+
+    /// tower_governor's layer over governor, the same quota.
+    pub fn gov_tower(fields: bool) -> Box<dyn FnMut(Request<()>) -> Response<Body>> {
+        let mut b = GovernorConfigBuilder::default();
+        b.per_nanosecond(1)
+            .burst_size(1000)
+            .key_extractor(GlobalKeyExtractor);
+        if fields {
+            let config = b.use_headers().finish().expect("valid config");
+            let mut svc = GovernorLayer::new(config).layer(inner());
+            Box::new(move |req| call(&mut svc, req))
+        } else {
+            let config = b.finish().expect("valid config");
+            let mut svc = GovernorLayer::new(config).layer(inner());
+            Box::new(move |req| call(&mut svc, req))
+        }
+    }
+
+    /// `poll_ready`, `call` and the response future, each polled once
+    /// (all are ready at once on both sides).
+    pub fn call<S>(svc: &mut S, req: Request<()>) -> Response<Body>
+    where
+        S: Service<Request<()>, Response = Response<Body>>,
+        S::Error: std::fmt::Debug,
+    {
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Ok(())) = svc.poll_ready(&mut cx) else {
+            panic!("the services are always ready")
+        };
+        match pin!(svc.call(req)).poll(&mut cx) {
+            Poll::Ready(Ok(res)) => res,
+            _ => panic!("the response is ready at once"),
+        }
+    }
+}

@@ -201,14 +201,43 @@ fn sf_string(name: &str) -> Result<String, PolicyError> {
 /// `RateLimit: <sf_name>;r=<remaining>;t=<seconds>` for `d` (see the
 /// module docs for the choice of `t`).
 pub(crate) fn rate_limit_value(sf_name: &str, d: &Decision) -> String {
+    String::from_utf8(rate_limit_bytes(sf_name, d)).expect("ASCII")
+}
+
+/// [`rate_limit_value`] as a header value, built on every response: the
+/// digits are written by hand into the one allocation the value needs.
+pub(crate) fn rate_limit_header(sf_name: &str, d: &Decision) -> HeaderValue {
+    HeaderValue::try_from(rate_limit_bytes(sf_name, d)).expect("printable ASCII")
+}
+
+fn rate_limit_bytes(sf_name: &str, d: &Decision) -> Vec<u8> {
     let t = match d.retry_after() {
         Some(retry) if !d.is_allowed() => retry,
         _ => d.reset_after(),
     };
-    let mut s = String::with_capacity(sf_name.len() + 24);
-    s.push_str(sf_name);
-    let _ = write!(s, ";r={};t={}", d.remaining(), ceil_secs(t));
-    s
+    let mut v = Vec::with_capacity(sf_name.len() + 30);
+    v.extend_from_slice(sf_name.as_bytes());
+    v.extend_from_slice(b";r=");
+    push_decimal(&mut v, u64::from(d.remaining()));
+    v.extend_from_slice(b";t=");
+    push_decimal(&mut v, ceil_secs(t));
+    v
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(v: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        // A digit: the cast cannot truncate.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    v.extend_from_slice(&digits[i..]);
 }
 
 /// A header value from a string this module built (printable ASCII only).
@@ -290,6 +319,15 @@ mod tests {
         let p = Policy::new("default", 1).unwrap();
         assert_eq!(p.rate_limit_value(&d), r#""default";r=0;t=5"#);
         assert_eq!(retry_after(&d).unwrap(), "5");
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 99, 1000, 123_456_789, u64::MAX] {
+            let mut v = Vec::new();
+            push_decimal(&mut v, n);
+            assert_eq!(v, n.to_string().into_bytes());
+        }
     }
 
     #[test]

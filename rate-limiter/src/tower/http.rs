@@ -53,7 +53,7 @@ impl<L, F> Shared<L, F> {
             Some(p) => p.clone(),
             None => header(format!("{};q={}", f.sf_name, d.limit())),
         };
-        Some((policy, header(fields::rate_limit_value(&f.sf_name, d))))
+        Some((policy, fields::rate_limit_header(&f.sf_name, d)))
     }
 
     /// Adds the RateLimit fields for `d` to `headers` (if enabled).
