@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sysblocks_lru_ttl_cache::{
-    BuildError, Cache, LruCache, ManualClock, RemovalCause, MAX_ENTRIES, MAX_SHARDS,
+    BuildError, Cache, LruCache, ManualClock, Policy, RemovalCause, MAX_ENTRIES, MAX_SHARDS,
 };
 use sysblocks_testkit::{run_isolated, Case, Limits};
 
@@ -776,6 +776,157 @@ fn cache_bad_input() {
             Case {
                 name: "listener_panics",
                 run: cache_listener_panics,
+            },
+        ],
+        Limits::default(),
+    );
+}
+
+// ----- W-TinyLFU ----------------------------------------------------------------
+
+fn tinylfu_lru(cap: u64) -> Result<LruCache<u32, u64>, BuildError> {
+    LruCache::builder()
+        .max_capacity(cap)
+        .policy(Policy::WTinyLfu)
+        .build()
+}
+
+/// Zero is an error; 1 and `MAX_ENTRIES` work (the sketch and slab grow with
+/// the entries, not the capacity); above is an error, as for LRU.
+fn tinylfu_capacity_edges() {
+    assert_eq!(tinylfu_lru(0).unwrap_err(), zero("max_capacity"));
+    assert!(matches!(
+        tinylfu_lru(MAX_ENTRIES + 1),
+        Err(BuildError::TooLarge { .. })
+    ));
+    let mut one = tinylfu_lru(1).unwrap();
+    for k in 0..100 {
+        one.insert(k, 0);
+        assert_eq!(one.len(), 1);
+    }
+    let mut max = tinylfu_lru(MAX_ENTRIES).unwrap();
+    for k in 0..10_000 {
+        max.insert(k, 0);
+    }
+    assert_eq!(max.len(), 10_000);
+    assert_eq!(max.get(&9_999), Some(&0));
+    for cap in [0, 1] {
+        assert_eq!(
+            Cache::<u32, u64>::builder()
+                .max_capacity(cap)
+                .policy(Policy::WTinyLfu)
+                .build()
+                .map(|c| c.max_capacity()),
+            if cap == 0 {
+                Err(zero("max_capacity"))
+            } else {
+                Ok(1)
+            }
+        );
+    }
+}
+
+/// Weights 0 and `u64::MAX` at capacities 1 and `u64::MAX`: the total never
+/// passes the capacity, a too-heavy entry is `Rejected`, a replacing insert
+/// with a new weight re-enters (its old value is `Replaced`).
+fn tinylfu_weights_edges() {
+    for cap in [1, 10, u64::MAX] {
+        let seen: Seen<u32> = Arc::default();
+        let s2 = Arc::clone(&seen);
+        let mut c = LruCache::builder()
+            .max_capacity(cap)
+            .policy(Policy::WTinyLfu)
+            .weigher(|_k: &u32, v: &u64| *v)
+            .eviction_listener(move |k, _v, cause| s2.lock().unwrap().push((k, cause)))
+            .build()
+            .unwrap();
+        c.insert(1, 0);
+        c.insert(2, u64::MAX);
+        c.insert(3, cap);
+        c.insert(3, cap / 2);
+        c.insert(4, 1);
+        for k in 5..50 {
+            c.insert(k, k as u64 % 3);
+            c.get(&(k / 2));
+            assert!(c.weighted_size() <= cap);
+        }
+        let total: u64 = c.iter().map(|(_, v)| *v).sum();
+        assert_eq!(total, c.weighted_size());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.contains(&(2, RemovalCause::Rejected)), cap < u64::MAX);
+    }
+}
+
+/// Per-entry TTLs of zero (not stored, `Expired`) and `Duration::MAX`
+/// (never expires, even with the clock at its end), TTI and a clock that
+/// steps back: the same documented behaviour as under LRU.
+fn tinylfu_durations_edges() {
+    let clock = ManualClock::new();
+    let seen: Seen<u32> = Arc::default();
+    let s2 = Arc::clone(&seen);
+    let mut c = LruCache::builder()
+        .max_capacity(4)
+        .policy(Policy::WTinyLfu)
+        .time_to_idle(Duration::MAX)
+        .clock(clock.clone())
+        .eviction_listener(move |k, _v, cause| s2.lock().unwrap().push((k, cause)))
+        .build()
+        .unwrap();
+    c.insert_with_ttl(1, 1, Duration::ZERO);
+    assert!(c.is_empty());
+    c.insert_with_ttl(2, 2, Duration::MAX);
+    c.insert_with_ttl(3, 3, SEC);
+    clock.advance(Duration::MAX);
+    c.purge_expired();
+    assert_eq!(c.get(&2), Some(&2));
+    assert_eq!(c.get(&3), None);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(1, RemovalCause::Expired), (3, RemovalCause::Expired)]
+    );
+}
+
+/// `set_capacity` to 0 is an error and changes nothing; shrinking evicts
+/// down to the new capacity; growing back works.
+fn tinylfu_set_capacity_edges() {
+    let mut c = tinylfu_lru(100).unwrap();
+    for k in 0..100 {
+        c.insert(k, 0);
+        c.get(&(k / 3));
+    }
+    assert_eq!(c.set_capacity(0).unwrap_err(), zero("max_capacity"));
+    assert_eq!(c.len(), 100);
+    c.set_capacity(1).unwrap();
+    assert_eq!(c.len(), 1);
+    c.set_capacity(MAX_ENTRIES).unwrap();
+    for k in 0..1000 {
+        c.insert(k, 0);
+    }
+    assert_eq!(c.len(), 1000);
+    while c.pop_lru().is_some() {}
+    assert!(c.is_empty());
+}
+
+#[test]
+fn wtinylfu_bad_input() {
+    run_isolated(
+        "wtinylfu_bad_input",
+        &[
+            Case {
+                name: "capacity_edges",
+                run: tinylfu_capacity_edges,
+            },
+            Case {
+                name: "weights_edges",
+                run: tinylfu_weights_edges,
+            },
+            Case {
+                name: "durations_edges",
+                run: tinylfu_durations_edges,
+            },
+            Case {
+                name: "set_capacity_edges",
+                run: tinylfu_set_capacity_edges,
             },
         ],
         Limits::default(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sysblocks_lru_ttl_cache::{Cache, LruCache, ManualClock, RemovalCause};
+use sysblocks_lru_ttl_cache::{Cache, LruCache, ManualClock, Policy, RemovalCause};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -329,4 +329,381 @@ fn k_of(op: &Op) -> u8 {
         Op::Remove(k) => k,
         _ => 0,
     }
+}
+
+// ----- W-TinyLFU ------------------------------------------------------------------
+//
+// A plain, slow W-TinyLFU written from the policy's description (Caffeine's
+// design as the crate documents it): the queues are `Vec`s oldest first,
+// the sketch a flat `Vec<u8>` of counters. Unweighted, no expiry. The real
+// cache must make the same decision at every request.
+
+mod wtinylfu {
+    use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+    /// A deterministic hasher both sides use.
+    #[derive(Default)]
+    pub(crate) struct Mul(u64);
+
+    impl Hasher for Mul {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+            }
+        }
+    }
+
+    pub(crate) type Fixed = BuildHasherDefault<Mul>;
+
+    fn mix(x: u64) -> u64 {
+        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    const W: usize = 0;
+    const PROB: usize = 1;
+    const PROT: usize = 2;
+
+    pub(crate) struct Model {
+        cap: u64,
+        /// Window, probation, protected: keys oldest first.
+        q: [Vec<u64>; 3],
+        counters: Vec<u8>,
+        max_words: usize,
+        size: u64,
+        sample: u64,
+        window_max: u64,
+        protected_max: u64,
+        period: u64,
+        hits: u64,
+        misses: u64,
+        prev_rate: f64,
+        step: f64,
+        rng: u64,
+    }
+
+    fn hash(k: u64) -> u64 {
+        Fixed::default().hash_one(k)
+    }
+
+    impl Model {
+        pub(crate) fn new(cap: u64) -> Self {
+            let max_words = (cap as usize).clamp(16, 1 << 30).next_power_of_two();
+            let mut m = Self {
+                cap,
+                q: [Vec::new(), Vec::new(), Vec::new()],
+                counters: Vec::new(),
+                max_words,
+                size: 0,
+                sample: 0,
+                window_max: 0,
+                protected_max: 0,
+                period: (cap * 10).min(1 << 15),
+                hits: 0,
+                misses: 0,
+                prev_rate: 0.0,
+                step: -0.0625 * cap as f64,
+                rng: 0x2545_f491_4f6c_dd1d,
+            };
+            m.window_max = (cap - (cap as f64 * 0.99) as u64).max(1);
+            m.protected_max = (0.8 * (cap - m.window_max) as f64) as u64;
+            m.resize(max_words.min(1 << 12));
+            m
+        }
+
+        fn resize(&mut self, words: usize) {
+            self.counters = vec![0; 16 * words];
+            self.size = 0;
+            self.sample = 10 * self.cap.max(1).min(words as u64);
+        }
+
+        fn cells(&self, k: u64) -> Vec<usize> {
+            let words = self.counters.len() / 16;
+            let h = mix(hash(k));
+            (0..4u64)
+                .map(|r| {
+                    let hr = mix(h.wrapping_add(r));
+                    ((hr >> 8) as usize % words) * 16 + 4 * r as usize + (hr & 3) as usize
+                })
+                .collect()
+        }
+
+        fn increment(&mut self, k: u64) {
+            let mut added = false;
+            for c in self.cells(k) {
+                if self.counters[c] < 15 {
+                    self.counters[c] += 1;
+                    added = true;
+                }
+            }
+            if added {
+                self.size += 1;
+                if self.size >= self.sample {
+                    let odd = self.counters.iter().filter(|&&c| c % 2 == 1).count() as u64;
+                    self.counters.iter_mut().for_each(|c| *c /= 2);
+                    self.size = (self.size - odd / 4) / 2;
+                }
+            }
+        }
+
+        fn freq(&self, k: u64) -> u8 {
+            self.cells(k)
+                .iter()
+                .map(|&c| self.counters[c])
+                .min()
+                .unwrap()
+        }
+
+        fn queue_of(&self, k: u64) -> Option<usize> {
+            (0..3).find(|&q| self.q[q].contains(&k))
+        }
+
+        fn take(&mut self, k: u64) {
+            for q in &mut self.q {
+                q.retain(|&x| x != k);
+            }
+        }
+
+        fn move_to(&mut self, k: u64, q: usize) {
+            self.take(k);
+            self.q[q].push(k);
+        }
+
+        fn demote(&mut self) {
+            while self.q[PROT].len() as u64 > self.protected_max {
+                let k = self.q[PROT][0];
+                self.move_to(k, PROB);
+            }
+        }
+
+        fn oldest(&self, qs: &[usize]) -> Option<u64> {
+            qs.iter().find_map(|&q| self.q[q].first().copied())
+        }
+
+        fn len(&self) -> usize {
+            self.q.iter().map(Vec::len).sum()
+        }
+
+        fn climb(&mut self) {
+            let n = self.hits + self.misses;
+            if n < self.period {
+                return;
+            }
+            let rate = self.hits as f64 / n as f64;
+            let change = rate - self.prev_rate;
+            let amount = if change >= 0.0 { self.step } else { -self.step };
+            self.step = if change.abs() >= 0.05 {
+                0.0625 * self.cap as f64 * if amount >= 0.0 { 1.0 } else { -1.0 }
+            } else {
+                0.98 * amount
+            };
+            self.prev_rate = rate;
+            self.hits = 0;
+            self.misses = 0;
+            self.demote();
+            if amount > 0.0 {
+                let mut quota = (amount as u64).min(self.protected_max);
+                self.protected_max -= quota;
+                self.window_max += quota;
+                self.demote();
+                for _ in 0..1000 {
+                    match self.oldest(&[PROB, PROT]) {
+                        Some(k) if quota >= 1 => {
+                            quota -= 1;
+                            self.move_to(k, W);
+                        }
+                        _ => break,
+                    }
+                }
+                self.protected_max += quota;
+                self.window_max -= quota;
+            } else if amount < 0.0 && self.window_max > 1 {
+                let mut quota = ((-amount) as u64).min(self.window_max - 1);
+                self.protected_max += quota;
+                self.window_max -= quota;
+                for _ in 0..1000 {
+                    match self.oldest(&[W]) {
+                        Some(k) if quota >= 1 => {
+                            quota -= 1;
+                            self.move_to(k, PROB);
+                        }
+                        _ => break,
+                    }
+                }
+                self.protected_max -= quota;
+                self.window_max += quota;
+            }
+        }
+
+        fn touch(&mut self, k: u64, q: usize) {
+            self.increment(k);
+            self.hits += 1;
+            if q == PROB {
+                self.move_to(k, PROT);
+                self.demote();
+            } else {
+                self.move_to(k, q);
+            }
+            self.climb();
+        }
+
+        /// A lookup: whether it hit.
+        pub(crate) fn get(&mut self, k: u64) -> bool {
+            match self.queue_of(k) {
+                Some(q) => {
+                    self.touch(k, q);
+                    true
+                }
+                None => false,
+            }
+        }
+
+        pub(crate) fn insert(&mut self, k: u64) {
+            if let Some(q) = self.queue_of(k) {
+                self.touch(k, q);
+                return;
+            }
+            let words = self.counters.len() / 16;
+            let entries = self.len() + 1;
+            if entries > words && words < self.max_words {
+                self.resize(entries.next_power_of_two().min(self.max_words));
+            }
+            self.increment(k);
+            self.misses += 1;
+            while self.len() as u64 + 1 > self.cap {
+                let mut moved = 0;
+                while self.q[W].len() as u64 + 1 > self.window_max && !self.q[W].is_empty() {
+                    let k = self.q[W][0];
+                    self.move_to(k, PROB);
+                    moved += 1;
+                }
+                let candidate = if moved > 0 {
+                    self.q[PROB].last().copied()
+                } else {
+                    self.q[W].first().copied()
+                };
+                let victim = self.oldest(&[PROB, PROT, W]).unwrap();
+                let out = match candidate {
+                    Some(c) if c != victim => {
+                        let (fc, fv) = (self.freq(c), self.freq(victim));
+                        let admit = if fc > fv {
+                            true
+                        } else if fc >= 6 {
+                            self.rng = mix(self.rng);
+                            self.rng & 127 == 0
+                        } else {
+                            false
+                        };
+                        if admit {
+                            victim
+                        } else {
+                            c
+                        }
+                    }
+                    _ => victim,
+                };
+                self.take(out);
+            }
+            self.q[W].push(k);
+            self.climb();
+        }
+
+        /// Keys in the cache's iteration order.
+        pub(crate) fn order(&self) -> Vec<u64> {
+            [W, PROT, PROB]
+                .iter()
+                .flat_map(|&q| self.q[q].iter().rev().copied())
+                .collect()
+        }
+    }
+}
+
+fn tinylfu_cache(cap: u64) -> LruCache<u64, u64, wtinylfu::Fixed> {
+    LruCache::builder()
+        .max_capacity(cap)
+        .policy(Policy::WTinyLfu)
+        .hasher(wtinylfu::Fixed::default())
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Gets and inserts on a few hot and many cold keys, at capacities from
+    /// 1 to 40 (the climber's period is ten requests per entry, so it
+    /// climbs many times): every lookup hits or misses as in the model,
+    /// and the entries and their order agree throughout.
+    #[test]
+    fn wtinylfu_agrees_with_model(
+        cap in 1u64..40,
+        ops in proptest::collection::vec((any::<bool>(), 0u64..16, 0u64..200), 1..600),
+    ) {
+        let mut c = tinylfu_cache(cap);
+        let mut m = wtinylfu::Model::new(cap);
+        for (i, &(get, hot, cold)) in ops.iter().enumerate() {
+            // Half the requests go to 16 hot keys.
+            let k = if cold % 2 == 0 { hot } else { 16 + cold };
+            if get {
+                let hit = c.get(&k).is_some();
+                prop_assert_eq!(hit, m.get(k), "op {}: get {}", i, k);
+                if !hit {
+                    c.insert(k, k);
+                    m.insert(k);
+                }
+            } else {
+                c.insert(k, k);
+                m.insert(k);
+            }
+            let got: Vec<u64> = c.iter().map(|(k, _)| *k).collect();
+            prop_assert_eq!(got, m.order(), "op {}", i);
+        }
+    }
+}
+
+/// The model and the cache on the first 300,000 requests of OLTP at 1000
+/// entries (30 climber periods): identical hit or miss at every request.
+#[test]
+fn wtinylfu_agrees_with_model_on_oltp() {
+    use std::io::Read;
+    let Some(path) =
+        sysblocks_testkit::shared_data(env!("CARGO_MANIFEST_DIR"), "traces/arc/OLTP.lis.zst")
+    else {
+        return;
+    };
+    let mut raw = String::new();
+    zstd::Decoder::new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .read_to_string(&mut raw)
+        .unwrap();
+    let keys: Vec<u64> = raw
+        .lines()
+        .flat_map(|l| {
+            let mut f = l.split_whitespace();
+            let s: u64 = f.next().unwrap().parse().unwrap();
+            let n: u64 = f.next().unwrap().parse().unwrap();
+            s..s + n
+        })
+        .take(300_000)
+        .collect();
+    let mut c = tinylfu_cache(1000);
+    let mut m = wtinylfu::Model::new(1000);
+    let mut hits = 0;
+    for (i, &k) in keys.iter().enumerate() {
+        let hit = c.get(&k).is_some();
+        assert_eq!(hit, m.get(k), "request {i}: {k}");
+        if hit {
+            hits += 1;
+        } else {
+            c.insert(k, k);
+            m.insert(k);
+        }
+    }
+    assert!(hits > 0);
+    assert_eq!(c.iter().map(|(k, _)| *k).collect::<Vec<_>>(), m.order());
 }
