@@ -5,26 +5,45 @@
 //!   of 100,000 entries with Zipf(0.99) keys over 1,000,000, at 1 and 2
 //!   threads;
 //! - heap bytes per entry for 1,000,000 `u64 -> u64` entries (smoke: 10,000);
-//! - hit-ratio curves at five capacities on the ARC traces (replay: get,
-//!   insert on a miss) for ours (exact LRU, one shard), quick_cache, moka
-//!   and Belady's optimum. Quick mode replays OLTP (0.9M requests) only;
-//!   full mode adds P12 (13.2M); smoke mode replays nothing.
+//! - hit ratios at five capacities on every trace (replay: get, insert on
+//!   a miss) for ours (W-TinyLFU, one shard), exact LRU (one shard), quick_cache, moka and Belady's
+//!   optimum: one table row per trace and capacity (ours against the best
+//!   peer, LRU and OPT in the case name) and one curve chart per trace.
+//!   Quick mode replays OLTP, the LIRS traces and CloudPhysics; full mode
+//!   adds P2, P3, P6 and P12 (3.9M to 13.2M requests); smoke mode replays
+//!   the small `cpp` trace. With [`HIT_RATIOS_ONLY`] set, only this runs.
 
 use crate::alloc;
 use crate::harness::{measured, run_timed, Contender, Mode};
 use crate::report::{throughput_series, LineChart, Report};
 use crate::workloads::lru_ttl_cache::{
-    arc_trace, belady_hits, filled, key, replay, timed, zipf_keys, Kind, Mix, CAPACITY, OLTP_CAPS,
-    P12_CAPS, SAMPLES,
+    belady_hits, filled, key, replay, timed, trace, trace_caps, zipf_keys, Kind, Mix, CAPACITY,
+    SAMPLES, TRACES,
 };
+
+/// Set (to anything) to run only the hit-ratio section, which times
+/// nothing: `SYSBLOCKS_HIT_RATIOS_ONLY=1 compare --only lru-ttl-cache`.
+pub const HIT_RATIOS_ONLY: &str = "SYSBLOCKS_HIT_RATIOS_ONLY";
+
+/// The policies replayed on the traces: ours (W-TinyLFU, one shard: the
+/// table's "ours" is the first), exact LRU (one shard), and the peers.
+const HIT_RATIO_KINDS: [Kind; 5] = [
+    Kind::OursWTinyLfuOneShard,
+    Kind::OursOneShard,
+    Kind::Quick,
+    Kind::MokaTinyLfu,
+    Kind::MokaLru,
+];
 
 const KRATE: &str = "lru-ttl-cache";
 
 /// Adds the throughput cases, bytes per entry and the hit-ratio charts.
 pub fn run(mode: Mode, report: &mut Report) {
-    throughput(mode, report);
-    threads_chart(report);
-    memory(mode, report);
+    if std::env::var_os(HIT_RATIOS_ONLY).is_none() {
+        throughput(mode, report);
+        threads_chart(report);
+        memory(mode, report);
+    }
     hit_ratios(mode, report);
 }
 
@@ -123,38 +142,74 @@ fn memory(mode: Mode, report: &mut Report) {
 }
 
 fn hit_ratios(mode: Mode, report: &mut Report) {
-    let traces: &[(&str, &[u64; 5])] = match mode {
-        Mode::Smoke => return,
-        Mode::Quick => &[("OLTP", &OLTP_CAPS)],
-        Mode::Full => &[("OLTP", &OLTP_CAPS), ("P12", &P12_CAPS)],
+    let traces: Vec<&str> = match mode {
+        Mode::Smoke => vec!["cpp"],
+        // Everything but the large ARC traces (3.9M to 13.2M requests).
+        Mode::Quick => TRACES
+            .into_iter()
+            .filter(|t| !matches!(*t, "P2" | "P3" | "P6" | "P12"))
+            .collect(),
+        Mode::Full => TRACES.to_vec(),
     };
-    for &(name, caps) in traces {
-        let Some(keys) = arc_trace(name) else {
+    for name in traces {
+        let Some(keys) = trace(name) else {
             report.missing.push((
                 KRATE.to_owned(),
                 format!("hit ratios on {name}: skipped: ../shared/data not found"),
             ));
             continue;
         };
-        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-        for kind in [
-            Kind::OursOneShard,
-            Kind::Quick,
-            Kind::MokaTinyLfu,
-            Kind::MokaLru,
-        ] {
-            let points = caps
+        let caps = trace_caps(name, &keys);
+        // (kind, hit ratio in percent at each capacity)
+        let curves: Vec<(Kind, Vec<f64>)> = HIT_RATIO_KINDS
+            .iter()
+            .map(|&kind| {
+                let pts = caps
+                    .iter()
+                    .map(|&cap| 100.0 * replay(&kind.make(cap), &keys))
+                    .collect();
+                (kind, pts)
+            })
+            .collect();
+        let opt: Vec<f64> = caps
+            .iter()
+            .map(|&cap| 100.0 * belady_hits(&keys, cap as usize) as f64 / keys.len() as f64)
+            .collect();
+        let lru = |j: usize| {
+            curves
                 .iter()
-                .map(|&cap| (cap as f64, 100.0 * replay(&kind.make(cap), &keys)))
+                .find(|(k, _)| *k == Kind::OursOneShard)
+                .map_or(f64::NAN, |(_, p)| p[j])
+        };
+        for (j, &cap) in caps.iter().enumerate() {
+            let series = curves
+                .iter()
+                .filter(|(k, _)| *k != Kind::OursOneShard && *k != Kind::MokaLru)
+                .map(|(k, p)| (k.name(), k.is_ours(), vec![p[j]]))
                 .collect();
-            series.push((kind.name().to_owned(), points));
+            report.results.push(measured(
+                KRATE,
+                &format!(
+                    "hit ratio, {name}, {cap} entries (exact LRU {:.2}%, OPT {:.2}%)",
+                    lru(j),
+                    opt[j]
+                ),
+                "% hits",
+                false,
+                series,
+            ));
         }
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = curves
+            .iter()
+            .map(|(k, p)| {
+                let pts = caps.iter().zip(p).map(|(&c, &y)| (c as f64, y)).collect();
+                (k.name().to_owned(), pts)
+            })
+            .collect();
         let opt = caps
             .iter()
-            .map(|&cap| {
-                let hits = belady_hits(&keys, cap as usize);
-                (cap as f64, 100.0 * hits as f64 / keys.len() as f64)
-            })
+            .zip(&opt)
+            .map(|(&c, &y)| (c as f64, y))
             .collect();
         series.push(("Belady OPT".to_owned(), opt));
         report.charts.push(LineChart {

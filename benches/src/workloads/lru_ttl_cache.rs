@@ -9,7 +9,8 @@
 //!   most recent). Filling hottest first would make each LRU shard that
 //!   gets more than its share of keys evict its hottest ones, which measures
 //!   the fill order rather than the cache.
-//! - Hit ratios replay the ARC traces (`get`, `insert` on a miss), and
+//! - Hit ratios replay the ARC, LIRS and CloudPhysics traces ([`TRACES`];
+//!   `get`, `insert` on a miss), and
 //!   [`belady_hits`] gives the optimum any policy could reach on them.
 
 use std::hint::black_box;
@@ -34,6 +35,10 @@ pub enum Kind {
     Ours,
     /// `sysblocks_lru_ttl_cache::Cache` with `.shards(1)`: one exact global LRU.
     OursOneShard,
+    /// `sysblocks_lru_ttl_cache::Cache` with `Policy::WTinyLfu`, default shards.
+    OursWTinyLfu,
+    /// `sysblocks_lru_ttl_cache::Cache` with `Policy::WTinyLfu` and `.shards(1)`.
+    OursWTinyLfuOneShard,
     /// `quick_cache::sync::Cache`.
     Quick,
     /// `moka::sync::Cache`, default (TinyLFU) policy.
@@ -48,8 +53,9 @@ pub enum Kind {
 
 impl Kind {
     /// The throughput and memory contenders, ours first.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Ours,
+        Kind::OursWTinyLfu,
         Kind::Quick,
         Kind::MokaTinyLfu,
         Kind::MokaLru,
@@ -63,6 +69,8 @@ impl Kind {
         match self {
             Kind::Ours => "ours",
             Kind::OursOneShard => "ours shards(1)",
+            Kind::OursWTinyLfu => "ours_wtinylfu",
+            Kind::OursWTinyLfuOneShard => "ours_wtinylfu shards(1)",
             Kind::Quick => "quick_cache",
             Kind::MokaTinyLfu => "moka_tinylfu",
             Kind::MokaLru => "moka_lru",
@@ -74,7 +82,10 @@ impl Kind {
     /// Whether this is a sysblocks cache.
     #[must_use]
     pub fn is_ours(self) -> bool {
-        matches!(self, Kind::Ours | Kind::OursOneShard)
+        matches!(
+            self,
+            Kind::Ours | Kind::OursOneShard | Kind::OursWTinyLfu | Kind::OursWTinyLfuOneShard
+        )
     }
 
     /// An empty `u64 -> u64` cache of `cap` entries.
@@ -95,6 +106,21 @@ impl Kind {
                 sysblocks_lru_ttl_cache::Cache::builder()
                     .max_capacity(cap)
                     .shards(1)
+                    .build()
+                    .expect("valid"),
+            ),
+            Kind::OursWTinyLfu => AnyCache::Ours(
+                sysblocks_lru_ttl_cache::Cache::builder()
+                    .max_capacity(cap)
+                    .policy(sysblocks_lru_ttl_cache::Policy::WTinyLfu)
+                    .build()
+                    .expect("valid"),
+            ),
+            Kind::OursWTinyLfuOneShard => AnyCache::Ours(
+                sysblocks_lru_ttl_cache::Cache::builder()
+                    .max_capacity(cap)
+                    .shards(1)
+                    .policy(sysblocks_lru_ttl_cache::Policy::WTinyLfu)
                     .build()
                     .expect("valid"),
             ),
@@ -310,6 +336,84 @@ pub fn arc_trace(name: &str) -> Option<Vec<u64>> {
         keys.extend(s..s + n);
     }
     Some(keys)
+}
+
+/// Every trace of the hit-ratio curves: the ARC traces (`traces/arc/*.lis.zst`),
+/// the LIRS traces (`traces/lirs/*.trace.gz`) and the CloudPhysics trace
+/// (keys only: every object counts as one entry).
+pub const TRACES: [&str; 19] = [
+    "OLTP",
+    "P2",
+    "P3",
+    "P6",
+    "P12",
+    "2_pools",
+    "backf",
+    "cpp",
+    "cs",
+    "gli",
+    "loop",
+    "multi1",
+    "multi2",
+    "multi3",
+    "ps",
+    "scan",
+    "sprite",
+    "zigzag",
+    "cloudphysics",
+];
+
+/// The keys of trace `name` (one of [`TRACES`]), or `None` without the data.
+#[must_use]
+pub fn trace(name: &str) -> Option<Vec<u64>> {
+    match name {
+        "OLTP" | "P2" | "P3" | "P6" | "P12" => arc_trace(name),
+        "cloudphysics" => {
+            let dir = crate::shared_data_dir()?;
+            let path = dir.join("traces/cloudphysics.oracleGeneral.bin.zst");
+            let mut raw = Vec::new();
+            zstd::Decoder::new(std::fs::File::open(path).ok()?)
+                .ok()?
+                .read_to_end(&mut raw)
+                .ok()?;
+            // Records of 24 bytes: u32 time, u64 object id, u32 size, i64 next.
+            Some(
+                raw.chunks_exact(24)
+                    .map(|r| u64::from_le_bytes(r[4..12].try_into().expect("8 bytes")))
+                    .collect(),
+            )
+        }
+        lirs => {
+            let dir = crate::shared_data_dir()?;
+            let f = std::fs::File::open(dir.join(format!("traces/lirs/{lirs}.trace.gz"))).ok()?;
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(f)
+                .read_to_string(&mut text)
+                .ok()?;
+            Some(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && *l != "*")
+                    .filter_map(|l| l.parse().ok())
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// The five capacities of trace `name`'s hit-ratio curve: fixed on the
+/// ARC traces ([`OLTP_CAPS`], [`P12_CAPS`] for every `P` trace), else 2%,
+/// 5%, 10%, 20% and 40% of the trace's distinct keys (at least 10).
+#[must_use]
+pub fn trace_caps(name: &str, keys: &[u64]) -> [u64; 5] {
+    match name {
+        "OLTP" => OLTP_CAPS,
+        "P2" | "P3" | "P6" | "P12" => P12_CAPS,
+        _ => {
+            let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len() as f64;
+            [0.02, 0.05, 0.1, 0.2, 0.4].map(|f| ((f * distinct) as u64).max(10))
+        }
+    }
 }
 
 /// The capacities of the hit-ratio curves on each trace.
