@@ -222,6 +222,12 @@ impl Divisor {
         }
     }
 
+    /// `n - n % d`: the largest multiple of `d` at most `n`.
+    #[inline]
+    pub(crate) fn floor(&self, n: u64) -> u64 {
+        self.div(n) * self.d
+    }
+
     /// `n.div_ceil(d)`.
     #[inline]
     pub(crate) fn div_ceil(&self, n: u64) -> u64 {
@@ -238,6 +244,7 @@ mod tests {
     fn check(d: u64, n: u64) {
         let v = Divisor::new(d);
         assert_eq!(v.div(n), n / d, "{n} / {d}");
+        assert_eq!(v.floor(n), n - n % d, "{n} floor {d}");
         assert_eq!(v.div_ceil(n), n.div_ceil(d), "{n} div_ceil {d}");
     }
 

@@ -9,15 +9,17 @@ use sysblocks_clock::Clock;
 use crate::atomic::clamp_u32;
 use crate::clock::LimiterClock;
 use crate::decision::NEVER;
-use crate::locked::locked_limiter;
+use crate::locked::{locked_limiter, packed_limiter, PackedState, Packing, SPILLED};
+use crate::quota::Divisor;
 use crate::sync::Mutex;
 use crate::{BuildError, CheckError, Decision, Quota};
 
 /// The `Debug` impl, `new` and `with_clock` of a window limiter with fields
-/// `window`, `limit`, `state: Mutex<$state>` (starting at its default) and
-/// `clock`: the three window algorithms are built the same way.
+/// `window`, `limit`, `clock` and the fields listed after `|window, limit|`
+/// with their initial values (the state, starting at its default): the
+/// three window algorithms are built the same way.
 macro_rules! window_limiter {
-    ($ty:ident, $state:ty) => {
+    ($ty:ident, |$w:ident, $l:ident| $($field:ident: $init:expr),+ $(,)?) => {
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($ty))
@@ -47,11 +49,11 @@ macro_rules! window_limiter {
                 quota: Quota,
                 clock: impl Clock + 'static,
             ) -> Result<Self, BuildError> {
-                let (window, limit) = quota.window_nanos()?;
+                let ($w, $l) = quota.window_nanos()?;
                 Ok(Self {
-                    window,
-                    limit,
-                    state: Mutex::new(<$state>::default()),
+                    window: $w,
+                    limit: $l,
+                    $($field: $init,)+
                     clock: LimiterClock::new(clock),
                 })
             }
@@ -73,6 +75,7 @@ fn too_big(cost: u32, limit: u32) -> Result<(), CheckError> {
 /// checked gives way to a later one, while a clock that stepped back gives
 /// the same or an earlier reading, which the caller then takes for the
 /// step.
+#[inline]
 fn reread(clock: &LimiterClock, now: u64, since: u64, live: bool) -> u64 {
     if live && now < since {
         now.max(clock.now_nanos())
@@ -83,14 +86,23 @@ fn reread(clock: &LimiterClock, now: u64, since: u64, live: bool) -> u64 {
 
 /// Nanoseconds from `now` to `at`, [`NEVER`] if `at` lies beyond the
 /// clock's range (`None`).
+#[inline]
 fn until(at: Option<u64>, now: u64) -> u64 {
     at.map_or(NEVER, |at| at.saturating_sub(now))
 }
 
-/// The start of the window of length `w` aligned to the clock's origin
-/// that holds `now`.
-fn aligned(now: u64, w: u64) -> u64 {
-    now - now % w
+/// Bits of a packed count of at most `limit` (at least 1, at most 32).
+fn count_bits(limit: u32) -> u32 {
+    32 - limit.leading_zeros()
+}
+
+/// The window index `k` of an aligned window start `start = k * W` if
+/// `k` fits in `bits` bits (at most 64) and `start` is aligned; `None`
+/// otherwise.
+fn window_index(win: &Divisor, start: u64, bits: u32) -> Option<u64> {
+    let k = win.div(start);
+    let fits = bits >= 64 || k >> bits == 0;
+    (fits && k * win.get() == start).then_some(k)
 }
 
 /// The state of a [`FixedWindow`] key: the current window's start and
@@ -129,15 +141,77 @@ pub struct FixedWindowState {
 /// ```
 pub struct FixedWindow {
     window: u64,
+    win: Divisor,
+    /// `count_bits(limit)`.
+    bits: u32,
     limit: u32,
-    state: Mutex<FixedWindowState>,
+    state: PackedState<FixedWindowState>,
     clock: LimiterClock,
 }
 
-window_limiter!(FixedWindow, FixedWindowState);
+window_limiter!(FixedWindow, |window, limit|
+    win: Divisor::new(window),
+    bits: count_bits(limit),
+    state: PackedState::new(FixedWindowState::default(), 0),
+);
+
+/// A fixed window's state in one word: the index `k` of an aligned start
+/// `k * W` above the count's bits. A start not aligned to the origin (after
+/// a clock step back), or one whose index leaves too few bits (near the end
+/// of the clock's range for short windows), does not pack.
+impl Packing for FixedWindow {
+    type State = FixedWindowState;
+
+    #[inline(always)]
+    fn unpack(&self, word: u64) -> FixedWindowState {
+        let bits = self.bits;
+        FixedWindowState {
+            start: (word >> bits) * self.window,
+            count: (word & ((1 << bits) - 1)) as u32,
+        }
+    }
+
+    #[inline(always)]
+    fn pack(&self, s: &FixedWindowState, from: u64) -> Option<u64> {
+        let bits = self.bits;
+        let high = if s.start == self.unpack(from).start {
+            from >> bits
+        } else {
+            window_index(&self.win, s.start, 64 - bits)?
+        };
+        let word = high << bits | u64::from(s.count);
+        (word != SPILLED).then_some(word)
+    }
+
+    #[inline(always)]
+    fn step(
+        &self,
+        mut s: FixedWindowState,
+        now: u64,
+        cost: u32,
+        live: bool,
+    ) -> (Decision, FixedWindowState) {
+        let now = reread(&self.clock, now, s.start, live);
+        self.roll(&mut s, now);
+        // After the roll `now` is inside the window, so a window that ends
+        // in the clock's range ends after `now`.
+        let end = until(self.end(&s), now);
+        // `count <= limit` always, so this cannot overflow where
+        // `count + cost` could.
+        if cost <= self.limit - s.count {
+            s.count += cost;
+            let reset = if s.count == 0 { 0 } else { end };
+            (Decision::allow(self.limit, self.limit - s.count, reset), s)
+        } else {
+            let left = self.limit - s.count;
+            (Decision::deny_with_retry(self.limit, left, end, end), s)
+        }
+    }
+}
 
 impl FixedWindow {
     /// The end of the current window, `None` beyond the clock's range.
+    #[inline]
     fn end(&self, s: &FixedWindowState) -> Option<u64> {
         s.start.checked_add(self.window)
     }
@@ -148,12 +222,13 @@ impl FixedWindow {
     /// has ended, the next one, aligned to the origin unless that would
     /// start it before the end of the last (after a step back), so that
     /// windows never overlap and each lasts `W`.
+    #[inline]
     fn roll(&self, s: &mut FixedWindowState, now: u64) {
         if now < s.start {
             s.start = now;
         } else if let Some(end) = self.end(s).filter(|&end| end <= now) {
             *s = FixedWindowState {
-                start: aligned(now, self.window).max(end),
+                start: self.win.floor(now).max(end),
                 count: 0,
             };
         }
@@ -167,28 +242,9 @@ impl FixedWindow {
         live: bool,
     ) -> Result<Decision, CheckError> {
         too_big(cost, self.limit)?;
-        let now = reread(&self.clock, now, s.start, live);
-        self.roll(s, now);
-        // After the roll `now` is inside the window, so a window that ends
-        // in the clock's range ends after `now`.
-        let end = until(self.end(s), now);
-        // `count <= limit` always, so this cannot overflow where
-        // `count + cost` could.
-        if cost <= self.limit - s.count {
-            s.count += cost;
-            Ok(Decision::allow(
-                self.limit,
-                self.limit - s.count,
-                if s.count == 0 { 0 } else { end },
-            ))
-        } else {
-            Ok(Decision::deny_with_retry(
-                self.limit,
-                self.limit - s.count,
-                end,
-                end,
-            ))
-        }
+        let (d, next) = self.step(*s, now, cost, live);
+        *s = next;
+        Ok(d)
     }
 
     fn fresh(&self, _now: u64) -> FixedWindowState {
@@ -200,12 +256,13 @@ impl FixedWindow {
     /// or if it ends by that window's start (its next window is then that
     /// one).
     fn state_is_fresh(&self, s: &FixedWindowState, now: u64) -> bool {
-        let start = aligned(now, self.window);
+        let start = self.win.floor(now);
         (s.count == 0 && s.start == start) || self.end(s).is_some_and(|end| end <= start)
     }
 }
 
-locked_limiter!(FixedWindow, FixedWindowState);
+packed_limiter!(FixedWindow);
+locked_limiter!(algorithm FixedWindow, FixedWindowState);
 
 /// The state of a [`SlidingWindowLog`] key: admitted (time, cost) entries
 /// still inside the window, and their total cost.
@@ -247,15 +304,19 @@ pub struct SlidingWindowLog {
     clock: LimiterClock,
 }
 
-window_limiter!(SlidingWindowLog, SlidingLogState);
+window_limiter!(SlidingWindowLog, |_window, _limit|
+    state: Mutex::new(SlidingLogState::default()),
+);
 
 impl SlidingWindowLog {
     /// When the entry logged at `t` leaves the window; `None` beyond the
     /// clock's range.
+    #[inline]
     fn leaves(&self, t: u64) -> Option<u64> {
         t.checked_add(self.window)
     }
 
+    #[inline]
     fn expire(&self, s: &mut SlidingLogState, now: u64) {
         while let Some(&(t, c)) = s.log.front() {
             if self.leaves(t).is_some_and(|at| at <= now) {
@@ -275,17 +336,16 @@ impl SlidingWindowLog {
         live: bool,
     ) -> Result<Decision, CheckError> {
         too_big(cost, self.limit)?;
+        Ok(self.step(s, now, cost, live))
+    }
+
+    /// [`SlidingWindowLog::decide_state`] for a cost at most the limit.
+    #[inline]
+    fn step(&self, s: &mut SlidingLogState, now: u64, cost: u32, live: bool) -> Decision {
         let mut now = now;
         if let Some(&(last, _)) = s.log.back() {
-            now = reread(&self.clock, now, last, live);
             if now < last {
-                // The clock stepped back: the entries move back with it
-                // (saturating at 0 keeps them in order, and in the window
-                // no shorter).
-                let step = last - now;
-                for (t, _) in &mut s.log {
-                    *t = t.saturating_sub(step);
-                }
+                now = self.step_back(s, now, last, live);
             }
         }
         self.expire(s, now);
@@ -300,31 +360,48 @@ impl SlidingWindowLog {
                 s.log.push_back((t, cost));
                 s.total += u64::from(cost);
             }
-            Ok(Decision::allow(
-                self.limit,
-                clamp_u32(limit - s.total),
-                reset(s),
-            ))
+            Decision::allow(self.limit, clamp_u32(limit - s.total), reset(s))
         } else {
-            // Oldest entries leave first; find when enough cost has left.
-            let must_leave = s.total + u64::from(cost) - limit;
-            let mut left = 0u64;
-            let mut at = Some(now);
-            for &(t, c) in &s.log {
-                left += u64::from(c);
-                if left >= must_leave {
-                    at = self.leaves(t);
-                    break;
-                }
-            }
-            let retry = until(at, now).max(1);
-            Ok(Decision::deny_with_retry(
-                self.limit,
-                clamp_u32(limit - s.total),
-                retry,
-                reset(s),
-            ))
+            let retry = self.retry(s, now, cost);
+            Decision::deny_with_retry(self.limit, clamp_u32(limit - s.total), retry, reset(s))
         }
+    }
+
+    /// `now` earlier than the latest entry `last`, which a monotonic clock
+    /// never shows: with `live` the clock is read again (a stale reading
+    /// decides on the later time); if it is still earlier, the clock
+    /// stepped back, and the entries move back with it (saturating at 0
+    /// keeps them in order, and in the window no shorter). Returns the time
+    /// to decide on.
+    #[cold]
+    #[inline(never)]
+    fn step_back(&self, s: &mut SlidingLogState, now: u64, last: u64, live: bool) -> u64 {
+        let now = reread(&self.clock, now, last, live);
+        if now < last {
+            let step = last - now;
+            for (t, _) in &mut s.log {
+                *t = t.saturating_sub(step);
+            }
+        }
+        now
+    }
+
+    /// A denial's `retry_after`: oldest entries leave first, so until
+    /// enough cost has left for `cost` to fit.
+    #[cold]
+    #[inline(never)]
+    fn retry(&self, s: &SlidingLogState, now: u64, cost: u32) -> u64 {
+        let must_leave = s.total + u64::from(cost) - u64::from(self.limit);
+        let mut left = 0u64;
+        let mut at = Some(now);
+        for &(t, c) in &s.log {
+            left += u64::from(c);
+            if left >= must_leave {
+                at = self.leaves(t);
+                break;
+            }
+        }
+        until(at, now).max(1)
     }
 
     fn fresh(&self, _now: u64) -> SlidingLogState {
@@ -379,12 +456,95 @@ pub struct SlidingCounterState {
 /// ```
 pub struct SlidingWindowCounter {
     window: u64,
+    win: Divisor,
+    /// `count_bits(limit)`.
+    bits: u32,
     limit: u32,
-    state: Mutex<SlidingCounterState>,
+    state: PackedState<SlidingCounterState>,
     clock: LimiterClock,
 }
 
-window_limiter!(SlidingWindowCounter, SlidingCounterState);
+window_limiter!(SlidingWindowCounter, |window, limit|
+    win: Divisor::new(window),
+    bits: count_bits(limit),
+    state: PackedState::new(SlidingCounterState::default(), 0),
+);
+
+/// A sliding counter's state in one word: the index `k` of an aligned
+/// start `k * W` above the previous and current counts' bits. A start not
+/// aligned to the origin (after a clock step back), or one whose index
+/// leaves too few bits (for large limits, or short windows far into the
+/// clock's range), does not pack.
+impl Packing for SlidingWindowCounter {
+    type State = SlidingCounterState;
+
+    #[inline(always)]
+    fn unpack(&self, word: u64) -> SlidingCounterState {
+        let bits = self.bits;
+        let mask = (1 << bits) - 1;
+        SlidingCounterState {
+            // `2 * bits <= 64`; a shift by 64 would overflow.
+            start: (word >> bits >> bits) * self.window,
+            previous: ((word >> bits) & mask) as u32,
+            current: (word & mask) as u32,
+        }
+    }
+
+    #[inline(always)]
+    fn pack(&self, s: &SlidingCounterState, from: u64) -> Option<u64> {
+        let bits = self.bits;
+        let high = if s.start == self.unpack(from).start {
+            from >> bits >> bits
+        } else {
+            window_index(&self.win, s.start, 64 - 2 * bits)?
+        };
+        let word = (high << bits | u64::from(s.previous)) << bits | u64::from(s.current);
+        (word != SPILLED).then_some(word)
+    }
+
+    /// Admitted iff `ceil(previous * (W - elapsed) / W) + current + cost
+    /// <= limit`, which is the estimate's `previous * (W - elapsed) +
+    /// (current + cost) * W <= limit * W` (an integer is at least the
+    /// ceiling of a number iff it is at least the number).
+    #[inline(always)]
+    fn step(
+        &self,
+        mut s: SlidingCounterState,
+        now: u64,
+        cost: u32,
+        live: bool,
+    ) -> (Decision, SlidingCounterState) {
+        let busy = s.previous > 0 || s.current > 0;
+        let now = reread(&self.clock, now, s.start, live && busy);
+        self.roll(&mut s, now);
+        let start = s.start;
+        let elapsed = now - start;
+        let weighted = self.weighted(s.previous, elapsed);
+        let limit = u64::from(self.limit);
+        let allowed = weighted + u64::from(s.current) + u64::from(cost) <= limit;
+        if allowed {
+            s.current += cost;
+        }
+        let remaining = clamp_u32(limit.saturating_sub(weighted + u64::from(s.current)));
+        let w = self.window;
+        let reset = if s.current > 0 {
+            until(start.checked_add(w).and_then(|e| e.checked_add(w)), now)
+        } else if s.previous > 0 {
+            until(start.checked_add(w), now)
+        } else {
+            0
+        };
+        if allowed {
+            (Decision::allow(self.limit, remaining, reset), s)
+        } else {
+            let retry = self.retry(&s, now, cost);
+            (
+                Decision::deny_with_retry(self.limit, remaining, retry, reset),
+                s,
+            )
+        }
+    }
+}
 
 impl SlidingWindowCounter {
     /// Moves `s` to the window holding `now`. With both counts zero
@@ -393,10 +553,11 @@ impl SlidingWindowCounter {
     /// again at `now`. Past the end, the next window follows on and takes
     /// the current count as its previous one, unless that is zero or
     /// `now` is past the next window too.
+    #[inline(always)]
     fn roll(&self, s: &mut SlidingCounterState, now: u64) {
         let w = self.window;
         if s.previous == 0 && s.current == 0 {
-            s.start = aligned(now, w);
+            s.start = self.win.floor(now);
         } else if now < s.start {
             s.start = now;
         } else if let Some(end) = s.start.checked_add(w).filter(|&end| end <= now) {
@@ -409,7 +570,7 @@ impl SlidingWindowCounter {
                 }
             } else {
                 SlidingCounterState {
-                    start: aligned(now, w),
+                    start: self.win.floor(now),
                     previous: 0,
                     current: 0,
                 }
@@ -417,13 +578,26 @@ impl SlidingWindowCounter {
         }
     }
 
-    /// Whether `extra` more fits at `now` with counts `previous`,
-    /// `current` in window `index` (`now` inside or after that window's
-    /// start): `previous * (W - elapsed) + (current + extra) * W <= limit * W`.
-    fn fits(&self, previous: u32, current: u32, elapsed: u64, extra: u32) -> bool {
-        let w = u128::from(self.window);
-        let weighted = u128::from(previous) * (w - u128::from(elapsed.min(self.window)));
-        weighted + (u128::from(current) + u128::from(extra)) * w <= u128::from(self.limit) * w
+    /// The previous window's share of the estimate at `elapsed` into the
+    /// current one, rounded up: `ceil(previous * (W - elapsed) / W)`, with
+    /// `elapsed` at most `W`.
+    #[inline(always)]
+    fn weighted(&self, previous: u32, elapsed: u64) -> u64 {
+        let w = self.window;
+        let p = u128::from(previous) * u128::from(w - elapsed.min(w));
+        match u64::try_from(p) {
+            Ok(p) => self.win.div_ceil(p),
+            Err(_) => Self::weighted_wide(p, w),
+        }
+    }
+
+    /// [`SlidingWindowCounter::weighted`] for a product beyond `u64`
+    /// (a large previous count over a window of many seconds).
+    #[cold]
+    #[inline(never)]
+    fn weighted_wide(p: u128, w: u64) -> u64 {
+        // At most `previous`.
+        p.div_ceil(u128::from(w)) as u64
     }
 
     /// The earliest elapsed time in a window with `previous`, `current`
@@ -444,6 +618,24 @@ impl SlidingWindowCounter {
         u64::try_from(e).ok().filter(|&e| e < self.window)
     }
 
+    /// A denial's `retry_after`: until `cost` fits in this window, or
+    /// else in the next, where the current count becomes the previous one.
+    #[cold]
+    #[inline(never)]
+    fn retry(&self, s: &SlidingCounterState, now: u64, cost: u32) -> u64 {
+        let start = s.start;
+        let at = match self.earliest_elapsed(s.previous, s.current, cost) {
+            Some(e) => start.checked_add(e),
+            None => start.checked_add(self.window).and_then(|next| {
+                match self.earliest_elapsed(s.current, 0, cost) {
+                    Some(e) => next.checked_add(e),
+                    None => next.checked_add(self.window),
+                }
+            }),
+        };
+        until(at, now).max(1)
+    }
+
     fn decide_state(
         &self,
         s: &mut SlidingCounterState,
@@ -452,56 +644,9 @@ impl SlidingWindowCounter {
         live: bool,
     ) -> Result<Decision, CheckError> {
         too_big(cost, self.limit)?;
-        let busy = s.previous > 0 || s.current > 0;
-        let now = reread(&self.clock, now, s.start, live && busy);
-        self.roll(s, now);
-        let start = s.start;
-        let elapsed = now - start;
-        // `k` windows after the start; `None` beyond the clock's range.
-        let after = |k: u64| (1..=k).try_fold(start, |t, _| t.checked_add(self.window));
-        let w = u128::from(self.window);
-        let estimate = |s: &SlidingCounterState| {
-            (u128::from(s.previous) * (w - u128::from(elapsed.min(self.window)))).div_ceil(w)
-                + u128::from(s.current)
-        };
-        let reset = if s.current > 0 {
-            until(after(2), now)
-        } else if s.previous > 0 {
-            until(after(1), now)
-        } else {
-            0
-        };
-        if self.fits(s.previous, s.current, elapsed, cost) {
-            s.current += cost;
-            let remaining = u128::from(self.limit).saturating_sub(estimate(s));
-            let reset = if s.current > 0 {
-                until(after(2), now)
-            } else {
-                reset
-            };
-            Ok(Decision::allow(
-                self.limit,
-                clamp_u32(remaining as u64),
-                reset,
-            ))
-        } else {
-            let remaining = u128::from(self.limit).saturating_sub(estimate(s));
-            let at = match self.earliest_elapsed(s.previous, s.current, cost) {
-                Some(e) => start.checked_add(e),
-                // Next window: the current count becomes the previous one.
-                None => after(1).and_then(|next| match self.earliest_elapsed(s.current, 0, cost) {
-                    Some(e) => next.checked_add(e),
-                    None => next.checked_add(self.window),
-                }),
-            };
-            let retry = until(at, now).max(1);
-            Ok(Decision::deny_with_retry(
-                self.limit,
-                clamp_u32(remaining as u64),
-                retry,
-                reset,
-            ))
-        }
+        let (d, next) = self.step(*s, now, cost, live);
+        *s = next;
+        Ok(d)
     }
 
     fn fresh(&self, _now: u64) -> SlidingCounterState {
@@ -519,4 +664,79 @@ impl SlidingWindowCounter {
     }
 }
 
-locked_limiter!(SlidingWindowCounter, SlidingCounterState);
+packed_limiter!(SlidingWindowCounter);
+locked_limiter!(algorithm SlidingWindowCounter, SlidingCounterState);
+
+#[cfg(all(test, not(sysblocks_loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use sysblocks_clock::ManualClock;
+
+    use super::*;
+    use crate::{Algorithm, RateLimiter};
+
+    /// The direct limiter (its packed word, and the mutex once the state
+    /// spills) decides as the keyed state does, step by step, on the same
+    /// clock readings; `gaps` may step the clock back, which spills the
+    /// state, and `start` may lie near the end of the clock's range, where
+    /// window indices no longer pack.
+    fn same_as_keyed<L: RateLimiter + Algorithm>(
+        l: &L,
+        clock: &ManualClock,
+        start: u64,
+        trace: &[(i64, u32)],
+    ) where
+        L::State: std::fmt::Debug,
+    {
+        let mut now = start;
+        clock.set(Duration::from_nanos(now));
+        let mut state = l.fresh_state(now);
+        for (i, &(gap, cost)) in trace.iter().enumerate() {
+            now = now.saturating_add_signed(gap);
+            clock.set(Duration::from_nanos(now));
+            let want = l.decide(&mut state, now, cost);
+            // `check` takes a path of its own for a cost of 1.
+            let got = if cost == 1 {
+                Ok(l.check())
+            } else {
+                l.check_n(cost)
+            };
+            assert_eq!(got, want, "step {i} at {now} cost {cost}: {state:?}");
+        }
+    }
+
+    fn quota_strategy() -> impl Strategy<Value = Quota> {
+        (
+            1u32..6,
+            1u64..2_000,
+            prop_oneof![Just(1u32), 1u32..8, Just(u32::MAX)],
+        )
+            .prop_map(|(cells, period, burst)| {
+                Quota::with_period(Duration::from_nanos(period * u64::from(cells))).burst(burst)
+            })
+    }
+
+    fn trace_strategy() -> impl Strategy<Value = Vec<(i64, u32)>> {
+        prop::collection::vec(
+            (prop_oneof![8 => 0i64..3_000, 1 => -3_000i64..0], 0u32..4),
+            1..60,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn packed_windows_decide_as_the_keyed_state(
+            quota in quota_strategy(),
+            trace in trace_strategy(),
+            start in prop_oneof![0u64..10_000, (u64::MAX - 20_000)..u64::MAX],
+        ) {
+            let clock = ManualClock::new();
+            let fw = FixedWindow::with_clock(quota, clock.clone()).unwrap();
+            same_as_keyed(&fw, &clock, start, &trace);
+            let swc = SlidingWindowCounter::with_clock(quota, clock.clone()).unwrap();
+            same_as_keyed(&swc, &clock, start, &trace);
+        }
+    }
+}
