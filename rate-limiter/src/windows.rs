@@ -459,6 +459,9 @@ pub struct SlidingWindowCounter {
     win: Divisor,
     /// `count_bits(limit)`.
     bits: u32,
+    /// Whether `limit * W` fits in `u64`, and with it every product of the
+    /// estimate.
+    narrow: bool,
     limit: u32,
     state: PackedState<SlidingCounterState>,
     clock: LimiterClock,
@@ -467,6 +470,7 @@ pub struct SlidingWindowCounter {
 window_limiter!(SlidingWindowCounter, |window, limit|
     win: Divisor::new(window),
     bits: count_bits(limit),
+    narrow: u64::from(limit).checked_mul(window).is_some(),
     state: PackedState::new(SlidingCounterState::default(), 0),
 );
 
@@ -502,10 +506,14 @@ impl Packing for SlidingWindowCounter {
         (word != SPILLED).then_some(word)
     }
 
-    /// Admitted iff `ceil(previous * (W - elapsed) / W) + current + cost
-    /// <= limit`, which is the estimate's `previous * (W - elapsed) +
-    /// (current + cost) * W <= limit * W` (an integer is at least the
-    /// ceiling of a number iff it is at least the number).
+    /// Admitted iff the estimate's `previous * (W - elapsed) + (current +
+    /// cost) * W <= limit * W`, in `u128`: two multiplications, no
+    /// division. `remaining`, the limit less the estimate's ceiling
+    /// `ceil(previous * (W - elapsed) / W) + current`, is `floor(room / W)`
+    /// for `room = (limit - current) * W - previous * (W - elapsed)` (an
+    /// integer less the ceiling of a number is the floor of their
+    /// difference): the decision keeps `room` and `W`, and its accessor
+    /// divides.
     #[inline(always)]
     fn step(
         &self,
@@ -518,15 +526,24 @@ impl Packing for SlidingWindowCounter {
         let now = reread(&self.clock, now, s.start, live && busy);
         self.roll(&mut s, now);
         let start = s.start;
+        let w = self.window;
         let elapsed = now - start;
-        let weighted = self.weighted(s.previous, elapsed);
-        let limit = u64::from(self.limit);
-        let allowed = weighted + u64::from(s.current) + u64::from(cost) <= limit;
+        let (allowed, slack, per_cell) = if self.narrow {
+            // Every product is at most `limit * W`, which fits in `u64`.
+            let weighted = u64::from(s.previous) * (w - elapsed.min(w));
+            // `current <= limit` always.
+            let unused = u64::from(self.limit - s.current) * w;
+            let need = u64::from(cost) * w;
+            // `weighted + need <= unused`, whose sum could overflow.
+            let allowed = need <= unused && weighted <= unused - need;
+            let left = if allowed { unused - need } else { unused };
+            (allowed, left.saturating_sub(weighted), w)
+        } else {
+            self.admit_wide(&s, elapsed, cost)
+        };
         if allowed {
             s.current += cost;
         }
-        let remaining = clamp_u32(limit.saturating_sub(weighted + u64::from(s.current)));
-        let w = self.window;
         let reset = if s.current > 0 {
             until(start.checked_add(w).and_then(|e| e.checked_add(w)), now)
         } else if s.previous > 0 {
@@ -534,15 +551,13 @@ impl Packing for SlidingWindowCounter {
         } else {
             0
         };
-        if allowed {
-            (Decision::allow(self.limit, remaining, reset), s)
+        let d = if allowed {
+            Decision::allow(self.limit, 0, reset)
         } else {
             let retry = self.retry(&s, now, cost);
-            (
-                Decision::deny_with_retry(self.limit, remaining, retry, reset),
-                s,
-            )
-        }
+            Decision::deny_with_retry(self.limit, 0, retry, reset)
+        };
+        (d.with_slack(slack, per_cell), s)
     }
 }
 
@@ -578,26 +593,27 @@ impl SlidingWindowCounter {
         }
     }
 
-    /// The previous window's share of the estimate at `elapsed` into the
-    /// current one, rounded up: `ceil(previous * (W - elapsed) / W)`, with
-    /// `elapsed` at most `W`.
-    #[inline(always)]
-    fn weighted(&self, previous: u32, elapsed: u64) -> u64 {
-        let w = self.window;
-        let p = u128::from(previous) * u128::from(w - elapsed.min(w));
-        match u64::try_from(p) {
-            Ok(p) => self.win.div_ceil(p),
-            Err(_) => Self::weighted_wide(p, w),
-        }
-    }
-
-    /// [`SlidingWindowCounter::weighted`] for a product beyond `u64`
-    /// (a large previous count over a window of many seconds).
+    /// The admission test and `remaining` (as a slack and its divisor) of
+    /// [`SlidingWindowCounter::step`] in `u128`, for a `limit * W` beyond
+    /// `u64` (a large limit over a window of many seconds).
     #[cold]
     #[inline(never)]
-    fn weighted_wide(p: u128, w: u64) -> u64 {
-        // At most `previous`.
-        p.div_ceil(u128::from(w)) as u64
+    fn admit_wide(&self, s: &SlidingCounterState, elapsed: u64, cost: u32) -> (bool, u64, u64) {
+        let w = u128::from(self.window);
+        let weighted = u128::from(s.previous) * (w - u128::from(elapsed.min(self.window)));
+        let unused = u128::from(self.limit - s.current) * w;
+        let allowed = weighted + u128::from(cost) * w <= unused;
+        let left = if allowed {
+            unused - u128::from(cost) * w
+        } else {
+            unused
+        };
+        let room = left.saturating_sub(weighted);
+        match u64::try_from(room) {
+            Ok(room) => (allowed, room, self.window),
+            // At most the limit.
+            Err(_) => (allowed, (room / w) as u64, 1),
+        }
     }
 
     /// The earliest elapsed time in a window with `previous`, `current`
@@ -710,11 +726,18 @@ mod tests {
     fn quota_strategy() -> impl Strategy<Value = Quota> {
         (
             1u32..6,
-            1u64..2_000,
+            prop_oneof![
+                4 => 1u64..2_000,
+                1 => (1u64 << 40)..(1u64 << 60),
+                1 => Just(1u64 << 63),
+            ],
             prop_oneof![Just(1u32), 1u32..8, Just(u32::MAX)],
         )
             .prop_map(|(cells, period, burst)| {
-                Quota::with_period(Duration::from_nanos(period * u64::from(cells))).burst(burst)
+                Quota::with_period(Duration::from_nanos(
+                    period.saturating_mul(u64::from(cells)),
+                ))
+                .burst(burst)
             })
     }
 
@@ -732,11 +755,14 @@ mod tests {
             trace in trace_strategy(),
             start in prop_oneof![0u64..10_000, (u64::MAX - 20_000)..u64::MAX],
         ) {
+            // A window beyond `u64` nanoseconds is a build error.
             let clock = ManualClock::new();
-            let fw = FixedWindow::with_clock(quota, clock.clone()).unwrap();
-            same_as_keyed(&fw, &clock, start, &trace);
-            let swc = SlidingWindowCounter::with_clock(quota, clock.clone()).unwrap();
-            same_as_keyed(&swc, &clock, start, &trace);
+            if let Ok(fw) = FixedWindow::with_clock(quota, clock.clone()) {
+                same_as_keyed(&fw, &clock, start, &trace);
+            }
+            if let Ok(swc) = SlidingWindowCounter::with_clock(quota, clock.clone()) {
+                same_as_keyed(&swc, &clock, start, &trace);
+            }
         }
     }
 }
