@@ -1,13 +1,14 @@
 //! Property tests: every algorithm against a plain reference model of its
 //! published rule, its interval bound, exact `retry_after`, and dropping of
-//! fresh-equivalent state.
+//! fresh-equivalent state; the direct window limiters (packed into one
+//! word, or spilled into a mutex) against their keyed form.
 
 use std::time::Duration;
 
 use proptest::prelude::*;
 use sysblocks_rate_limiter::{
-    Algorithm, FixedWindow, Gcra, LeakyBucket, ManualClock, Quota, SlidingWindowCounter,
-    SlidingWindowLog, TokenBucket,
+    Algorithm, FixedWindow, Gcra, LeakyBucket, ManualClock, Quota, RateLimiter,
+    SlidingWindowCounter, SlidingWindowLog, TokenBucket,
 };
 
 /// One arrival: time since the previous one, and its cost.
@@ -372,5 +373,78 @@ proptest! {
         let l = SlidingWindowCounter::with_clock(quota, clock.clone()).unwrap();
         fresh_equivalence(&l, &forward, suffix, burst);
         fresh_equivalence(&l, &steps_back, suffix, burst);
+    }
+}
+
+/// The direct limiter (its packed word, and the mutex once the state
+/// spills) decides as the keyed state does, step by step, on the same
+/// clock readings; `trace` may step the clock back, which spills the
+/// state, and `start` may lie near the end of the clock's range, where
+/// window indices no longer pack.
+fn same_as_keyed<L: RateLimiter + Algorithm>(
+    l: &L,
+    clock: &ManualClock,
+    start: u64,
+    trace: &[(i64, u32)],
+) where
+    L::State: std::fmt::Debug,
+{
+    let mut now = start;
+    clock.set(Duration::from_nanos(now));
+    let mut state = l.fresh_state(now);
+    for (i, &(gap, cost)) in trace.iter().enumerate() {
+        now = now.saturating_add_signed(gap);
+        clock.set(Duration::from_nanos(now));
+        let want = l.decide(&mut state, now, cost);
+        // `check` takes a path of its own for a cost of 1.
+        let got = if cost == 1 {
+            Ok(l.check())
+        } else {
+            l.check_n(cost)
+        };
+        assert_eq!(got, want, "step {i} at {now} cost {cost}: {state:?}");
+    }
+}
+
+fn window_quota_strategy() -> impl Strategy<Value = Quota> {
+    (
+        1u32..6,
+        prop_oneof![
+            4 => 1u64..2_000,
+            1 => (1u64 << 40)..(1u64 << 60),
+            1 => Just(1u64 << 63),
+        ],
+        prop_oneof![Just(1u32), 1u32..8, Just(u32::MAX)],
+    )
+        .prop_map(|(cells, period, burst)| {
+            Quota::with_period(Duration::from_nanos(
+                period.saturating_mul(u64::from(cells)),
+            ))
+            .burst(burst)
+        })
+}
+
+fn window_trace_strategy() -> impl Strategy<Value = Vec<(i64, u32)>> {
+    prop::collection::vec(
+        (prop_oneof![8 => 0i64..3_000, 1 => -3_000i64..0], 0u32..4),
+        1..60,
+    )
+}
+
+proptest! {
+    #[test]
+    fn packed_windows_decide_as_the_keyed_state(
+        quota in window_quota_strategy(),
+        trace in window_trace_strategy(),
+        start in prop_oneof![0u64..10_000, (u64::MAX - 20_000)..u64::MAX],
+    ) {
+        // A window beyond `u64` nanoseconds is a build error.
+        let clock = ManualClock::new();
+        if let Ok(fw) = FixedWindow::with_clock(quota, clock.clone()) {
+            same_as_keyed(&fw, &clock, start, &trace);
+        }
+        if let Ok(swc) = SlidingWindowCounter::with_clock(quota, clock.clone()) {
+            same_as_keyed(&swc, &clock, start, &trace);
+        }
     }
 }
