@@ -251,6 +251,24 @@ fn tower(mode: Mode, report: &mut Report) {
     for fields in [false, true] {
         let mut ours = ours_tower(fields);
         let mut gov = gov_tower(fields);
+        // Like with like: with headers on, both sides put their fields on
+        // every admitted response (ours `RateLimit-Policy` and `RateLimit`,
+        // tower_governor's `use_headers()` `x-ratelimit-limit` and
+        // `x-ratelimit-remaining`); with headers off, neither does.
+        let o = call(&mut ours, Request::new(()));
+        let g = gov(Request::new(()));
+        assert!(
+            o.status().is_success() && g.status().is_success(),
+            "{o:?} {g:?}"
+        );
+        for (res, names) in [
+            (&o, ["ratelimit-policy", "ratelimit"]),
+            (&g, ["x-ratelimit-limit", "x-ratelimit-remaining"]),
+        ] {
+            for n in names {
+                assert_eq!(res.headers().contains_key(n), fields, "{n}");
+            }
+        }
         let name = if fields {
             "tower layer over GCRA, admitted, with rate-limit headers (ns per request)"
         } else {

@@ -346,8 +346,11 @@ pub mod tower_case {
 
     /// tower_governor's layer over governor, the same quota.
     pub fn gov_tower(fields: bool) -> Box<dyn FnMut(Request<()>) -> Response<Body>> {
-        let mut b = GovernorConfigBuilder::default();
-        b.per_nanosecond(1)
+        // `key_extractor` returns a new builder: keep it (the default one
+        // extracts the peer IP, which a bare `Request` lacks, and answers
+        // every request 500 without checking the limiter).
+        let mut b = GovernorConfigBuilder::default()
+            .per_nanosecond(1)
             .burst_size(1000)
             .key_extractor(GlobalKeyExtractor);
         if fields {
