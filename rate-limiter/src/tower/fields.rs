@@ -205,28 +205,50 @@ pub(crate) fn rate_limit_value(sf_name: &str, d: &Decision) -> String {
 }
 
 /// [`rate_limit_value`] as a header value, built on every response: the
-/// digits are written by hand into the one allocation the value needs.
+/// value is written into a stack buffer and copied once into the header's
+/// exact-sized allocation (a `Vec` with spare capacity would cost `Bytes` a
+/// second allocation), falling back to a `Vec` for a long policy name.
 pub(crate) fn rate_limit_header(sf_name: &str, d: &Decision) -> HeaderValue {
-    HeaderValue::try_from(rate_limit_bytes(sf_name, d)).expect("printable ASCII")
+    let (r, t) = rate_limit_params(d);
+    let mut buf = [0u8; 128];
+    // `;r=` + 20 digits + `;t=` + 20 digits at most.
+    if sf_name.len() + 46 <= buf.len() {
+        let mut n = sf_name.len();
+        buf[..n].copy_from_slice(sf_name.as_bytes());
+        n = put(&mut buf, n, b";r=");
+        n = put_decimal(&mut buf, n, r);
+        n = put(&mut buf, n, b";t=");
+        n = put_decimal(&mut buf, n, t);
+        HeaderValue::from_bytes(&buf[..n]).expect("printable ASCII")
+    } else {
+        HeaderValue::try_from(rate_limit_bytes(sf_name, d)).expect("printable ASCII")
+    }
 }
 
-fn rate_limit_bytes(sf_name: &str, d: &Decision) -> Vec<u8> {
+/// `r` and `t` of the `RateLimit` field for `d` (see the module docs).
+fn rate_limit_params(d: &Decision) -> (u64, u64) {
     let t = match d.retry_after() {
         Some(retry) if !d.is_allowed() => retry,
         _ => d.reset_after(),
     };
-    let mut v = Vec::with_capacity(sf_name.len() + 30);
-    v.extend_from_slice(sf_name.as_bytes());
-    v.extend_from_slice(b";r=");
-    push_decimal(&mut v, u64::from(d.remaining()));
-    v.extend_from_slice(b";t=");
-    push_decimal(&mut v, ceil_secs(t));
-    v
+    (u64::from(d.remaining()), ceil_secs(t))
 }
 
-/// Appends `n` in decimal.
-fn push_decimal(v: &mut Vec<u8>, mut n: u64) {
+/// Copies `s` into `buf` at `at`; returns the new end.
+fn put(buf: &mut [u8], at: usize, s: &[u8]) -> usize {
+    buf[at..at + s.len()].copy_from_slice(s);
+    at + s.len()
+}
+
+/// Writes `n` in decimal into `buf` at `at`; returns the new end.
+fn put_decimal(buf: &mut [u8], at: usize, n: u64) -> usize {
     let mut digits = [0u8; 20];
+    let start = decimal(&mut digits, n);
+    put(buf, at, &digits[start..])
+}
+
+/// `n` in decimal at the end of `digits`; returns where it starts.
+fn decimal(digits: &mut [u8; 20], mut n: u64) -> usize {
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -234,10 +256,27 @@ fn push_decimal(v: &mut Vec<u8>, mut n: u64) {
         digits[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return i;
         }
     }
-    v.extend_from_slice(&digits[i..]);
+}
+
+fn rate_limit_bytes(sf_name: &str, d: &Decision) -> Vec<u8> {
+    let (r, t) = rate_limit_params(d);
+    let mut v = Vec::with_capacity(sf_name.len() + 46);
+    v.extend_from_slice(sf_name.as_bytes());
+    v.extend_from_slice(b";r=");
+    push_decimal(&mut v, r);
+    v.extend_from_slice(b";t=");
+    push_decimal(&mut v, t);
+    v
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(v: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let start = decimal(&mut digits, n);
+    v.extend_from_slice(&digits[start..]);
 }
 
 /// A header value from a string this module built (printable ASCII only).
@@ -327,6 +366,19 @@ mod tests {
             let mut v = Vec::new();
             push_decimal(&mut v, n);
             assert_eq!(v, n.to_string().into_bytes());
+        }
+    }
+
+    /// The stack-buffer path and the long-name fallback agree with the
+    /// string form.
+    #[test]
+    fn rate_limit_header_matches_value() {
+        let clock = ManualClock::new();
+        let g = Gcra::with_clock(Quota::per_second(3).burst(7), clock).unwrap();
+        let d = g.check();
+        for name in ["\"default\"".to_owned(), format!("\"{}\"", "n".repeat(200))] {
+            let v = rate_limit_value(&name, &d);
+            assert_eq!(rate_limit_header(&name, &d), v.as_str());
         }
     }
 
