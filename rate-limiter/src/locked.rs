@@ -28,6 +28,12 @@ pub(crate) trait Packing {
     /// The decision on `s` for `cost` (at most the limit) at `now`, and the
     /// next state (`live` as in `atomic_limiter!`).
     fn step(&self, s: Self::State, now: u64, cost: u32, live: bool) -> (Decision, Self::State);
+
+    /// [`Packing::step`] and [`Packing::pack`] on the word itself in the
+    /// common case, `now` inside the window the word holds (no roll of the
+    /// window, no clock read again): the decision and the next word; `None`
+    /// in every other case, which the caller hands to `step`.
+    fn within(&self, word: u64, now: u64, cost: u32) -> Option<(Decision, u64)>;
 }
 
 /// The state of a direct window limiter: packed into one word, checked
@@ -66,14 +72,20 @@ impl<S: Copy> PackedState<S> {
             if cur == SPILLED {
                 return self.check_spilled(p, now, cost);
             }
-            let (decision, next) = p.step(p.unpack(cur), now, cost, true);
-            let Some(word) = p.pack(&next, cur) else {
-                match self.spill(cur, next) {
-                    Ok(()) => return decision,
-                    Err(actual) => {
-                        cur = actual;
-                        continue;
-                    }
+            let (decision, word) = match p.within(cur, now, cost) {
+                Some(step) => step,
+                None => {
+                    let (decision, next) = p.step(p.unpack(cur), now, cost, true);
+                    let Some(word) = p.pack(&next, cur) else {
+                        match self.spill(cur, next) {
+                            Ok(()) => return decision,
+                            Err(actual) => {
+                                cur = actual;
+                                continue;
+                            }
+                        }
+                    };
+                    (decision, word)
                 }
             };
             if word == cur {

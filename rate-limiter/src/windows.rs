@@ -196,6 +196,33 @@ impl Packing for FixedWindow {
         // After the roll `now` is inside the window, so a window that ends
         // in the clock's range ends after `now`.
         let end = until(self.end(&s), now);
+        self.decide_in(s, end, cost)
+    }
+
+    #[inline(always)]
+    fn within(&self, word: u64, now: u64, cost: u32) -> Option<(Decision, u64)> {
+        let s = self.unpack(word);
+        let end = self.end(&s)?;
+        if now < s.start || now >= end {
+            return None;
+        }
+        let (d, next) = self.decide_in(s, end - now, cost);
+        // The count is the word's low bits, and stays within them.
+        let word = word + u64::from(next.count - s.count);
+        (word != SPILLED).then_some((d, word))
+    }
+}
+
+impl FixedWindow {
+    /// The decision on `s`, whose window holds the time of the check and
+    /// ends `end` after it ([`NEVER`] if beyond the clock's range).
+    #[inline(always)]
+    fn decide_in(
+        &self,
+        mut s: FixedWindowState,
+        end: u64,
+        cost: u32,
+    ) -> (Decision, FixedWindowState) {
         // `count <= limit` always, so this cannot overflow where
         // `count + cost` could.
         if cost <= self.limit - s.count {
@@ -207,9 +234,7 @@ impl Packing for FixedWindow {
             (Decision::deny_with_retry(self.limit, left, end, end), s)
         }
     }
-}
 
-impl FixedWindow {
     /// The end of the current window, `None` beyond the clock's range.
     #[inline]
     fn end(&self, s: &FixedWindowState) -> Option<u64> {
@@ -525,6 +550,37 @@ impl Packing for SlidingWindowCounter {
         let busy = s.previous > 0 || s.current > 0;
         let now = reread(&self.clock, now, s.start, live && busy);
         self.roll(&mut s, now);
+        self.decide_in(s, now, cost)
+    }
+
+    #[inline(always)]
+    fn within(&self, word: u64, now: u64, cost: u32) -> Option<(Decision, u64)> {
+        let s = self.unpack(word);
+        // With both counts zero the roll aligns the window to `now`.
+        if s.previous == 0 && s.current == 0 {
+            return None;
+        }
+        let end = s.start.checked_add(self.window)?;
+        if now < s.start || now >= end {
+            return None;
+        }
+        let (d, next) = self.decide_in(s, now, cost);
+        // The current count is the word's low bits, and stays within them.
+        let word = word + u64::from(next.current - s.current);
+        (word != SPILLED).then_some((d, word))
+    }
+}
+
+impl SlidingWindowCounter {
+    /// The decision on `s`, whose window holds `now` (see
+    /// [`SlidingWindowCounter::step`]).
+    #[inline(always)]
+    fn decide_in(
+        &self,
+        mut s: SlidingCounterState,
+        now: u64,
+        cost: u32,
+    ) -> (Decision, SlidingCounterState) {
         let start = s.start;
         let w = self.window;
         let elapsed = now - start;
@@ -559,9 +615,7 @@ impl Packing for SlidingWindowCounter {
         };
         (d.with_slack(slack, per_cell), s)
     }
-}
 
-impl SlidingWindowCounter {
     /// Moves `s` to the window holding `now`. With both counts zero
     /// there is nothing to carry: the window is the one aligned to the
     /// origin. A clock that stepped back before the start starts the window
