@@ -88,40 +88,74 @@ end
 ";
 
 /// GCRA (`ARGV[5]` = T, `ARGV[6]` = burst): `Gcra::step` and
-/// `Gcra::step_cold` without the clock reread.
+/// `Gcra::step_cold` without the clock reread. Standalone rather than on
+/// [`PRELUDE`]: the closures a prelude builds on every call, the pattern
+/// captures and `tostring` concatenations were most of the script's server
+/// time (see `INFO commandstats`), so the steps are inlined, a TAT beyond
+/// now + tau is clamped once (the local step's recursion, which ends after
+/// one level), and the TAT is written with one `string.format`.
 const GCRA: &str = r"
-local T, BURST = tonumber(ARGV[5]), tonumber(ARGV[6])
-local TAU = T * BURST
+local KEY = KEYS[1]
+local COST, T = tonumber(ARGV[4]), tonumber(ARGV[5])
+local TAU = T * tonumber(ARGV[6])
+local E, MAXS, MAXN = 1000000000, 18446744073, 709551615
+local NS, NN, KEEP
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  NS, NN = tonumber(t[1]), tonumber(t[2]) * 1000
+else
+  NS, NN = tonumber(ARGV[1]), tonumber(ARGV[2])
+end
+KEEP = tonumber(ARGV[3])
 local ts, tn = 0, 0
 local v = redis.call('GET', KEY)
 if v then
-  ts, tn = parse_time(v)
-  if not ts then return corrupt() end
-end
-local function step(ts, tn)
-  local weight = COST * T
-  local debt = diff(ts, tn, NS, NN)
-  if debt < 0 then debt = 0 end
-  local room = TAU - weight
-  local ms, mn = ts, tn
-  if lt(ts, tn, NS, NN) then ms, mn = NS, NN end
-  local xs, xn = add(ms, mn, weight)
-  local over = beyond(xs, xn)
-  if debt <= room and not over then
-    local after = debt + weight
-    if COST == 0 then xs, xn = ts, tn end
-    return 1, TAU - after, 0, after, xs, xn
-  elseif debt <= TAU and not over then
-    return 0, TAU - debt, debt - room, debt, ts, tn
-  elseif debt > TAU then
-    local bs, bn = add(NS, NN, TAU)
-    return step(bs, bn)
+  local ok = #v <= 20 and string.find(v, '^%d+$')
+  if ok then
+    if #v > 9 then ts, tn = tonumber(string.sub(v, 1, -10)), tonumber(string.sub(v, -9)) else tn = tonumber(v) end
   end
-  return 0, TAU - debt, -1, debt, ts, tn
+  if not ok or ts > MAXS or (ts == MAXS and tn > MAXN) then
+    return redis.error_reply('SYSBLOCKS_CORRUPT unreadable limiter state at ' .. KEY)
+  end
 end
-local a, slack, retry, reset, rs, rn = step(ts, tn)
-if rs ~= ts or rn ~= tn then store(fmt_time(rs, rn), diff(rs, rn, NS, NN)) end
-return {a, slack, retry, reset}
+local os, on = ts, tn
+local debt = (ts - NS) * E + (tn - NN)
+if debt > TAU then
+  -- A TAT further ahead than this quota allows: as if at now + TAU.
+  ts, tn, debt = NS, NN + TAU, TAU
+  local c = math.floor(tn / E)
+  tn = tn - c * E
+  if tn < 0 then tn = tn + E; c = c - 1 elseif tn >= E then tn = tn - E; c = c + 1 end
+  ts = ts + c
+elseif debt < 0 then
+  debt = 0
+end
+local weight = COST * T
+local xs, xn = ts, tn
+if ts < NS or (ts == NS and tn < NN) then xs, xn = NS, NN end
+xn = xn + weight
+if xn >= E then
+  local c = math.floor(xn / E)
+  xn = xn - c * E
+  if xn < 0 then xn = xn + E; c = c - 1 elseif xn >= E then xn = xn - E; c = c + 1 end
+  xs = xs + c
+end
+local reply
+if xs > MAXS or (xs == MAXS and xn > MAXN) then
+  reply = {0, TAU - debt, -1, debt}
+elseif debt <= TAU - weight then
+  reply = {1, TAU - debt - weight, 0, debt + weight}
+  if COST ~= 0 then ts, tn = xs, xn end
+else
+  reply = {0, TAU - debt, debt - TAU + weight, debt}
+end
+if ts ~= os or tn ~= on then
+  local ttl = math.ceil(((ts - NS) * E + (tn - NN)) / 1000000)
+  if ttl < 1 then ttl = 1 end
+  if ts == 0 then v = string.format('%d', tn) else v = string.format('%d%09d', ts, tn) end
+  redis.call('SET', KEY, v, 'PX', ttl + KEEP)
+end
+return reply
 ";
 
 /// The sliding-window counter (`ARGV[5]` = W, `ARGV[6]` = limit):
@@ -299,7 +333,7 @@ return reply
 
 /// The GCRA script's source.
 pub(crate) fn gcra_source() -> String {
-    [PRELUDE, GCRA].concat()
+    GCRA.to_owned()
 }
 
 /// The sliding-window counter script's source.
