@@ -9,7 +9,10 @@ use std::time::Duration;
 /// The durations are kept as raw nanoseconds and `remaining` as a slack
 /// divided only when asked for, so that building a decision on the hot
 /// path is a few register moves: the accessors do the conversions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Two decisions are equal when every accessor agrees: the representation
+/// of `remaining` (a slack over a cell's size) is not compared.
+#[derive(Debug, Clone, Copy)]
 pub struct Decision {
     /// `retry_after` of a denial with `has_retry`, `delay` of an admission:
     /// a decision has at most one of them, so they share a word.
@@ -23,6 +26,19 @@ pub struct Decision {
     /// Whether `retry_after` is `Some` (a denial that waiting can cure).
     has_retry: bool,
 }
+
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        self.allowed == other.allowed
+            && self.limit == other.limit
+            && self.remaining() == other.remaining()
+            && self.retry_after() == other.retry_after()
+            && self.reset_after_ns == other.reset_after_ns
+            && self.delay() == other.delay()
+    }
+}
+
+impl Eq for Decision {}
 
 // Five words: a decision is returned through memory, and each word is a
 // store in every check.
