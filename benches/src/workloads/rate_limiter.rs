@@ -295,9 +295,9 @@ pub fn on_threads(threads: u64, iters: u64, op: impl Fn(u64, u64) + Sync) -> Dur
 }
 
 /// The tower case: one request through a rate-limiting layer over an
-/// inner service that answers at once, ours ([`ours_tower`]:
+/// inner service that answers at once, ours ([`ours_tower`](tower_case::ours_tower):
 /// `HttpRateLimit` over the local GCRA) against tower_governor's
-/// `Governor` over governor ([`gov_tower`]), both with [`admit_quota`],
+/// `Governor` over governor ([`gov_tower`](tower_case::gov_tower)), both with [`admit_quota`],
 /// one global key (tower_governor's `GlobalKeyExtractor`; our key
 /// extractor returns `()`), and the same request built per call. `fields`
 /// turns the response fields on: ours the `RateLimit-Policy` and
