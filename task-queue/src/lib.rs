@@ -21,9 +21,11 @@ pub use error::{
 };
 pub use jobs::{DeadLetter, Delivery, Outcome, PendingSubmit, Stats, TaskQueue, TaskQueueBuilder};
 pub use pool::{Handler, ShutdownReport, WorkerPool};
-pub use queue::BoundedQueue;
+pub use queue::{BoundedQueue, Drain, IntoIter, Iter, Receiver, Sender};
 #[cfg(any(feature = "async", sysblocks_loom))]
 pub use queue::{PopFuture, PushFuture};
+#[cfg(feature = "async")]
+pub use queue::{RecvStream, SendSink};
 pub use record::{RecordState, TaskRecord};
 pub use redb_store::RedbStore;
 pub use store::{MemoryStore, Recovered, Store, StoreOp, Ticket};

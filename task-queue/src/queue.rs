@@ -81,6 +81,14 @@ struct Shared<T> {
     lock: Mutex<Waiters>,
     not_empty: Condvar,
     not_full: Condvar,
+    /// Live handles that can push ([`BoundedQueue`]s and [`Sender`]s):
+    /// when the last one goes, the queue closes, so consumers drain what
+    /// is left and then see it closed instead of waiting forever.
+    senders: AtomicUsize,
+    /// Live handles that can pop ([`BoundedQueue`]s and [`Receiver`]s):
+    /// when the last one goes, the queue closes, so pushes fail instead of
+    /// filling a queue nobody reads.
+    receivers: AtomicUsize,
 }
 
 // SAFETY: a slot's value is only touched by the one thread that won the CAS
@@ -137,7 +145,10 @@ impl<T> Drop for Shared<T> {
 /// The handle is cheap to clone (one `Arc`); all clones share the queue.
 /// A full queue refuses an item by handing it back ([`PushError::Full`]);
 /// nothing is ever dropped silently. [`BoundedQueue::close`] stops pushes at
-/// once and lets consumers drain what is left.
+/// once and lets consumers drain what is left. A handle can push and pop;
+/// [`BoundedQueue::channel`] and [`BoundedQueue::split`] give a
+/// [`Sender`] and a [`Receiver`] instead, and the queue closes when the
+/// last handle that can push (or the last that can pop) is dropped.
 ///
 /// # Examples
 ///
@@ -153,13 +164,15 @@ impl<T> Drop for Shared<T> {
 /// ```
 pub struct BoundedQueue<T> {
     shared: Arc<Shared<T>>,
+    /// What this handle counts as: [`SEND`], [`RECV`] or both. A
+    /// [`BoundedQueue`] is both; [`Sender`] and [`Receiver`] wrap one that
+    /// is one of them.
+    role: u8,
 }
 
 impl<T> Clone for BoundedQueue<T> {
     fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-        }
+        self.with_role(self.role)
     }
 }
 
@@ -302,7 +315,10 @@ impl<T> BoundedQueue<T> {
                 lock: Mutex::new(Waiters::default()),
                 not_empty: Condvar::new(),
                 not_full: Condvar::new(),
+                senders: AtomicUsize::new(1),
+                receivers: AtomicUsize::new(1),
             }),
+            role: SEND | RECV,
         })
     }
 
@@ -344,7 +360,8 @@ impl<T> BoundedQueue<T> {
         self.len() == 0
     }
 
-    /// Whether [`BoundedQueue::close`] has been called.
+    /// Whether the queue is closed: [`BoundedQueue::close`] was called, or
+    /// the last handle that can push (or pop) was dropped.
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.shared.tail.0.load(Ordering::SeqCst) & self.shared.mark_bit != 0
@@ -705,10 +722,18 @@ impl<T> BoundedQueue<T> {
     }
 }
 
+mod channel;
+pub use channel::{Drain, IntoIter, Iter, Receiver, Sender};
+use channel::{RECV, SEND};
+
 #[cfg(any(feature = "async", sysblocks_loom))]
 mod future;
+#[cfg(feature = "async")]
+mod stream;
 #[cfg(any(feature = "async", sysblocks_loom))]
 pub use future::{PopFuture, PushFuture};
+#[cfg(feature = "async")]
+pub use stream::{RecvStream, SendSink};
 
 #[cfg(all(test, not(sysblocks_loom)))]
 mod tests;

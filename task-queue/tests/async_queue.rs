@@ -411,3 +411,61 @@ fn futures_need_no_particular_runtime() {
     let mut pop = pin!(q.pop_async());
     assert_eq!(pop.as_mut().poll(&mut cx), Poll::Ready(Some(5)));
 }
+
+/// The `Stream` adapter yields every item and ends when the last sender is
+/// gone; the `Sink` adapter waits for room, and its `close` drops the
+/// sender, which ends the stream.
+#[test]
+fn stream_and_sink_adapters_carry_everything_and_end() {
+    use futures_core::Stream;
+    use futures_sink::Sink;
+    use std::pin::Pin;
+
+    runtime().block_on(async {
+        let (tx, rx) = BoundedQueue::channel(2).unwrap();
+        let consumer = tokio::spawn(async move {
+            let mut stream = rx.into_stream();
+            let mut got = Vec::new();
+            while let Some(v) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await
+            {
+                got.push(v);
+            }
+            got
+        });
+        let mut sink = tx.into_sink();
+        for i in 0..50u32 {
+            std::future::poll_fn(|cx| Pin::new(&mut sink).poll_ready(cx))
+                .await
+                .unwrap();
+            Pin::new(&mut sink).start_send(i).unwrap();
+        }
+        std::future::poll_fn(|cx| Pin::new(&mut sink).poll_close(cx))
+            .await
+            .unwrap();
+        // After close the sink hands items back.
+        match Pin::new(&mut sink).start_send(99) {
+            Err(PushError::Closed(99)) => {}
+            other => panic!("expected Closed(99), got {other:?}"),
+        }
+        assert_eq!(consumer.await.unwrap(), (0..50).collect::<Vec<_>>());
+    });
+}
+
+/// A sink whose receivers are gone reports the item it could not push.
+#[test]
+fn a_sink_without_receivers_hands_the_item_back() {
+    use futures_sink::Sink;
+    use std::pin::Pin;
+
+    runtime().block_on(async {
+        let (tx, rx) = BoundedQueue::channel(1).unwrap();
+        let mut sink = tx.into_sink();
+        drop(rx);
+        std::future::poll_fn(|cx| Pin::new(&mut sink).poll_ready(cx))
+            .await
+            .unwrap();
+        Pin::new(&mut sink).start_send(5u8).unwrap();
+        let flushed = std::future::poll_fn(|cx| Pin::new(&mut sink).poll_flush(cx)).await;
+        assert!(matches!(flushed, Err(PushError::Closed(5))));
+    });
+}

@@ -1,6 +1,7 @@
 //! Behaviour of the job layer at its edges: one queue per store, deliveries
 //! that belong to another queue, ids and attempt counters at their ends,
-//! restarts that are not failures.
+//! restarts that are not failures; and the in-process queue's split
+//! handles: the last sender's drop closes it, iterators end there.
 #![cfg(not(sysblocks_loom))]
 
 use std::time::Duration;
@@ -217,4 +218,86 @@ fn restarts_have_their_own_limit() {
             setting: "max_restarts"
         }
     );
+}
+
+/// A consumer blocked on an empty queue wakes up and ends when the last
+/// producer handle goes, after it drained what was left.
+#[test]
+fn dropping_the_last_sender_closes_the_queue_after_the_drain() {
+    use sysblocks_task_queue::{BoundedQueue, PopError};
+    let (tx, rx) = BoundedQueue::channel(4).unwrap();
+    let tx2 = tx.clone();
+    let consumer = std::thread::spawn(move || rx.iter().collect::<Vec<u32>>());
+    let producers: Vec<_> = [tx, tx2]
+        .into_iter()
+        .enumerate()
+        .map(|(i, tx)| {
+            std::thread::spawn(move || {
+                for k in 0..100u32 {
+                    tx.push(i as u32 * 1000 + k).unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    let mut got = consumer.join().unwrap();
+    got.sort_unstable();
+    let mut want: Vec<u32> = (0..100).chain(1000..1100).collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+
+    // A `BoundedQueue` handle is a sender too: the queue stays open while
+    // it lives, and closes with it.
+    let q = BoundedQueue::new(2).unwrap();
+    let rx = q.receiver();
+    q.try_push(7).unwrap();
+    assert!(!rx.is_closed());
+    drop(q);
+    assert!(rx.is_closed());
+    assert_eq!(rx.pop(), Some(7));
+    assert_eq!(rx.pop(), None);
+    assert_eq!(rx.try_pop(), Err(PopError::Closed));
+}
+
+/// With every receiver gone a push fails at once and hands its item back.
+#[test]
+fn dropping_the_last_receiver_refuses_pushes() {
+    use sysblocks_task_queue::{BoundedQueue, PushError};
+    let (tx, rx) = BoundedQueue::channel(1).unwrap();
+    let rx2 = rx.clone();
+    drop(rx);
+    tx.try_push(1).unwrap();
+    drop(rx2);
+    assert!(tx.is_closed());
+    assert_eq!(tx.push(2), Err(PushError::Closed(2)));
+}
+
+/// `drain` takes what is queued now without waiting; the owning and
+/// borrowing iterators block until the queue is closed and drained.
+#[test]
+fn drain_and_iterators() {
+    use sysblocks_task_queue::BoundedQueue;
+    let q = BoundedQueue::new(8).unwrap();
+    for i in 0..5 {
+        q.try_push(i).unwrap();
+    }
+    assert_eq!(q.drain().take(2).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(q.drain().collect::<Vec<_>>(), [2, 3, 4]);
+    assert_eq!(q.drain().next(), None, "drain does not wait");
+    assert!(!q.is_closed());
+
+    let (tx, rx) = q.split();
+    tx.try_push(10).unwrap();
+    tx.try_push(11).unwrap();
+    assert_eq!(rx.drain().count(), 2);
+    tx.try_push(12).unwrap();
+    drop(tx);
+    let mut seen = Vec::new();
+    for v in &rx {
+        seen.push(v);
+    }
+    assert_eq!(seen, [12]);
+    assert_eq!(rx.into_iter().next(), None);
 }

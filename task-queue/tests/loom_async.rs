@@ -132,3 +132,15 @@ fn loom_close_wakes_async_pop() {
         assert_eq!(c.join().unwrap(), None);
     });
 }
+
+/// An async consumer waiting on an empty queue is woken when the last
+/// sender is dropped on another thread, and sees the queue closed.
+#[test]
+fn loom_last_sender_drop_wakes_an_async_pop() {
+    model(|| {
+        let (tx, rx) = BoundedQueue::<u8>::channel(1).unwrap();
+        let p = thread::spawn(move || drop(tx));
+        assert_eq!(block_on(rx.pop_async()), None);
+        p.join().unwrap();
+    });
+}

@@ -256,3 +256,46 @@ fn loom_drop_with_items_racing_pop() {
         assert_eq!(dropped.load(Ordering::Acquire), 0b11);
     });
 }
+
+/// Two senders each push one item and drop their handle; a receiver blocked
+/// in `pop` gets both items and then `None`: the last sender's drop closes
+/// the queue, and its wake-up reaches the parked consumer (loom reports a
+/// deadlock if it does not).
+#[test]
+fn loom_last_sender_drop_closes_for_a_blocked_consumer() {
+    model(|| {
+        let (tx, rx) = BoundedQueue::channel(1).unwrap();
+        let producers: Vec<_> = [tx.clone(), tx]
+            .into_iter()
+            .enumerate()
+            .map(|(i, tx)| thread::spawn(move || tx.push(i as u8).unwrap()))
+            .collect();
+        let mut got = [rx.pop().unwrap(), rx.pop().unwrap()];
+        assert_eq!(rx.pop(), None);
+        for p in producers {
+            p.join().unwrap();
+        }
+        got.sort_unstable();
+        assert_eq!(got, [0, 1]);
+    });
+}
+
+/// A sender pushes and drops while the receiver iterates: the iterator
+/// yields the item and ends, whichever runs first; a clone of the receiver
+/// dropped meanwhile does not close the queue.
+#[test]
+fn loom_iterator_ends_after_the_last_sender_goes() {
+    model(|| {
+        let (tx, rx) = BoundedQueue::channel(1).unwrap();
+        let rx2 = rx.clone();
+        let p = thread::spawn(move || {
+            tx.push(3u8).unwrap();
+            drop(tx);
+        });
+        let d = thread::spawn(move || drop(rx2));
+        let got: Vec<u8> = rx.iter().collect();
+        assert_eq!(got, [3]);
+        p.join().unwrap();
+        d.join().unwrap();
+    });
+}

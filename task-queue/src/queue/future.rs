@@ -109,6 +109,134 @@ impl<T> BoundedQueue<T> {
         }
     }
 
+    /// One poll of a push of `*value` (taken out when it goes in or is
+    /// handed back), registered as `*id` while it waits: the body of
+    /// [`PushFuture`], shared with the `Sink` adapter.
+    pub(super) fn poll_push(
+        &self,
+        value: &mut Option<T>,
+        id: &mut Option<u64>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), PushError<T>>> {
+        let q = self;
+        let s = &*q.shared;
+        let mut item = value.take().expect("PushFuture polled after completion");
+        if id.is_none() {
+            match q.push_inner(item) {
+                Ok(()) => {
+                    q.wake_consumer();
+                    return Poll::Ready(Ok(()));
+                }
+                Err(PushError::Full(v)) => item = v,
+                Err(closed) => return Poll::Ready(Err(closed)),
+            }
+        }
+        let mut guard = s.lock.lock();
+        let registered = match *id {
+            Some(i) => guard.push.refresh(i, cx.waker()),
+            None => false,
+        };
+        if !registered {
+            // First wait, or woken since the last poll: (re)join the list.
+            *id = Some(guard.push.register(cx.waker()));
+            s.push_waiters.fetch_add(1, Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        match q.push_inner(item) {
+            Err(PushError::Full(v)) => {
+                *value = Some(v);
+                Poll::Pending
+            }
+            result => {
+                if let Some(i) = id.take() {
+                    if guard.push.remove(i) {
+                        s.push_waiters.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+                drop(guard);
+                if result.is_ok() {
+                    q.wake_consumer();
+                }
+                Poll::Ready(result)
+            }
+        }
+    }
+
+    /// Ends the wait of a push registered as `*id` that will not be polled
+    /// again, passing on a wake-up it got and will not use.
+    pub(super) fn cancel_push(&self, id: &mut Option<u64>) {
+        if let Some(i) = id.take() {
+            let s = &*self.shared;
+            let mut guard = s.lock.lock();
+            if guard.push.remove(i) {
+                s.push_waiters.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                // Woken for room we will not use: hand it on.
+                drop(guard);
+                self.pass_on_push_wakeup();
+            }
+        }
+    }
+
+    /// One poll of a pop registered as `*id` while it waits: the body of
+    /// [`PopFuture`], shared with the `Stream` adapter.
+    pub(super) fn poll_pop(&self, id: &mut Option<u64>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let q = self;
+        let s = &*q.shared;
+        if id.is_none() {
+            match q.pop_inner() {
+                Ok(v) => {
+                    q.wake_producer();
+                    return Poll::Ready(Some(v));
+                }
+                Err(PopError::Closed) => return Poll::Ready(None),
+                Err(PopError::Empty) => {}
+            }
+        }
+        let mut guard = s.lock.lock();
+        let registered = match *id {
+            Some(i) => guard.pop.refresh(i, cx.waker()),
+            None => false,
+        };
+        if !registered {
+            *id = Some(guard.pop.register(cx.waker()));
+            s.pop_waiters.fetch_add(1, Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        match q.pop_inner() {
+            Err(PopError::Empty) => Poll::Pending,
+            result => {
+                if let Some(i) = id.take() {
+                    if guard.pop.remove(i) {
+                        s.pop_waiters.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+                drop(guard);
+                let item = result.ok();
+                if item.is_some() {
+                    q.wake_producer();
+                }
+                Poll::Ready(item)
+            }
+        }
+    }
+
+    /// Ends the wait of a pop registered as `*id`, passing on a wake-up it
+    /// got and will not use, so the item that caused it is not stranded.
+    pub(super) fn cancel_pop(&self, id: &mut Option<u64>) {
+        if let Some(i) = id.take() {
+            let s = &*self.shared;
+            let mut guard = s.lock.lock();
+            if guard.pop.remove(i) {
+                s.pop_waiters.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                // Woken for an item we will not take: hand it on.
+                drop(guard);
+                self.pass_on_pop_wakeup();
+            }
+        }
+    }
+
     /// Wakes one blocked producer and the oldest async one, for a waiter
     /// that got a wake-up and will not use it.
     fn pass_on_push_wakeup(&self) {
@@ -148,68 +276,14 @@ impl<T> Future for PushFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let q = this.queue;
-        let s = &*q.shared;
-        let mut value = this
-            .value
-            .take()
-            .expect("PushFuture polled after completion");
-        if this.id.is_none() {
-            match q.push_inner(value) {
-                Ok(()) => {
-                    q.wake_consumer();
-                    return Poll::Ready(Ok(()));
-                }
-                Err(PushError::Full(v)) => value = v,
-                Err(closed) => return Poll::Ready(Err(closed)),
-            }
-        }
-        let mut guard = s.lock.lock();
-        let registered = match this.id {
-            Some(id) => guard.push.refresh(id, cx.waker()),
-            None => false,
-        };
-        if !registered {
-            // First wait, or woken since the last poll: (re)join the list.
-            this.id = Some(guard.push.register(cx.waker()));
-            s.push_waiters.fetch_add(1, Ordering::SeqCst);
-        }
-        fence(Ordering::SeqCst);
-        match q.push_inner(value) {
-            Err(PushError::Full(v)) => {
-                this.value = Some(v);
-                Poll::Pending
-            }
-            result => {
-                if let Some(id) = this.id.take() {
-                    if guard.push.remove(id) {
-                        s.push_waiters.fetch_sub(1, Ordering::Relaxed);
-                    }
-                }
-                drop(guard);
-                if result.is_ok() {
-                    q.wake_consumer();
-                }
-                Poll::Ready(result)
-            }
-        }
+        this.queue.poll_push(&mut this.value, &mut this.id, cx)
     }
 }
 
 impl<T> Drop for PushFuture<'_, T> {
     fn drop(&mut self) {
         // The item (if still here) drops with the future: it never went in.
-        if let Some(id) = self.id.take() {
-            let s = &*self.queue.shared;
-            let mut guard = s.lock.lock();
-            if guard.push.remove(id) {
-                s.push_waiters.fetch_sub(1, Ordering::Relaxed);
-            } else {
-                // Woken for room we will not use: hand it on.
-                drop(guard);
-                self.queue.pass_on_push_wakeup();
-            }
-        }
+        self.queue.cancel_push(&mut self.id);
     }
 }
 
@@ -234,59 +308,12 @@ impl<T> Future for PopFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        let q = this.queue;
-        let s = &*q.shared;
-        if this.id.is_none() {
-            match q.pop_inner() {
-                Ok(v) => {
-                    q.wake_producer();
-                    return Poll::Ready(Some(v));
-                }
-                Err(PopError::Closed) => return Poll::Ready(None),
-                Err(PopError::Empty) => {}
-            }
-        }
-        let mut guard = s.lock.lock();
-        let registered = match this.id {
-            Some(id) => guard.pop.refresh(id, cx.waker()),
-            None => false,
-        };
-        if !registered {
-            this.id = Some(guard.pop.register(cx.waker()));
-            s.pop_waiters.fetch_add(1, Ordering::SeqCst);
-        }
-        fence(Ordering::SeqCst);
-        match q.pop_inner() {
-            Err(PopError::Empty) => Poll::Pending,
-            result => {
-                if let Some(id) = this.id.take() {
-                    if guard.pop.remove(id) {
-                        s.pop_waiters.fetch_sub(1, Ordering::Relaxed);
-                    }
-                }
-                drop(guard);
-                let item = result.ok();
-                if item.is_some() {
-                    q.wake_producer();
-                }
-                Poll::Ready(item)
-            }
-        }
+        this.queue.poll_pop(&mut this.id, cx)
     }
 }
 
 impl<T> Drop for PopFuture<'_, T> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let s = &*self.queue.shared;
-            let mut guard = s.lock.lock();
-            if guard.pop.remove(id) {
-                s.pop_waiters.fetch_sub(1, Ordering::Relaxed);
-            } else {
-                // Woken for an item we will not take: hand it on.
-                drop(guard);
-                self.queue.pass_on_pop_wakeup();
-            }
-        }
+        self.queue.cancel_pop(&mut self.id);
     }
 }
