@@ -66,6 +66,9 @@ pub struct TokenBucket {
     /// holds an instant.
     interval: Divisor,
     initial: u32,
+    /// Instants before this one take [`TokenBucket::step`]'s fast path:
+    /// their tick's counts and refill times cannot overflow (0: none do).
+    fast_before: u64,
     state: StateWord,
     /// Set while checks race on `state` (see `cas_loop_hinted`).
     contended: AtomicBool,
@@ -168,6 +171,7 @@ impl TokenBucketBuilder {
             amount: Divisor::new(u64::from(self.amount)),
             interval: Divisor::new(interval),
             initial,
+            fast_before: fast_before(self.capacity, self.amount, interval),
             state: StateWord::new(0),
             contended: AtomicBool::new(false),
             clock,
@@ -235,6 +239,55 @@ impl TokenBucket {
     /// goes there first, out of line.
     #[inline(always)]
     fn step(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
+        if now < self.fast_before {
+            if let Some(step) = self.step_fast(word, now, cost) {
+                return step;
+            }
+        }
+        self.step_general(word, now, cost, live)
+    }
+
+    /// [`TokenBucket::step_general`]'s admission for an instant before
+    /// `fast_before` and a word no further ahead than a monotonic clock
+    /// allows, in plain arithmetic (no count or time there can overflow);
+    /// `None` for a denial or a word to rebase, which the general step
+    /// decides. The same decision and word as the general step.
+    #[inline(always)]
+    fn step_fast(&self, word: u64, now: u64, cost: u32) -> Option<Step> {
+        let cap = u64::from(self.capacity);
+        let amount = self.amount.get();
+        let tick = self.interval.div(now);
+        let produced = tick * amount;
+        let top = produced + cap;
+        if word > top + amount {
+            return None;
+        }
+        let taken = word.max(produced);
+        let available = top - taken;
+        let cost64 = u64::from(cost);
+        if available < cost64 {
+            return None;
+        }
+        let left = available - cost64;
+        // Tokens the bucket lacks for full: `taken + cost - produced`.
+        let missing = cap - left;
+        let reset = if missing == 0 {
+            0
+        } else {
+            let ticks = if missing <= amount {
+                1
+            } else {
+                self.amount.div_ceil(missing)
+            };
+            (tick + ticks) * self.interval.get() - now
+        };
+        // `left <= capacity`, a `u32`.
+        let d = Decision::allow(self.capacity, left as u32, reset);
+        Some((d, if cost == 0 { word } else { taken + cost64 }))
+    }
+
+    #[inline(always)]
+    fn step_general(&self, word: u64, now: u64, cost: u32, live: bool) -> Step {
         let cap = u64::from(self.capacity);
         let amount = self.amount.get();
         let tick = self.interval.div(now);
@@ -339,6 +392,18 @@ impl TokenBucket {
     fn word_is_fresh(&self, taken: u64, now: u64) -> bool {
         taken <= self.produced(now)
     }
+}
+
+/// The first instant whose tick `k` may be too far into the clock's range
+/// for [`TokenBucket::step_fast`]: below it `k * amount + capacity +
+/// amount` and `(k + capacity) * interval` (the latest refill time a
+/// reset can name) fit in `u64`. 0 if no tick is that safe.
+fn fast_before(capacity: u32, amount: u32, interval: u64) -> u64 {
+    let (cap, amount) = (u64::from(capacity), u64::from(amount));
+    let by_count = (u64::MAX - cap - amount) / amount;
+    let by_time = (u64::MAX / interval).saturating_sub(cap);
+    // Instants before `max_tick * interval` have ticks below `max_tick`.
+    by_count.min(by_time).saturating_mul(interval)
 }
 
 atomic_limiter!(TokenBucket);
