@@ -65,6 +65,10 @@ struct Entry {
     /// Deliveries cut short by a restart (see the module docs).
     restarts: u32,
     state: State,
+    /// While leased: when the lease ends (moved on by
+    /// [`TaskQueue::extend_lease`]; only the lease heap entry with this end
+    /// is live).
+    lease_until: u64,
 }
 
 struct Core {
@@ -116,6 +120,7 @@ impl Core {
                 attempts,
                 restarts,
                 state,
+                lease_until: 0,
             },
         );
     }
@@ -258,7 +263,7 @@ impl TaskQueue {
             let live = core
                 .entries
                 .get(&id)
-                .is_some_and(|e| e.state == State::Leased { token });
+                .is_some_and(|e| e.state == State::Leased { token } && e.lease_until == until);
             if live {
                 core.stats.expired_leases += 1;
                 self.fail(core, id, "lease expired".into(), now);
@@ -351,6 +356,7 @@ impl TaskQueue {
                 e.attempts = attempt;
                 e.state = State::Leased { token };
                 let until = now.saturating_add(inner.lease_nanos);
+                e.lease_until = until;
                 let delivery = Delivery {
                     queue: inner.id,
                     id: TaskId(id),
@@ -572,6 +578,45 @@ impl TaskQueue {
     pub fn flush(&self) -> Result<(), StoreError> {
         let ticket = self.inner.store.append(Vec::new())?;
         self.inner.store.wait(ticket)
+    }
+
+    /// The lease a delivery gets.
+    #[must_use]
+    pub fn lease_duration(&self) -> Duration {
+        Duration::from_nanos(self.inner.lease_nanos)
+    }
+
+    /// Extends the lease of a delivery that still holds it to a full lease
+    /// from now (a heartbeat for a long task; a
+    /// [`WorkerPool`](crate::WorkerPool) does this for its running
+    /// handlers). [`Delivery::lease_until`] keeps the first end. Returns
+    /// `false` if the lease was lost (it expired, or the delivery belongs to
+    /// another queue).
+    pub fn extend_lease(&self, delivery: &Delivery) -> bool {
+        let inner = &*self.inner;
+        if delivery.queue != inner.id {
+            return false;
+        }
+        let mut core = inner.core.lock();
+        let now = inner.clock.now_nanos();
+        self.promote(&mut core, now);
+        let id = delivery.id.0;
+        let until = now.saturating_add(inner.lease_nanos);
+        let Some(e) = core.entries.get_mut(&id) else {
+            return false;
+        };
+        if e.state
+            != (State::Leased {
+                token: delivery.token,
+            })
+        {
+            return false;
+        }
+        if until > e.lease_until {
+            e.lease_until = until;
+            core.leases.push(Reverse((until, id, delivery.token)));
+        }
+        true
     }
 
     /// Wakes every worker waiting in [`TaskQueue::lease_unless_stopped`] so

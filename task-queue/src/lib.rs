@@ -3,6 +3,7 @@
 // shows it pays; every block there carries a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
+mod backend;
 mod backoff;
 mod crc;
 mod error;
@@ -15,6 +16,7 @@ mod store;
 mod sync;
 mod task;
 
+pub use backend::{Backend, Session};
 pub use backoff::Backoff;
 pub use error::{
     BuildError, PopError, PushError, StoreError, SubmitBatchError, SubmitError, TaskError,

@@ -1,11 +1,15 @@
-//! `WorkerPool`: N threads that lease tasks, run a `Handler`, and report.
+//! `WorkerPool`: N threads that lease tasks from a [`Backend`], run a
+//! `Handler`, and report; a watcher thread extends the leases of running
+//! handlers (a heartbeat) and fails the ones that overrun the handler
+//! timeout.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::backend::{Backend, Session};
 use crate::error::{BuildError, TaskError};
-use crate::jobs::{Delivery, TaskQueue};
-use crate::sync::{thread, Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::jobs::Delivery;
+use crate::sync::{thread, Arc, AtomicBool, AtomicUsize, Mutex, Ordering, StdArc};
 use crate::task::TaskId;
 
 /// What a worker runs for each delivery. `Ok` completes the task; `Err`
@@ -39,6 +43,9 @@ pub struct ShutdownReport {
     /// Tasks leased at the deadline: they run again after their lease
     /// expires (in this process, or after a restart with a durable store).
     pub in_flight: Vec<TaskId>,
+    /// Tasks the workers had leased but not started, handed back to the
+    /// backend so that other workers take them at once.
+    pub released: Vec<TaskId>,
     /// Tasks accepted but not yet delivered (ready or delayed), kept in the
     /// store for the next start.
     pub pending: usize,
@@ -46,7 +53,17 @@ pub struct ShutdownReport {
     pub dead_letters: usize,
 }
 
-/// A pool of worker threads over a [`TaskQueue`].
+/// A pool of worker threads over a [`Backend`]: the embedded
+/// [`TaskQueue`](crate::TaskQueue), or `RedisQueue` (feature `redis`),
+/// which many processes share. The same handler runs on either.
+///
+/// While a handler runs, a watcher thread extends its lease every third of
+/// the backend's lease (a heartbeat), so a long task is not redelivered
+/// while its worker lives; a worker that dies stops the heartbeat and the
+/// task is redelivered after one lease. With a handler timeout
+/// ([`WorkerPool::start_with_timeout`]) a handler that runs longer fails
+/// its attempt (retried with backoff, or dead-lettered) and loses the
+/// heartbeat; its late result is then stale.
 ///
 /// # Examples
 ///
@@ -67,21 +84,47 @@ pub struct ShutdownReport {
 /// assert_eq!(report.busy_workers, 0);
 /// assert_eq!(report.pending, 0);
 /// ```
-#[derive(Debug)]
 pub struct WorkerPool {
-    queue: TaskQueue,
+    backend: StdArc<dyn Backend>,
     workers: usize,
     running: Arc<AtomicUsize>,
     /// This pool's stop flag: pools sharing a queue stop independently.
     stop: Arc<AtomicBool>,
+    /// What each worker runs now, for the watcher and the report.
+    slots: Arc<Slots>,
+    /// Ids the workers released at shutdown.
+    released: Arc<Mutex<Vec<TaskId>>>,
     handles: Vec<thread::JoinHandle<()>>,
+    watcher: Option<thread::JoinHandle<()>>,
 }
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("backend", &self.backend)
+            .field("workers", &self.workers)
+            .field("running", &self.running.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// A running handler: its delivery, when it started, and whether the
+/// watcher already failed it for overrunning the handler timeout.
+struct Running {
+    delivery: Delivery,
+    started: Instant,
+    timed_out: bool,
+}
+
+/// One slot per worker.
+type Slots = Vec<Mutex<Option<Running>>>;
 
 impl WorkerPool {
     /// The most workers one pool starts.
     pub const MAX_WORKERS: usize = 4096;
 
-    /// Starts `workers` threads running `handler` on the queue's tasks.
+    /// Starts `workers` threads running `handler` on the backend's tasks,
+    /// without a handler timeout.
     ///
     /// A handler that panics fails its attempt; the worker carries on.
     ///
@@ -89,11 +132,48 @@ impl WorkerPool {
     ///
     /// [`BuildError::Zero`] if `workers` is zero,
     /// [`BuildError::TooLarge`] if it exceeds [`WorkerPool::MAX_WORKERS`],
-    /// and [`BuildError::Spawn`] if the system refuses a thread (the
-    /// workers already started are stopped again).
-    pub fn start<H: Handler>(
-        queue: &TaskQueue,
+    /// [`BuildError::Spawn`] if the system refuses a thread (the workers
+    /// already started are stopped again), and the backend's error if it
+    /// cannot open a worker's session.
+    pub fn start<B: Backend + Clone, H: Handler>(
+        backend: &B,
         workers: usize,
+        handler: H,
+    ) -> Result<Self, BuildError> {
+        Self::start_inner(StdArc::new(backend.clone()), workers, None, handler)
+    }
+
+    /// [`WorkerPool::start`] with a handler timeout: a handler still running
+    /// `timeout` after it started fails its attempt (the pool cannot stop
+    /// the thread; its eventual result is stale).
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkerPool::start`], and [`BuildError::Zero`] for a zero
+    /// `timeout`.
+    pub fn start_with_timeout<B: Backend + Clone, H: Handler>(
+        backend: &B,
+        workers: usize,
+        timeout: Duration,
+        handler: H,
+    ) -> Result<Self, BuildError> {
+        if timeout.is_zero() {
+            return Err(BuildError::Zero {
+                setting: "handler timeout",
+            });
+        }
+        Self::start_inner(
+            StdArc::new(backend.clone()),
+            workers,
+            Some(timeout),
+            handler,
+        )
+    }
+
+    fn start_inner<H: Handler>(
+        backend: StdArc<dyn Backend>,
+        workers: usize,
+        timeout: Option<Duration>,
         handler: H,
     ) -> Result<Self, BuildError> {
         if workers == 0 {
@@ -105,26 +185,37 @@ impl WorkerPool {
                 max: Self::MAX_WORKERS as u64,
             });
         }
+        let mut sessions = Vec::with_capacity(workers);
+        for i in 0..workers {
+            sessions.push(backend.session(i)?);
+        }
+        let watch_session = backend.session(workers)?;
         let handler = Arc::new(handler);
         let running = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let slots: Arc<Slots> = Arc::new((0..workers).map(|_| Mutex::new(None)).collect());
         let mut pool = Self {
-            queue: queue.clone(),
+            backend: StdArc::clone(&backend),
             workers: 0,
             running: Arc::clone(&running),
             stop: Arc::clone(&stop),
+            slots: Arc::clone(&slots),
+            released: Arc::new(Mutex::new(Vec::new())),
             handles: Vec::with_capacity(workers),
+            watcher: None,
         };
-        for _ in 0..workers {
-            let queue = queue.clone();
+        for (index, mut session) in sessions.into_iter().enumerate() {
             let handler = Arc::clone(&handler);
             let running = Arc::clone(&running);
             let stop = Arc::clone(&stop);
+            let slots = Arc::clone(&slots);
+            let released = Arc::clone(&pool.released);
             pool.running.fetch_add(1, Ordering::AcqRel);
             let spawned = thread::Builder::new()
                 .name("task-queue-worker".into())
                 .spawn(move || {
-                    worker_loop(&queue, &*handler, &stop);
+                    worker_loop(&mut *session, &*handler, &stop, &slots[index]);
+                    released.lock().extend(session.release_unstarted());
                     running.fetch_sub(1, Ordering::AcqRel);
                 });
             match spawned {
@@ -143,6 +234,25 @@ impl WorkerPool {
                 }
             }
         }
+        let lease = backend.lease();
+        let watcher = {
+            let stop = Arc::clone(&stop);
+            let slots = Arc::clone(&slots);
+            let running = Arc::clone(&running);
+            thread::Builder::new()
+                .name("task-queue-watcher".into())
+                .spawn(move || watch(watch_session, &slots, &stop, &running, lease, timeout))
+        };
+        match watcher {
+            Ok(h) => pool.watcher = Some(h),
+            Err(e) => {
+                drop(pool);
+                return Err(BuildError::Spawn {
+                    setting: "workers",
+                    detail: e.to_string(),
+                });
+            }
+        }
         Ok(pool)
     }
 
@@ -155,15 +265,17 @@ impl WorkerPool {
     /// Tells this pool's workers (and no other pool's) to take no new task.
     fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        self.queue.wake_workers();
+        self.backend.wake_workers();
     }
 
-    /// Graceful shutdown: the queue stops accepting tasks, workers take no
-    /// new task, running handlers get until `deadline` (real time) to
-    /// finish. Tasks not done stay in the store.
+    /// Graceful shutdown: the backend stops accepting tasks through this
+    /// process's handle, workers take no new task and hand back the ones
+    /// they leased but did not start, and running handlers get until
+    /// `deadline` (real time) to finish; their leases are extended until
+    /// then. Tasks not done stay in the backend.
     #[must_use = "the report says what was left undone"]
     pub fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
-        self.queue.close();
+        self.backend.close();
         self.stop();
         let end = Instant::now().checked_add(deadline);
         while self.running.load(Ordering::Acquire) > 0 {
@@ -181,14 +293,29 @@ impl WorkerPool {
             // Detach: the busy workers finish their handler on their own.
             self.handles.clear();
         }
-        let in_flight = self.queue.leased();
-        let pending = self.queue.len().saturating_sub(in_flight.len());
+        // The watcher stops once no worker runs; detached with busy ones.
+        if busy == 0 {
+            if let Some(w) = self.watcher.take() {
+                let _ = w.join();
+            }
+        } else {
+            self.watcher = None;
+        }
+        let mut in_flight: Vec<TaskId> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.lock().as_ref().map(|r| r.delivery.id()))
+            .collect();
+        in_flight.sort_unstable();
+        let mut released = std::mem::take(&mut *self.released.lock());
+        released.sort_unstable();
         ShutdownReport {
             stopped_workers: self.workers - busy,
             busy_workers: busy,
             in_flight,
-            pending,
-            dead_letters: self.queue.dead_letters().len(),
+            released,
+            pending: self.backend.pending(),
+            dead_letters: self.backend.dead_letters(),
         }
     }
 }
@@ -204,18 +331,30 @@ impl Drop for WorkerPool {
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
     }
 }
 
-fn worker_loop(queue: &TaskQueue, handler: &dyn Handler, stop: &AtomicBool) {
+fn worker_loop(
+    session: &mut dyn Session,
+    handler: &dyn Handler,
+    stop: &AtomicBool,
+    slot: &Mutex<Option<Running>>,
+) {
     loop {
         if stop.load(Ordering::Acquire) {
             return;
         }
-        let Some(delivery) = queue.lease_unless_stopped(Duration::from_millis(100), Some(stop))
-        else {
+        let Some(delivery) = session.lease(Duration::from_millis(100), stop) else {
             continue;
         };
+        *slot.lock() = Some(Running {
+            delivery: delivery.clone(),
+            started: Instant::now(),
+            timed_out: false,
+        });
         let result = match catch_unwind(AssertUnwindSafe(|| handler.handle(&delivery))) {
             Ok(r) => r,
             Err(panic) => {
@@ -227,6 +366,63 @@ fn worker_loop(queue: &TaskQueue, handler: &dyn Handler, stop: &AtomicBool) {
                 Err(TaskError::new(format!("handler panicked: {msg}")))
             }
         };
-        let _ = queue.complete(&delivery, result);
+        // Clear the slot before completing: the watcher must not extend a
+        // lease that is being given up.
+        let timed_out = slot.lock().take().is_some_and(|r| r.timed_out);
+        if timed_out {
+            // The watcher failed this attempt already; a success still
+            // completes the task (the retry it scheduled is a duplicate).
+            if result.is_ok() {
+                let _ = session.complete(&delivery, result);
+            }
+        } else {
+            let _ = session.complete(&delivery, result);
+        }
+    }
+}
+
+/// The watcher: extends running handlers' leases every third of `lease`,
+/// and fails the ones running longer than `timeout`. Stops when the pool
+/// stops and no worker runs any more.
+fn watch(
+    mut session: Box<dyn Session>,
+    slots: &Slots,
+    stop: &AtomicBool,
+    running: &AtomicUsize,
+    lease: Duration,
+    timeout: Option<Duration>,
+) {
+    let beat = (lease / 3).max(Duration::from_millis(1));
+    let tick = timeout
+        .map_or(beat, |t| beat.min(t / 4))
+        .clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let mut last_beat = Instant::now();
+    loop {
+        if stop.load(Ordering::Acquire) && running.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        std::thread::sleep(tick);
+        let now = Instant::now();
+        let due_beat = now.duration_since(last_beat) >= beat;
+        if due_beat {
+            last_beat = now;
+        }
+        for slot in slots {
+            let mut guard = slot.lock();
+            let Some(run) = guard.as_mut() else { continue };
+            if run.timed_out {
+                continue;
+            }
+            if timeout.is_some_and(|t| now.duration_since(run.started) >= t) {
+                run.timed_out = true;
+                let delivery = run.delivery.clone();
+                drop(guard);
+                let _ = session.complete(&delivery, Err(TaskError::new("handler timed out")));
+            } else if due_beat {
+                let delivery = run.delivery.clone();
+                drop(guard);
+                let _ = session.extend(&delivery);
+            }
+        }
     }
 }

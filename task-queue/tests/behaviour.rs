@@ -301,3 +301,65 @@ fn drain_and_iterators() {
     assert_eq!(seen, [12]);
     assert_eq!(rx.into_iter().next(), None);
 }
+
+/// A handler that runs for several leases keeps its task: the pool's
+/// heartbeat extends the lease, so the task is delivered once.
+#[test]
+fn the_pool_heartbeat_keeps_a_long_task_leased() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use sysblocks_task_queue::{Delivery, TaskError, WorkerPool};
+    let q = TaskQueue::builder()
+        .lease(Duration::from_millis(60))
+        .build()
+        .unwrap();
+    let runs = Arc::new(AtomicU32::new(0));
+    let r = Arc::clone(&runs);
+    let pool = WorkerPool::start(&q, 2, move |_: &Delivery| -> Result<(), TaskError> {
+        r.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    })
+    .unwrap();
+    q.submit(Task::new("long")).unwrap();
+    let start = std::time::Instant::now();
+    while q.stats().completed < 1 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = pool.shutdown(Duration::from_secs(2));
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "redelivered while running");
+    assert_eq!(q.stats().expired_leases, 0);
+    assert_eq!(report.busy_workers, 0);
+}
+
+/// A handler that overruns the pool's handler timeout fails its attempt:
+/// the task is retried, then dead-lettered after the last attempt.
+#[test]
+fn a_handler_timeout_fails_the_attempt() {
+    use sysblocks_task_queue::{Delivery, TaskError, WorkerPool};
+    let q = TaskQueue::builder()
+        .backoff(Backoff::Fixed(Duration::ZERO))
+        .max_attempts(2)
+        .build()
+        .unwrap();
+    let pool = WorkerPool::start_with_timeout(
+        &q,
+        1,
+        Duration::from_millis(30),
+        |_: &Delivery| -> Result<(), TaskError> {
+            std::thread::sleep(Duration::from_millis(80));
+            Err(TaskError::new("too late anyway"))
+        },
+    )
+    .unwrap();
+    q.submit(Task::new("slow")).unwrap();
+    let start = std::time::Instant::now();
+    while q.dead_letters().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = pool.shutdown(Duration::from_secs(2));
+    let dead = q.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].error, "handler timed out");
+    assert_eq!(q.stats().failed_attempts, 2);
+}
