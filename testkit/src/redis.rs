@@ -13,6 +13,8 @@
 //!
 //! let Some(mut server) = RedisServer::start() else { return };
 //! let url = server.url(); // redis://127.0.0.1:<port>/
+//! // A cache over several nodes starts one server each:
+//! let nodes = RedisServer::start_many(3, &[]).expect("installed");
 //! server.kill(); // SIGKILL: the server is gone, as after a crash
 //! server.restart().expect("restart on the same port");
 //! // The task queue's durability tests ask for an fsync per write:
@@ -153,6 +155,18 @@ impl RedisServer {
             }
             Err(e) => panic!("{e}"),
         }
+    }
+
+    /// `n` servers as [`RedisServer::start_with`], each on its own port
+    /// and data directory (for a cache spread over several nodes), or
+    /// `None` after printing `skipped: redis-server not installed`.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::start`].
+    #[must_use]
+    pub fn start_many(n: usize, extra: &[&str]) -> Option<Vec<Self>> {
+        (0..n).map(|_| Self::start_with(extra)).collect()
     }
 
     /// [`RedisServer::start_with`] reporting every failure, a missing
