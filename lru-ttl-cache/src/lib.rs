@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod deadlines;
 mod error;
 mod expiry;
 mod flight;
@@ -15,6 +16,7 @@ mod write_through;
 
 pub use cache::{Cache, CacheBuilder, MAX_SHARDS};
 pub use error::BuildError;
+pub use expiry::Expiry;
 pub use lru::{Iter, LruBuilder, LruCache};
 pub use settings::{Policy, MAX_ENTRIES};
 pub use stats::{RemovalCause, Stats};

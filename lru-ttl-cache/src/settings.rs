@@ -8,6 +8,7 @@ use std::time::Duration;
 use sysblocks_clock::{saturating_nanos, MonotonicClock, SharedClock};
 
 use crate::error::BuildError;
+use crate::expiry::Expiry;
 use crate::sync::StdArc;
 
 /// The most entries one [`LruCache`](crate::LruCache) (or one shard of a
@@ -41,6 +42,9 @@ pub enum Policy {
 /// The weigher a builder stores: entry weight in capacity units.
 pub(crate) type Weigher<K, V> = StdArc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 
+/// The per-entry expiry policy a builder stores.
+pub(crate) type ExpiryPolicy<K, V> = StdArc<dyn Expiry<K, V>>;
+
 /// The shared settings as a builder collects them, unchecked.
 pub(crate) struct Settings<K, V> {
     pub(crate) capacity: Option<u64>,
@@ -49,6 +53,7 @@ pub(crate) struct Settings<K, V> {
     pub(crate) tti: Option<Duration>,
     pub(crate) clock: Option<SharedClock>,
     pub(crate) policy: Policy,
+    pub(crate) expire_after: Option<ExpiryPolicy<K, V>>,
 }
 
 /// The shared settings once validated.
@@ -62,6 +67,7 @@ pub(crate) struct Valid<K, V> {
     pub(crate) tti: Option<u64>,
     pub(crate) clock: SharedClock,
     pub(crate) policy: Policy,
+    pub(crate) expire_after: Option<ExpiryPolicy<K, V>>,
 }
 
 impl<K, V> Valid<K, V> {
@@ -88,6 +94,7 @@ impl<K, V> Settings<K, V> {
             tti: None,
             clock: None,
             policy: Policy::Lru,
+            expire_after: None,
         }
     }
 
@@ -106,6 +113,7 @@ impl<K, V> Settings<K, V> {
                 .clock
                 .unwrap_or_else(|| StdArc::new(MonotonicClock::new())),
             policy: self.policy,
+            expire_after: self.expire_after,
         })
     }
 }

@@ -373,7 +373,11 @@ fn reentrant_init_does_not_wait_on_itself() {
             Case {
                 name: "cycle_of_two_keys",
                 run: || {
-                    let c: Cache<u32, u32> = Cache::builder().max_capacity(10).build().unwrap();
+                    // One shard: with the default ten shards of one entry,
+                    // keys 1 and 2 share one a tenth of the time, and the
+                    // second store evicts the first.
+                    let c: Cache<u32, u32> =
+                        Cache::builder().max_capacity(10).shards(1).build().unwrap();
                     let inner = c.clone();
                     let v = c.get_or_insert_with(1, || {
                         let inner2 = inner.clone();
@@ -417,4 +421,103 @@ fn reentrant_init_does_not_wait_on_itself() {
             ..Limits::default()
         },
     );
+}
+
+/// A per-entry policy: the value says how many seconds it lives after
+/// creation, updates keep the deadline, reads of an even value extend it
+/// by 5 s; `u8::MAX` means `Duration::MAX`, 0 means zero.
+struct ValueSeconds;
+
+impl sysblocks_lru_ttl_cache::Expiry<u32, u8> for ValueSeconds {
+    fn expire_after_create(&self, _k: &u32, v: &u8, _now: Duration) -> Option<Duration> {
+        Some(if *v == u8::MAX {
+            Duration::MAX
+        } else {
+            Duration::from_secs(u64::from(*v))
+        })
+    }
+
+    fn expire_after_read(
+        &self,
+        _k: &u32,
+        v: &u8,
+        _now: Duration,
+        remaining: Option<Duration>,
+    ) -> Option<Duration> {
+        if v % 2 == 0 {
+            Some(Duration::from_secs(5))
+        } else {
+            remaining
+        }
+    }
+}
+
+#[test]
+fn expiry_policy_sets_per_entry_deadlines_under_both_policies() {
+    use sysblocks_lru_ttl_cache::Policy;
+    for policy in [Policy::Lru, Policy::WTinyLfu] {
+        let clock = ManualClock::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let c: Cache<u32, u8> = Cache::builder()
+            .max_capacity(100)
+            .shards(1)
+            .policy(policy)
+            .time_to_live(Duration::from_secs(30))
+            .expire_after(ValueSeconds)
+            .clock(clock.clone())
+            .eviction_listener(move |k, _v, cause| l.lock().unwrap().push((k, cause)))
+            .build()
+            .unwrap();
+        c.insert(1, 3); // odd: ends at 3 s
+        c.insert(2, 4); // even: 4 s, then 5 s after each read
+        c.insert(3, u8::MAX); // never, by the policy: the TTL ends it at 30 s
+        c.insert(4, 0); // zero: never stored
+        assert!(!c.contains_key(&4));
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(c.get(&1), Some(3));
+        assert_eq!(c.get(&2), Some(4)); // now ends at 7 s
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(c.get(&1), None);
+        assert_eq!(c.get(&2), Some(4)); // now ends at 9 s
+                                        // An update keeps the policy's deadline (9 s) by default.
+        c.insert(2, 6);
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(c.get(&2), None);
+        assert_eq!(c.get(&3), Some(u8::MAX));
+        clock.advance(Duration::from_secs(21));
+        assert_eq!(c.get(&3), None, "the TTL still applies");
+        let mut seen = log.lock().unwrap().clone();
+        seen.sort_unstable_by_key(|&(k, cause)| (k, cause as u8));
+        assert_eq!(
+            seen,
+            [
+                (1, RemovalCause::Expired),
+                (2, RemovalCause::Expired),
+                (2, RemovalCause::Replaced),
+                (3, RemovalCause::Expired),
+                (4, RemovalCause::Expired),
+            ],
+            "{policy:?}"
+        );
+        assert_eq!(c.stats().expirations(), 4);
+
+        // The single-threaded cache, with the clock at its end.
+        let mut l = LruCache::builder()
+            .max_capacity(4)
+            .policy(policy)
+            .expire_after(ValueSeconds)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        clock.set(Duration::MAX);
+        l.insert(1u32, u8::MAX);
+        l.insert(2, 2);
+        assert_eq!(l.get(&1), Some(&u8::MAX));
+        assert_eq!(
+            l.get(&2),
+            Some(&2),
+            "a deadline past the clock's end saturates"
+        );
+    }
 }

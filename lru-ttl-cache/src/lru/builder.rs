@@ -58,6 +58,16 @@ impl<K, V, S> LruBuilder<K, V, S> {
         self
     }
 
+    /// A per-entry expiry policy: each entry's deadline is the earliest of
+    /// the policy's, the time to live's and the time to idle's; see
+    /// [`Expiry`](crate::Expiry) (and [`LruCache`](crate::LruCache) for when
+    /// expired entries are reclaimed).
+    #[must_use]
+    pub fn expire_after(mut self, policy: impl crate::Expiry<K, V> + 'static) -> Self {
+        self.settings.expire_after = Some(StdArc::new(policy));
+        self
+    }
+
     /// Every entry expires this long after its last read or write.
     #[must_use]
     pub fn time_to_idle(mut self, tti: Duration) -> Self {

@@ -4,12 +4,13 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::mem;
+use std::time::Duration;
 
 use hashbrown::HashTable;
 
 use super::{LruCache, Node, Order};
+use crate::deadlines::{deadline_after, time_left, Deadlines, NEVER};
 use crate::error::BuildError;
-use crate::expiry::{Expiry, NEVER};
 use crate::recency::RecencyLog;
 use crate::settings::{validate_capacity, Policy, Valid, MAX_ENTRIES};
 use crate::stats::{RemovalCause, Stats};
@@ -30,8 +31,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         let (ttl, tti) = (settings.ttl, settings.tti);
         let clock = StdArc::clone(&settings.clock);
         let weigher = settings.weigher.clone();
-        let expiry = (ttl.is_some() || tti.is_some())
-            .then(|| Box::new(Expiry::new(StdArc::clone(&clock), ttl, tti, 0)));
+        let expire_after = settings.expire_after.clone();
+        let variable = expire_after.is_some();
+        let expiry = (ttl.is_some() || tti.is_some() || variable)
+            .then(|| Box::new(Deadlines::new(StdArc::clone(&clock), ttl, tti, variable, 0)));
         let order = match settings.policy {
             Policy::Lru => Order::Lru(RecencyLog::new()),
             Policy::WTinyLfu => Order::TinyLfu(Box::new(TinyLfu::new(capacity, reserve))),
@@ -46,6 +49,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             weigher,
             total_weight: 0,
             expiry,
+            expire_after,
             clock,
             listener: None,
             removed: Vec::new(),
@@ -83,10 +87,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
 
     pub(super) fn ensure_expiry(&mut self) {
         if self.expiry.is_none() {
-            self.expiry = Some(Box::new(Expiry::new(
+            self.expiry = Some(Box::new(Deadlines::new(
                 StdArc::clone(&self.clock),
                 None,
                 None,
+                false,
                 self.nodes.len(),
             )));
         }
@@ -201,6 +206,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
                 return None;
             }
             exp.touch(i, now);
+            if let Some(x) = &self.expire_after {
+                let node = &self.nodes[i];
+                let left = time_left(exp.policy_deadline(i), now);
+                let d =
+                    x.expire_after_read(&node.key, &node.value, Duration::from_nanos(now), left);
+                exp.set_policy_deadline(i, deadline_after(d, now), self.nodes.len());
+            }
         }
         match &mut self.order {
             Order::Lru(log) => log.touch(&mut self.nodes, i),
@@ -240,7 +252,23 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         };
         let ttl = ttl.or_else(|| self.expiry.as_ref().and_then(|e| e.ttl()));
         let existing = self.find(hash, &key);
-        if w > self.capacity || ttl == Some(0) {
+        let policy_at = match (&self.expire_after, &self.expiry) {
+            (Some(x), Some(exp)) => {
+                let at = Duration::from_nanos(now);
+                deadline_after(
+                    match existing {
+                        Some(i) => {
+                            let left = time_left(exp.policy_deadline(i), now);
+                            x.expire_after_update(&key, &value, at, left)
+                        }
+                        None => x.expire_after_create(&key, &value, at),
+                    },
+                    now,
+                )
+            }
+            _ => NEVER,
+        };
+        if w > self.capacity || ttl == Some(0) || policy_at <= now {
             let cause = if w > self.capacity {
                 RemovalCause::Rejected
             } else {
@@ -277,6 +305,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             let live = self.nodes.len();
             if let Some(exp) = self.expiry.as_mut() {
                 exp.set(i, ttl_at, now);
+                exp.set_policy(i, policy_at);
                 exp.schedule(i, live);
             }
             self.stats.count(RemovalCause::Replaced);
@@ -330,6 +359,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             sink(old_k, old_v, RemovalCause::Size);
             if let Some(exp) = self.expiry.as_mut() {
                 exp.set(i, ttl_at, now);
+                exp.set_policy(i, policy_at);
             }
             i
         } else {
@@ -349,6 +379,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
             }
             if let Some(exp) = self.expiry.as_mut() {
                 exp.push_slot(ttl_at, now);
+                exp.set_policy(i, policy_at);
             }
             match &mut self.order {
                 Order::Lru(log) => log.record(&mut self.nodes, i),

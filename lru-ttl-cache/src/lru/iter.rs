@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
 use super::{LruCache, Order};
-use crate::expiry::Expiry;
+use crate::deadlines::Deadlines;
 
 /// Iterator over `(key, value)` in eviction order, the last evicted first;
 /// see [`LruCache::iter`].
@@ -14,7 +14,7 @@ pub struct Iter<'a, K, V, S = ahash::RandomState> {
     pub(super) pos: u64,
     /// W-TinyLFU: where the walk over the queues is.
     pub(super) cursor: (u32, u32),
-    pub(super) expiry: Option<(&'a Expiry, u64)>,
+    pub(super) expiry: Option<(&'a Deadlines, u64)>,
 }
 
 impl<'a, K: Hash + Eq, V, S: BuildHasher> Iterator for Iter<'a, K, V, S> {

@@ -6,7 +6,7 @@
 //! the last slot into it, so the slab never has holes. Recency order is the
 //! [`RecencyLog`] over the slab; weights and deadlines live in vectors
 //! parallel to it that exist only when a weigher or a TTL is in use (the
-//! deadlines and their order in [`Expiry`]).
+//! deadlines and their order in [`Deadlines`]).
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -16,10 +16,10 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use sysblocks_clock::{saturating_nanos, SharedClock};
 
+use crate::deadlines::Deadlines;
 use crate::error::BuildError;
-use crate::expiry::Expiry;
 use crate::recency::{RecencyLog, Stamped};
-use crate::settings::Weigher;
+use crate::settings::{ExpiryPolicy, Weigher};
 use crate::stats::{RemovalCause, Stats};
 use crate::tinylfu::TinyLfu;
 
@@ -109,7 +109,9 @@ pub struct LruCache<K, V, S = ahash::RandomState> {
     /// Per slot weight; empty without a weigher (every entry weighs 1).
     weights: Vec<u64>,
     total_weight: u64,
-    expiry: Option<Box<Expiry>>,
+    expiry: Option<Box<Deadlines>>,
+    /// The per-entry expiry policy (its deadlines are in `expiry`).
+    expire_after: Option<ExpiryPolicy<K, V>>,
     clock: SharedClock,
     listener: Option<LocalListener<K, V>>,
     /// With a listener: what the current operation removed, delivered once
