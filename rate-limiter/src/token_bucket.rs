@@ -248,8 +248,7 @@ impl TokenBucket {
     }
 
     /// [`TokenBucket::step_general`]'s admission for an instant before
-    /// `fast_before` and a word no further ahead than a monotonic clock
-    /// allows, in plain arithmetic (no count or time there can overflow);
+    /// `fast_before` and a word at most `top`, in plain arithmetic (no count or time there can overflow);
     /// `None` for a denial or a word to rebase, which the general step
     /// decides. The same decision and word as the general step.
     #[inline(always)]
@@ -259,7 +258,9 @@ impl TokenBucket {
         let tick = self.interval.div(now);
         let produced = tick * amount;
         let top = produced + cap;
-        if word > top + amount {
+        // A word above `top` (a refill already spent, or one to rebase)
+        // has no token: a denial, or a rebase, for the general step.
+        if word > top {
             return None;
         }
         let taken = word.max(produced);
