@@ -216,28 +216,20 @@ impl RedisLimiterBuilder {
     }
 }
 
-/// A limiter but for its connection.
+/// A limiter but for its connection: everything its builder checks and
+/// makes.
 pub(super) struct Prepared {
-    script: Script,
-    algo: Algo,
-    prefix: Vec<u8>,
-    timeout: Duration,
-    policy: Policy,
-    denials: Option<DenialCache>,
-    clock: SharedClock,
+    pub(super) script: Script,
+    pub(super) algo: Algo,
+    pub(super) prefix: Vec<u8>,
+    pub(super) timeout: Duration,
+    pub(super) policy: Policy,
+    pub(super) denials: Option<DenialCache>,
+    pub(super) clock: SharedClock,
 }
 
 impl Prepared {
     fn finish(self, conn: ConnectionManager) -> RedisLimiter {
-        RedisLimiter::from_parts(
-            conn,
-            self.script,
-            self.algo,
-            self.prefix,
-            self.timeout,
-            self.policy,
-            self.denials,
-            self.clock,
-        )
+        RedisLimiter::from_parts(conn, self)
     }
 }

@@ -1,14 +1,13 @@
 //! `RedisLimiter`: the async limiter, its builder and its failure policy.
 
 use std::fmt;
-use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{Script, ScriptInvocation, Value};
-use sysblocks_clock::{Clock, SharedClock};
+use redis::{Cmd, Pipeline, RedisWrite, ToRedisArgs, Value};
+use sysblocks_clock::Clock;
 
-use super::builder::RedisLimiterBuilder;
-use super::denials::{DenialCache, Denied};
+use super::builder::{Prepared, RedisLimiterBuilder};
+use super::denials::Denied;
 use super::error::RedisCheckError;
 use super::policy::Policy;
 use crate::decision::NEVER;
@@ -73,6 +72,10 @@ pub struct RedisStats {
     /// Requests sent to Redis: one per check, one per `check_many` batch
     /// (a `NOSCRIPT` reload adds its own).
     pub round_trips: u64,
+    /// Scripts loaded after Redis answered `NOSCRIPT` (a first use, a
+    /// `SCRIPT FLUSH`, a restarted server): each adds two round trips,
+    /// the `SCRIPT LOAD` and the request sent again.
+    pub script_loads: u64,
     /// Checks decided by Redis.
     pub decided_by_redis: u64,
     /// Checks answered from the denial cache, without a round trip.
@@ -90,6 +93,7 @@ pub struct RedisStats {
 #[derive(Default)]
 struct Counters {
     round_trips: AtomicU64,
+    script_loads: AtomicU64,
     decided_by_redis: AtomicU64,
     cached_denials: AtomicU64,
     failed_open: AtomicU64,
@@ -158,14 +162,28 @@ impl Reply {
 
 struct Inner {
     conn: ConnectionManager,
-    script: Script,
-    algo: Algo,
-    prefix: Vec<u8>,
-    timeout: Duration,
-    policy: Policy,
-    denials: Option<DenialCache>,
-    clock: SharedClock,
+    p: Prepared,
     counters: Counters,
+}
+
+/// A key as Redis stores it, `<prefix>{key}`, written straight into a
+/// command's buffer.
+struct RedisKey<'a> {
+    prefix: &'a [u8],
+    key: &'a [u8],
+}
+
+impl ToRedisArgs for RedisKey<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut w = out.writer_for_next_arg();
+        // Writes into a command's buffer (a `Vec`) do not fail.
+        let _ = w
+            .write_all(self.prefix)
+            .and_then(|()| w.write_all(b"{"))
+            .and_then(|()| w.write_all(self.key))
+            .and_then(|()| w.write_all(b"}"));
+    }
 }
 
 /// A keyed rate limiter whose state lives in Redis, so that every process
@@ -207,35 +225,19 @@ pub struct RedisLimiter {
 impl fmt::Debug for RedisLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLimiter")
-            .field("algo", &self.inner.algo)
-            .field("prefix", &String::from_utf8_lossy(&self.inner.prefix))
-            .field("timeout", &self.inner.timeout)
+            .field("algo", &self.inner.p.algo)
+            .field("prefix", &String::from_utf8_lossy(&self.inner.p.prefix))
+            .field("timeout", &self.inner.p.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisLimiter {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn from_parts(
-        conn: ConnectionManager,
-        script: Script,
-        algo: Algo,
-        prefix: Vec<u8>,
-        timeout: Duration,
-        policy: Policy,
-        denials: Option<DenialCache>,
-        clock: SharedClock,
-    ) -> Self {
+    pub(super) fn from_parts(conn: ConnectionManager, p: Prepared) -> Self {
         Self {
             inner: StdArc::new(Inner {
                 conn,
-                script,
-                algo,
-                prefix,
-                timeout,
-                policy,
-                denials,
-                clock,
+                p,
                 counters: Counters::default(),
             }),
         }
@@ -255,7 +257,7 @@ impl RedisLimiter {
     /// The most this limiter admits at once.
     #[must_use]
     pub fn limit(&self) -> u32 {
-        self.inner.algo.limit()
+        self.inner.p.algo.limit()
     }
 
     /// What the limiter has done so far.
@@ -265,6 +267,7 @@ impl RedisLimiter {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RedisStats {
             round_trips: l(&c.round_trips),
+            script_loads: l(&c.script_loads),
             decided_by_redis: l(&c.decided_by_redis),
             cached_denials: l(&c.cached_denials),
             failed_open: l(&c.failed_open),
@@ -299,20 +302,16 @@ impl RedisLimiter {
         cost: u32,
     ) -> Result<Decision, RedisCheckError> {
         let key = key.as_ref();
-        let now = self.inner.clock.now_nanos();
+        let now = self.inner.p.clock.now_nanos();
         if let Some(early) = self.check_local(key, cost, now) {
             return early;
         }
-        let mut inv = self.inner.script.prepare_invoke();
-        self.fill(&mut inv, key, cost, None);
-        let mut conn = self.inner.conn.clone();
-        bump(&self.inner.counters.round_trips);
-        let reply =
-            match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut conn)).await {
-                Ok(Ok(v)) => Reply::parse(v),
-                Ok(Err(e)) => Err(RedisCheckError::from_redis(e)),
-                Err(_) => Err(RedisCheckError::Timeout(self.inner.timeout)),
-            };
+        let cmd = self.command(key, cost, None);
+        let reply = match tokio::time::timeout(self.inner.p.timeout, self.run_command(&cmd)).await {
+            Ok(Ok(v)) => Reply::parse(v),
+            Ok(Err(e)) => Err(RedisCheckError::from_redis(e)),
+            Err(_) => Err(RedisCheckError::Timeout(self.inner.p.timeout)),
+        };
         self.settle(key, cost, now, reply)
     }
 
@@ -329,7 +328,7 @@ impl RedisLimiter {
             bump(&self.inner.counters.errors);
             return Some(Err(e));
         }
-        let d = self.inner.denials.as_ref()?.get(key, cost, now)?;
+        let d = self.inner.p.denials.as_ref()?.get(key, cost, now)?;
         bump(&self.inner.counters.cached_denials);
         Some(Ok(self.cached_decision(&d, now)))
     }
@@ -343,7 +342,7 @@ impl RedisLimiter {
         keys: &[K],
         cost: u32,
     ) -> Vec<Result<Decision, RedisCheckError>> {
-        let now = self.inner.clock.now_nanos();
+        let now = self.inner.p.clock.now_nanos();
         let mut out: Vec<Option<Result<Decision, RedisCheckError>>> =
             Vec::with_capacity(keys.len());
         let mut pipe = redis::pipe();
@@ -352,16 +351,14 @@ impl RedisLimiter {
         for (i, key) in keys.iter().enumerate() {
             let early = self.check_local(key.as_ref(), cost, now);
             if early.is_none() {
-                let mut inv = self.inner.script.prepare_invoke();
-                self.fill(&mut inv, key.as_ref(), cost, None);
-                pipe.invoke_script(&inv);
+                pipe.add_command(self.command(key.as_ref(), cost, None));
                 sent.push(i);
             }
             out.push(early);
         }
         if !sent.is_empty() {
             let replies =
-                match tokio::time::timeout(self.inner.timeout, self.run_pipeline(&pipe)).await {
+                match tokio::time::timeout(self.inner.p.timeout, self.run_pipeline(&pipe)).await {
                     Ok(Ok(values)) if values.len() == sent.len() => {
                         values.into_iter().map(Reply::parse).collect()
                     }
@@ -375,7 +372,7 @@ impl RedisLimiter {
                         .map(|_| Err(RedisCheckError::from_redis(e.clone())))
                         .collect(),
                     Err(_) => (0..sent.len())
-                        .map(|_| Err(RedisCheckError::Timeout(self.inner.timeout)))
+                        .map(|_| Err(RedisCheckError::Timeout(self.inner.p.timeout)))
                         .collect::<Vec<_>>(),
                 };
             for (i, reply) in sent.into_iter().zip(replies) {
@@ -387,9 +384,23 @@ impl RedisLimiter {
             .collect()
     }
 
+    /// Sends `cmd`; when the script is missing (`SCRIPT FLUSH`, a
+    /// restarted server), loads it and sends `cmd` once more.
+    async fn run_command(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let mut conn = self.inner.conn.clone();
+        bump(&self.inner.counters.round_trips);
+        match cmd.query_async::<Value>(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.reload(&mut conn).await?;
+                cmd.query_async(&mut conn).await
+            }
+            r => r,
+        }
+    }
+
     /// Sends `pipe`; when a script is missing (`SCRIPT FLUSH`, a restarted
     /// server), loads it and sends the pipeline once more.
-    async fn run_pipeline(&self, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
+    async fn run_pipeline(&self, pipe: &Pipeline) -> redis::RedisResult<Vec<Value>> {
         let mut conn = self.inner.conn.clone();
         bump(&self.inner.counters.round_trips);
         let values: Vec<Value> = pipe.query_async(&mut conn).await?;
@@ -400,10 +411,19 @@ impl RedisLimiter {
         if !missing {
             return Ok(values);
         }
-        bump(&self.inner.counters.round_trips);
-        self.inner.script.load_async(&mut conn).await?;
-        bump(&self.inner.counters.round_trips);
+        self.reload(&mut conn).await?;
         pipe.query_async(&mut conn).await
+    }
+
+    /// Loads the script after a `NOSCRIPT`, counting the load and the
+    /// request sent again.
+    async fn reload(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let c = &self.inner.counters;
+        bump(&c.script_loads);
+        bump(&c.round_trips);
+        self.inner.p.script.load_async(conn).await?;
+        bump(&c.round_trips);
+        Ok(())
     }
 
     /// The test path: decides at `now_nanos` on the script's arithmetic
@@ -423,11 +443,8 @@ impl RedisLimiter {
     ) -> Result<Decision, RedisCheckError> {
         let key = key.as_ref();
         self.validate(key, cost)?;
-        let mut inv = self.inner.script.prepare_invoke();
-        self.fill(&mut inv, key, cost, Some(now_nanos));
-        let mut conn = self.inner.conn.clone();
-        let v = inv
-            .invoke_async(&mut conn)
+        let v = self
+            .run_command(&self.command(key, cost, Some(now_nanos)))
             .await
             .map_err(RedisCheckError::from_redis)?;
         Ok(self.decision(Reply::parse(v)?))
@@ -436,7 +453,7 @@ impl RedisLimiter {
     /// The Redis key of `key`: `<prefix>{key}`.
     #[must_use]
     pub fn redis_key(&self, key: &[u8]) -> Vec<u8> {
-        let p = &self.inner.prefix;
+        let p = &self.inner.p.prefix;
         let mut k = Vec::with_capacity(p.len() + key.len() + 2);
         k.extend_from_slice(p);
         k.push(b'{');
@@ -462,21 +479,30 @@ impl RedisLimiter {
         Ok(())
     }
 
-    fn fill(&self, inv: &mut ScriptInvocation<'_>, key: &[u8], cost: u32, at: Option<u64>) {
-        inv.key(self.redis_key(key));
+    /// `EVALSHA <sha> 1 <prefix>{key} <time> <keep> <cost> <a> <b>`, the
+    /// script's arguments (see `scripts.rs`): the time empty (the server's
+    /// `TIME`) unless `at` injects one.
+    fn command(&self, key: &[u8], cost: u32, at: Option<u64>) -> Cmd {
+        let p = &self.inner.p;
+        let mut c = redis::cmd("EVALSHA");
+        c.arg(p.script.get_hash()).arg(1).arg(RedisKey {
+            prefix: &p.prefix,
+            key,
+        });
         match at {
-            None => inv.arg("").arg(0).arg(0),
-            Some(now) => inv
+            None => c.arg("").arg(0).arg(0),
+            Some(now) => c
                 .arg(now / 1_000_000_000)
                 .arg(now % 1_000_000_000)
                 .arg(TEST_KEEP_MS),
         };
-        let (a, b) = self.inner.algo.settings();
-        inv.arg(cost).arg(a).arg(b);
+        let (a, b) = p.algo.settings();
+        c.arg(cost).arg(a).arg(b);
+        c
     }
 
     fn decision(&self, r: Reply) -> Decision {
-        let algo = self.inner.algo;
+        let algo = self.inner.p.algo;
         let d = if r.allowed {
             Decision::allow(algo.limit(), 0, r.reset_ns)
         } else {
@@ -489,7 +515,7 @@ impl RedisLimiter {
     /// since it was measured, and for GCRA the slack grown by it (the TAT's
     /// lead shrinks as time passes).
     fn cached_decision(&self, d: &Denied, now: u64) -> Decision {
-        let algo = self.inner.algo;
+        let algo = self.inner.p.algo;
         let elapsed = now.saturating_sub(d.at);
         let slack = match algo {
             Algo::Gcra { t, burst } => (d.slack + elapsed).min(t * u64::from(burst)),
@@ -515,7 +541,7 @@ impl RedisLimiter {
         match reply {
             Ok(r) => {
                 bump(&c.decided_by_redis);
-                if let Some(cache) = &self.inner.denials {
+                if let Some(cache) = &self.inner.p.denials {
                     if r.allowed {
                         cache.remove(key);
                     } else if r.retry_ns != NEVER && r.retry_ns > 0 {
@@ -548,8 +574,8 @@ impl RedisLimiter {
         e: RedisCheckError,
     ) -> Result<Decision, RedisCheckError> {
         let c = &self.inner.counters;
-        let algo = self.inner.algo;
-        match &self.inner.policy {
+        let algo = self.inner.p.algo;
+        match &self.inner.p.policy {
             Policy::Error => {
                 bump(&c.errors);
                 Err(e)
@@ -586,6 +612,6 @@ impl<K: AsRef<[u8]> + ?Sized + Sync> AsyncCheck<K> for RedisLimiter {
     }
 
     fn check_now(&self, key: &K, cost: u32) -> Option<Result<Decision, RedisCheckError>> {
-        self.check_local(key.as_ref(), cost, self.inner.clock.now_nanos())
+        self.check_local(key.as_ref(), cost, self.inner.p.clock.now_nanos())
     }
 }
