@@ -52,6 +52,10 @@ impl BlockingDistCache {
     ///
     /// As [`DistCache::get`].
     pub fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        // A near hit needs no runtime.
+        if let Some(v) = self.cache.get_near(key) {
+            return Ok(Some(v));
+        }
         self.rt.block_on(self.cache.get(key))
     }
 

@@ -75,7 +75,6 @@ pub struct Stats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    near_hits: AtomicU64,
     remote_hits: AtomicU64,
     misses: AtomicU64,
     node_failures: AtomicU64,
@@ -211,7 +210,9 @@ impl DistCache {
         let c = &self.inner.counters;
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
-            near_hits: l(&c.near_hits),
+            // The near cache counts its hits itself, under its shard
+            // locks: no shared counter on the hot path.
+            near_hits: self.inner.near.as_ref().map_or(0, |n| n.hits()),
             remote_hits: l(&c.remote_hits),
             misses: l(&c.misses),
             node_failures: l(&c.node_failures),
@@ -311,18 +312,19 @@ impl DistCache {
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         Self::check_key(key)?;
         let hash = key_hash(key);
-        if let Some(v) = self.near_get(key) {
+        if let Some(v) = self.get_near(key) {
             return Ok(Some(v));
         }
         self.get_remote(key, hash).await
     }
 
-    /// A near-cache hit, counted.
+    /// The near cache's copy of `key`, without any I/O: `None` without a
+    /// near cache, or when it holds no fresh copy. [`get`](Self::get)
+    /// starts with this lookup; the blocking client makes it before
+    /// entering its runtime.
     #[inline]
-    pub(crate) fn near_get(&self, key: &str) -> Option<Bytes> {
-        let v = self.inner.near.as_ref()?.get(key)?;
-        bump(&self.inner.counters.near_hits);
-        Some(v)
+    pub fn get_near(&self, key: &str) -> Option<Bytes> {
+        self.inner.near.as_ref()?.get(key)
     }
 
     pub(crate) async fn get_remote(
@@ -386,7 +388,6 @@ impl DistCache {
             let hash = key_hash(key);
             if let Some(near) = &self.inner.near {
                 if let Some(v) = near.get(key) {
-                    bump(&self.inner.counters.near_hits);
                     out[pos] = Some(v);
                     tickets.push(None);
                     continue;

@@ -50,7 +50,7 @@ impl DistCache {
     {
         let mut loader = Some(loader);
         loop {
-            if let Some(v) = self.near_get(key) {
+            if let Some(v) = self.get_near(key) {
                 return Ok(Some(v));
             }
             let (tx, waiting) = {

@@ -104,6 +104,10 @@ impl Near {
         self.cache.get(key)
     }
 
+    pub(crate) fn hits(&self) -> u64 {
+        self.cache.stats().hits
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.cache.len()
     }
