@@ -41,6 +41,13 @@ const PORT_ATTEMPTS: usize = 5;
 /// since redis-server applies arguments in order).
 const DEFAULT_ARGS: &[&str] = &["--save", "", "--appendonly", "no"];
 
+/// Starts the server (`$0`, arguments `$@`) without the descriptors 3 to
+/// 9 a test binary may have inherited without close-on-exec: `flock
+/// /tmp/cargo.lock cargo test` hands its lock down as descriptor 3, and a
+/// server orphaned by a killed test would otherwise hold that lock for as
+/// long as it lives. `exec` keeps the pid, so `kill` still reaches it.
+const CLOSE_INHERITED: &str = "exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; exec \"$0\" \"$@\"";
+
 /// Why a server could not be started or restarted.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -264,7 +271,14 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), RedisServerError> {
         let port = self.port.to_string();
-        let mut child = Command::new(&self.binary)
+        let mut command = if Path::new("/bin/sh").is_file() {
+            let mut sh = Command::new("/bin/sh");
+            sh.args(["-c", CLOSE_INHERITED]).arg(&self.binary);
+            sh
+        } else {
+            Command::new(&self.binary)
+        };
+        let mut child = command
             .args(["--port", &port, "--bind", "127.0.0.1", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
