@@ -14,7 +14,7 @@ mod sync;
 mod tinylfu;
 mod write_through;
 
-pub use cache::{Cache, CacheBuilder, MAX_SHARDS};
+pub use cache::{Cache, CacheBuilder, CacheIter, Entry, EntrySelector, MAX_SHARDS};
 pub use error::BuildError;
 pub use expiry::Expiry;
 pub use lru::{Iter, LruBuilder, LruCache};

@@ -521,3 +521,149 @@ fn expiry_policy_sets_per_entry_deadlines_under_both_policies() {
         );
     }
 }
+
+/// `set_capacity` shrinks by each policy's order, with a weigher and a
+/// listener, and reports bad capacities without changing the cache.
+#[test]
+fn set_capacity_shrinks_under_both_policies() {
+    use sysblocks_lru_ttl_cache::Policy;
+    for policy in [Policy::Lru, Policy::WTinyLfu] {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let c: Cache<u32, u64> = Cache::builder()
+            .max_capacity(400)
+            .shards(4)
+            .policy(policy)
+            .weigher(|_k, v| *v)
+            .eviction_listener(move |k, _v, cause| l.lock().unwrap().push((k, cause)))
+            .build()
+            .unwrap();
+        for k in 0..200 {
+            c.insert(k, 1 + u64::from(k % 3));
+        }
+        assert!(c.weighted_size() <= 400);
+        let before = c.weighted_size();
+        assert_eq!(
+            c.set_capacity(0),
+            Err(BuildError::Zero {
+                setting: "max_capacity"
+            })
+        );
+        assert!(matches!(
+            c.set_capacity(3),
+            Err(BuildError::Conflict { .. })
+        ));
+        assert_eq!((c.max_capacity(), c.weighted_size()), (400, before));
+        log.lock().unwrap().clear();
+        c.set_capacity(40).unwrap();
+        assert_eq!(c.max_capacity(), 40);
+        assert!(c.weighted_size() <= 40, "{policy:?}");
+        let evicted = log.lock().unwrap().clone();
+        assert!(!evicted.is_empty());
+        assert!(evicted.iter().all(|e| e.1 == RemovalCause::Size));
+        let left: u64 = c.iter().map(|(_, v)| v).sum();
+        assert_eq!(left, c.weighted_size());
+        // Growing again lets the cache fill up to the new size.
+        c.set_capacity(1000).unwrap();
+        for k in 1000..1400 {
+            c.insert(k, 1);
+        }
+        assert!(c.weighted_size() > 40 && c.weighted_size() <= 1000);
+        assert!(c.stats().evicted_size >= evicted.len() as u64);
+    }
+}
+
+/// `iter` sees every live entry once, `retain` and `invalidate_entries_if`
+/// remove what they should (as `Explicit`), across shards.
+#[test]
+fn iter_retain_and_invalidate_across_shards() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let c: Cache<u32, u32> = Cache::builder()
+        .max_capacity(1000)
+        .shards(8)
+        .eviction_listener(move |k, _v, cause| l.lock().unwrap().push((k, cause)))
+        .build()
+        .unwrap();
+    for k in 0..100 {
+        c.insert(k, k * 2);
+    }
+    let mut all: Vec<(u32, u32)> = c.iter().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..100).map(|k| (k, k * 2)).collect::<Vec<_>>());
+    c.retain(|k, _| k % 2 == 0);
+    assert_eq!(c.len(), 50);
+    assert_eq!(c.invalidate_entries_if(|_, v| *v >= 100), 25);
+    let mut keys: Vec<u32> = c.iter().map(|(k, _)| k).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..50).step_by(2).collect::<Vec<_>>());
+    {
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 75);
+        assert!(log.iter().all(|e| e.1 == RemovalCause::Explicit));
+    }
+    assert_eq!(c.stats().removed_explicit, 75);
+    // Another thread writing while the iteration runs: no entry twice, and
+    // every entry present throughout is seen.
+    let writer = {
+        let c = c.clone();
+        std::thread::spawn(move || {
+            for k in 1000..3000 {
+                c.insert(k, 0);
+                c.remove(&(k - 1));
+            }
+        })
+    };
+    let seen: Vec<u32> = c.iter().map(|(k, _)| k).collect();
+    writer.join().unwrap();
+    let mut dedup = seen.clone();
+    dedup.sort_unstable();
+    dedup.dedup();
+    assert_eq!(dedup.len(), seen.len());
+    for k in (0..50).step_by(2) {
+        assert!(seen.contains(&k));
+    }
+}
+
+/// The entry API: fresh or not, single flight across threads, errors.
+#[test]
+fn entry_api_single_flight_and_freshness() {
+    let c: Cache<u32, u32> = Cache::builder().max_capacity(100).build().unwrap();
+    let e = c.entry(1).or_insert(10);
+    assert!(e.is_fresh());
+    assert_eq!((e.key(), e.value()), (&1, &10));
+    let e = c.entry(1).or_insert_with(|| unreachable!());
+    assert!(!e.is_fresh());
+    assert_eq!(e.into_value(), 10);
+    assert_eq!(c.entry(2).or_default().into_value(), 0);
+    assert_eq!(
+        c.entry(3).or_try_insert_with(|| Err::<u32, &str>("down")),
+        Err("down")
+    );
+    assert!(!c.contains_key(&3));
+
+    let runs = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(6));
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let (c, runs, start) = (c.clone(), runs.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let e = c.entry(7).or_insert_with(|| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(50));
+                    70
+                });
+                (e.is_fresh(), e.into_value())
+            })
+        })
+        .collect();
+    let results: Vec<(bool, u32)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.iter().all(|r| r.1 == 70));
+    assert_eq!(
+        results.iter().filter(|r| r.0).count(),
+        1,
+        "one loader's value is fresh"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}

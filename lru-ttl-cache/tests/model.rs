@@ -1,12 +1,14 @@
 //! Property tests: random operation sequences (with weights, TTL, TTI and a
 //! manual clock) agree with a plain reference model, a `Vec` kept in
-//! recency order.
+//! recency order. The configurations include an [`Expiry`] policy, and
+//! the operations `retain`, `invalidate_entries_if`, `set_capacity` and
+//! the entry API.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sysblocks_lru_ttl_cache::{Cache, LruCache, ManualClock, Policy, RemovalCause};
+use sysblocks_lru_ttl_cache::{Cache, Expiry, LruCache, ManualClock, Policy, RemovalCause};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -19,6 +21,10 @@ enum Op {
     Advance(u8),
     SetCapacity(u8),
     Purge,
+    /// Keep the keys whose bit is set.
+    Retain(u16),
+    /// `entry(k).or_insert(v)` (on `LruCache`: `get`, then `insert` on a miss).
+    Entry(u8, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,6 +38,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..8).prop_map(Op::Advance),
         1 => (1u8..16).prop_map(Op::SetCapacity),
         1 => Just(Op::Purge),
+        1 => any::<u16>().prop_map(Op::Retain),
+        2 => (0u8..12, any::<u8>()).prop_map(|(k, v)| Op::Entry(k, v)),
     ]
 }
 
@@ -41,6 +49,33 @@ struct Config {
     weighted: bool,
     ttl: Option<u64>,
     tti: Option<u64>,
+    /// With the [`ByValue`] expiry policy.
+    policy: bool,
+}
+
+/// An expiry policy: an entry lives `v % 7` ns after creation (0: not
+/// stored), reads of an even value give it 5 ns more from the read,
+/// updates keep the deadline.
+struct ByValue;
+
+impl Expiry<u8, u8> for ByValue {
+    fn expire_after_create(&self, _k: &u8, v: &u8, _now: Duration) -> Option<Duration> {
+        Some(Duration::from_nanos(u64::from(v % 7)))
+    }
+
+    fn expire_after_read(
+        &self,
+        _k: &u8,
+        v: &u8,
+        _now: Duration,
+        remaining: Option<Duration>,
+    ) -> Option<Duration> {
+        if v % 2 == 0 {
+            Some(Duration::from_nanos(5))
+        } else {
+            remaining
+        }
+    }
 }
 
 fn config() -> impl Strategy<Value = Config> {
@@ -49,12 +84,14 @@ fn config() -> impl Strategy<Value = Config> {
         any::<bool>(),
         proptest::option::of(1u64..15),
         proptest::option::of(1u64..15),
+        any::<bool>(),
     )
-        .prop_map(|(capacity, weighted, ttl, tti)| Config {
+        .prop_map(|(capacity, weighted, ttl, tti, policy)| Config {
             capacity,
             weighted,
             ttl,
             tti,
+            policy,
         })
 }
 
@@ -73,11 +110,13 @@ struct Entry {
     weight: u64,
     ttl_at: u64,
     idle_at: u64,
+    /// The policy's deadline.
+    var_at: u64,
 }
 
 impl Entry {
     fn deadline(&self) -> u64 {
-        self.ttl_at.min(self.idle_at)
+        self.ttl_at.min(self.idle_at).min(self.var_at)
     }
 }
 
@@ -125,6 +164,9 @@ impl Model {
         if let Some(tti) = self.cfg.tti {
             e.idle_at = self.now + tti;
         }
+        if self.cfg.policy && e.value % 2 == 0 {
+            e.var_at = self.now + 5;
+        }
         let v = e.value;
         self.entries.insert(0, e);
         Some(v)
@@ -140,7 +182,12 @@ impl Model {
         let w = weight(&self.cfg, v);
         let ttl = ttl.or(self.cfg.ttl);
         let old = self.pos(k).map(|i| self.entries.remove(i));
-        if w > self.cfg.capacity || ttl == Some(0) {
+        let var_at = match (&old, self.cfg.policy) {
+            (_, false) => u64::MAX,
+            (Some(e), true) => e.var_at,
+            (None, true) => self.now + u64::from(v % 7),
+        };
+        if w > self.cfg.capacity || ttl == Some(0) || var_at <= self.now {
             let cause = if w > self.cfg.capacity {
                 RemovalCause::Rejected
             } else {
@@ -160,6 +207,7 @@ impl Model {
                 weight: w,
                 ttl_at: ttl.map_or(u64::MAX, |t| self.now + t),
                 idle_at: self.cfg.tti.map_or(u64::MAX, |t| self.now + t),
+                var_at,
             },
         );
         if old.is_some() {
@@ -177,6 +225,31 @@ impl Model {
     fn pop_lru(&mut self) -> Option<(u8, u8)> {
         self.purge();
         self.entries.pop().map(|e| (e.key, e.value))
+    }
+
+    /// Keeps the keys whose bit is set in `mask`.
+    fn retain(&mut self, mask: u16) {
+        self.purge();
+        let mut kept = Vec::new();
+        for e in self.entries.drain(..) {
+            if mask & (1 << e.key) != 0 {
+                kept.push(e);
+            } else {
+                self.events.push((e.key, e.value, RemovalCause::Explicit));
+            }
+        }
+        self.entries = kept;
+    }
+
+    /// `entry(k).or_insert(v)`: the value and whether it is fresh.
+    fn entry(&mut self, k: u8, v: u8) -> (u8, bool) {
+        match self.get(k) {
+            Some(old) => (old, false),
+            None => {
+                self.insert(k, v, None);
+                (v, true)
+            }
+        }
     }
 
     fn live_keys(&self) -> Vec<u8> {
@@ -204,6 +277,9 @@ fn build_lru(cfg: &Config, clock: &ManualClock, events: &Events) -> LruCache<u8,
     }
     if let Some(t) = cfg.tti {
         b = b.time_to_idle(Duration::from_nanos(t));
+    }
+    if cfg.policy {
+        b = b.expire_after(ByValue);
     }
     b.build().unwrap()
 }
@@ -251,6 +327,24 @@ proptest! {
                     c.purge_expired();
                     m.purge();
                 }
+                Op::Retain(mask) => {
+                    if n % 2 == 0 {
+                        c.retain(|k, _| mask & (1 << k) != 0);
+                    } else {
+                        c.invalidate_entries_if(|k, _| mask & (1 << k) == 0);
+                    }
+                    m.retain(mask);
+                }
+                Op::Entry(k, v) => {
+                    let got = match c.get(&k) {
+                        Some(old) => (*old, false),
+                        None => {
+                            c.insert(k, v);
+                            (v, true)
+                        }
+                    };
+                    prop_assert_eq!(got, m.entry(k, v), "op {} {:?}", n, op);
+                }
             }
             prop_assert_eq!(c.len(), m.entries.len(), "len after op {} {:?}", n, op);
             prop_assert_eq!(c.weighted_size(), m.total(), "weight after op {} {:?}", n, op);
@@ -279,6 +373,9 @@ proptest! {
         }
         if let Some(t) = cfg.tti {
             b = b.time_to_idle(Duration::from_nanos(t));
+        }
+        if cfg.policy {
+            b = b.expire_after(ByValue);
         }
         let c: Cache<u8, u8> = b.build().unwrap();
         let mut m = Model { cfg, now: 0, entries: Vec::new(), events: Vec::new() };
@@ -309,14 +406,39 @@ proptest! {
                     clock.advance(Duration::from_nanos(u64::from(d)));
                     m.now += u64::from(d);
                 }
-                Op::SetCapacity(_) => {}
+                Op::SetCapacity(cap) => {
+                    c.set_capacity(u64::from(cap)).unwrap();
+                    prop_assert_eq!(c.max_capacity(), u64::from(cap));
+                    m.cfg.capacity = u64::from(cap);
+                    m.purge();
+                    m.evict(0);
+                }
                 Op::Purge => {
                     c.purge_expired();
                     m.purge();
                 }
+                Op::Retain(mask) => {
+                    let before = m.events.len();
+                    m.retain(mask);
+                    if n % 2 == 0 {
+                        c.retain(|k, _| mask & (1 << k) != 0);
+                    } else {
+                        let removed = c.invalidate_entries_if(|k, _| mask & (1 << k) == 0);
+                        let want = m.events[before..].iter().filter(|e| e.2 == RemovalCause::Explicit).count();
+                        prop_assert_eq!(removed, want, "op {} {:?}", n, op);
+                    }
+                }
+                Op::Entry(k, v) => {
+                    let e = c.entry(k).or_insert(v);
+                    prop_assert_eq!(e.key(), &k);
+                    let got = (*e.value(), e.is_fresh());
+                    prop_assert_eq!(got, m.entry(k, v), "op {} {:?}", n, op);
+                }
             }
             prop_assert_eq!(c.len(), m.entries.len(), "len after op {} {:?}", n, op);
             prop_assert_eq!(c.weighted_size(), m.total(), "weight after op {} {:?}", n, op);
+            let snapshot: Vec<u8> = c.iter().map(|(k, _)| k).collect();
+            prop_assert_eq!(snapshot, m.live_keys(), "iter after op {} {:?}", n, op);
         }
         let s = c.stats();
         prop_assert_eq!(s.expirations(), m.events.iter().filter(|e| e.2 == RemovalCause::Expired).count() as u64);

@@ -215,7 +215,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                 hasher: self.hasher,
                 listener: self.listener,
                 loader: self.loader,
-                capacity,
+                capacity: Mutex::new(capacity),
             }),
         })
     }

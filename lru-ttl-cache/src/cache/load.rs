@@ -59,6 +59,16 @@ where
         key: K,
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
+        self.try_load(key, init).map(|(v, _)| v)
+    }
+
+    /// [`try_get_or_insert_with`](Self::try_get_or_insert_with), also
+    /// telling whether the value came from this call's `init`.
+    pub(super) fn try_load<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<(V, bool), E> {
         let hash = self.hash_of(&key);
         let shard_lock = self.shard_for(hash);
         let mut init = Some(init);
@@ -66,7 +76,7 @@ where
             let mut pending = Pending::new(self.inner.listener.as_ref());
             let mut shard = shard_lock.lock();
             if let Some(i) = shard.lru.get_index(hash, &key, &mut pending.sink()) {
-                return Ok(shard.lru.value_at(i).clone());
+                return Ok((shard.lru.value_at(i).clone(), false));
             }
             if let Some(f) = shard.inflight.get(&key) {
                 if f.is_loading_here() {
@@ -77,13 +87,13 @@ where
                     let Some(init) = init.take() else {
                         unreachable!("the loader runs at most once per call")
                     };
-                    return init();
+                    return init().map(|v| (v, true));
                 }
                 let f = Arc::clone(f);
                 drop(shard);
                 drop(pending);
                 match f.wait() {
-                    Outcome::Done(v) => return Ok(v),
+                    Outcome::Done(v) => return Ok((v, false)),
                     Outcome::Failed => continue,
                 }
             }
@@ -101,7 +111,7 @@ where
                 unreachable!("the loader runs at most once per call")
             };
             let v = init()?;
-            return Ok(guard.complete(v));
+            return Ok((guard.complete(v), true));
         }
     }
 

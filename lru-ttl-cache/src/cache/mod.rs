@@ -14,9 +14,13 @@ use crate::stats::{RemovalCause, Stats};
 use crate::sync::{Arc, Mutex, StdArc};
 
 mod builder;
+mod bulk;
+mod entry;
 mod load;
 
 pub use builder::CacheBuilder;
+pub use bulk::CacheIter;
+pub use entry::{Entry, EntrySelector};
 
 type Listener<K, V> = StdArc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 type Loader<K, V> = StdArc<dyn Fn(&K) -> Option<V> + Send + Sync>;
@@ -40,7 +44,8 @@ struct Inner<K, V, S> {
     hasher: S,
     listener: Option<Listener<K, V>>,
     loader: Option<Loader<K, V>>,
-    capacity: u64,
+    /// The whole capacity; its lock also orders `set_capacity` calls.
+    capacity: Mutex<u64>,
 }
 
 /// A thread-safe cache: N shards selected by key hash, each an exact LRU
@@ -82,7 +87,7 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("shards", &self.inner.shards.len())
-            .field("capacity", &self.inner.capacity)
+            .field("capacity", &*self.inner.capacity.lock())
             .finish_non_exhaustive()
     }
 }
@@ -261,7 +266,7 @@ where
     /// The configured capacity.
     #[must_use]
     pub fn max_capacity(&self) -> u64 {
-        self.inner.capacity
+        *self.inner.capacity.lock()
     }
 
     /// Removes every entry (the listener sees each as `Explicit`).

@@ -491,6 +491,34 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         }
     }
 
+    /// Whether entries are weighed (the capacity is then a weight).
+    pub(crate) fn is_weighted(&self) -> bool {
+        self.weigher.is_some()
+    }
+
+    /// Reclaims what has expired, then removes every live entry `keep`
+    /// rejects (cause `Explicit`, to `sink`); returns how many it removed.
+    /// Slots are visited from the last down, so the slot that `take_slot`
+    /// moves into a freed place has been visited already.
+    pub(crate) fn retain_with<P, F>(&mut self, mut keep: P, sink: &mut F) -> usize
+    where
+        P: FnMut(&K, &mut V) -> bool,
+        F: FnMut(K, V, RemovalCause) + ?Sized,
+    {
+        self.advance(sink);
+        let mut removed = 0;
+        for i in (0..self.nodes.len()).rev() {
+            let node = &mut self.nodes[i];
+            if !keep(&node.key, &mut node.value) {
+                let (k, v) = self.take_slot(i);
+                self.stats.count(RemovalCause::Explicit);
+                sink(k, v, RemovalCause::Explicit);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     pub(crate) fn purge_with<F>(&mut self, sink: &mut F)
     where
         F: FnMut(K, V, RemovalCause) + ?Sized,

@@ -255,6 +255,22 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         self.notify(|c, s| c.set_capacity_with(capacity, s))
     }
 
+    /// Keeps only the entries for which `keep` returns true; the others
+    /// leave as [`RemovalCause::Explicit`] (the listener sees them).
+    /// Expired entries are reclaimed first and never shown to `keep`.
+    /// `keep` may change a value; its weight is not recomputed. Recency
+    /// and hit statistics are untouched. O(n).
+    pub fn retain(&mut self, keep: impl FnMut(&K, &mut V) -> bool) {
+        self.notify(|c, s| c.retain_with(keep, s));
+    }
+
+    /// Removes the entries for which `pred` returns true (the listener sees
+    /// them as [`RemovalCause::Explicit`]) and returns how many; as
+    /// [`retain`](Self::retain) with the opposite answer.
+    pub fn invalidate_entries_if(&mut self, mut pred: impl FnMut(&K, &V) -> bool) -> usize {
+        self.notify(|c, s| c.retain_with(|k, v| !pred(k, v), s))
+    }
+
     /// Removes every entry (the listener sees each, as `Explicit`).
     pub fn clear(&mut self) {
         self.notify(|c, s| c.clear_with(s));
