@@ -667,3 +667,133 @@ fn entry_api_single_flight_and_freshness() {
     );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+/// The async loaders (`--features async`), on tokio.
+#[cfg(feature = "async")]
+mod async_loaders {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sysblocks_lru_ttl_cache::Cache;
+
+    /// On a single-threaded runtime, waiters and the loader share the one
+    /// thread: a waiter that blocked it would hang the test.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiters_park_without_blocking_the_thread() {
+        let c: Cache<u32, u32> = Cache::builder().max_capacity(10).build().unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let (c, runs) = (c.clone(), runs.clone());
+                tokio::spawn(async move {
+                    c.get_with(1, async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        11
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 11);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(c.get(&1), Some(11));
+    }
+
+    /// The loader's error is shared with the waiters of `try_get_with`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn try_get_with_shares_the_error() {
+        let c: Cache<u32, u32> = Cache::builder().max_capacity(10).build().unwrap();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let leader = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.try_get_with(1, async move {
+                    started_tx.send(()).unwrap();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err::<u32, String>("down".into())
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.try_get_with(1, async { Ok::<u32, String>(5) }).await })
+            })
+            .collect();
+        let lead_err = leader.await.unwrap().unwrap_err();
+        assert_eq!(*lead_err, "down");
+        for w in waiters {
+            let e = w.await.unwrap().unwrap_err();
+            assert!(Arc::ptr_eq(&e, &lead_err), "the same error, shared");
+        }
+        assert!(!c.contains_key(&1));
+        // A get_with waiter of a failing load runs its own init instead.
+        assert_eq!(c.get_with(1, async { 7 }).await, 7);
+    }
+
+    /// A cancelled leader does not strand its waiters: one of them loads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_leader_releases_waiters() {
+        let c: Cache<u32, u32> = Cache::builder().max_capacity(10).build().unwrap();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let leader = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.get_with(1, async move {
+                    started_tx.send(()).unwrap();
+                    std::future::pending::<u32>().await
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        let waiter = {
+            let c = c.clone();
+            tokio::spawn(async move { c.get_with(1, async { 9 }).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        let v = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiter is released")
+            .unwrap();
+        assert_eq!(v, 9);
+        assert_eq!(c.get(&1), Some(9));
+    }
+
+    /// Blocking and async callers share one flight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_and_async_callers_share_a_flight() {
+        let c: Cache<u32, u32> = Cache::builder().max_capacity(10).build().unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let blocking = {
+            let (c, runs) = (c.clone(), runs.clone());
+            std::thread::spawn(move || {
+                c.get_or_insert_with(3, || {
+                    started_tx.send(()).unwrap();
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(100));
+                    30
+                })
+            })
+        };
+        started_rx.await.unwrap();
+        let r = runs.clone();
+        let v = c
+            .get_with(3, async move {
+                r.fetch_add(1, Ordering::SeqCst);
+                31
+            })
+            .await;
+        assert_eq!((v, blocking.join().unwrap()), (30, 30));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+}

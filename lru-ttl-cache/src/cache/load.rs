@@ -94,7 +94,8 @@ where
                 drop(pending);
                 match f.wait() {
                     Outcome::Done(v) => return Ok((v, false)),
-                    Outcome::Failed => continue,
+                    // Failed, or an error shared only with async waiters.
+                    _ => continue,
                 }
             }
             let flight = Arc::new(Flight::new());
@@ -128,16 +129,17 @@ where
 }
 
 /// Ends a flight: on success stores the value and hands it to the waiters;
-/// dropped without `complete` (loader error or panic), releases them to retry.
-struct FlightGuard<'a, K, V, S>
+/// dropped without `complete` (loader error or panic, or a cancelled
+/// future), releases them to retry.
+pub(super) struct FlightGuard<'a, K, V, S>
 where
     K: Hash + Eq,
     S: BuildHasher,
 {
-    cache: &'a Cache<K, V, S>,
-    hash: u64,
-    key: Option<K>,
-    flight: Arc<Flight<V>>,
+    pub(super) cache: &'a Cache<K, V, S>,
+    pub(super) hash: u64,
+    pub(super) key: Option<K>,
+    pub(super) flight: Arc<Flight<V>>,
 }
 
 impl<K, V, S> FlightGuard<'_, K, V, S>
@@ -146,7 +148,7 @@ where
     V: Clone,
     S: BuildHasher,
 {
-    fn complete(&mut self, v: V) -> V {
+    pub(super) fn complete(&mut self, v: V) -> V {
         let Some(key) = self.key.take() else {
             unreachable!("complete runs once")
         };
@@ -172,19 +174,30 @@ where
     }
 }
 
-impl<K, V, S> Drop for FlightGuard<'_, K, V, S>
+impl<K, V, S> FlightGuard<'_, K, V, S>
 where
     K: Hash + Eq,
     S: BuildHasher,
 {
-    fn drop(&mut self) {
+    /// Ends the flight without a value (the guard is then spent).
+    pub(super) fn end(&mut self, outcome: Outcome<V>) {
         if let Some(key) = self.key.take() {
             let mut shard = self.cache.shard_for(self.hash).lock();
             if !self.flight.is_invalidated() {
                 shard.inflight.remove(&key);
             }
             drop(shard);
-            self.flight.finish(Outcome::Failed);
+            self.flight.finish(outcome);
         }
+    }
+}
+
+impl<K, V, S> Drop for FlightGuard<'_, K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    fn drop(&mut self) {
+        self.end(Outcome::Failed);
     }
 }

@@ -17,6 +17,8 @@ mod builder;
 mod bulk;
 mod entry;
 mod load;
+#[cfg(feature = "async")]
+mod load_async;
 
 pub use builder::CacheBuilder;
 pub use bulk::CacheIter;
