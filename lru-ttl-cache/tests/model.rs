@@ -829,3 +829,131 @@ fn wtinylfu_agrees_with_model_on_oltp() {
     assert!(hits > 0);
     assert_eq!(c.iter().map(|(k, _)| *k).collect::<Vec<_>>(), m.order());
 }
+
+// ----- the new operations under W-TinyLFU -------------------------------------------
+//
+// W-TinyLFU's choice of victim has its own model above; here the reference
+// model is the ledger every policy must keep: each value written is, at
+// every step, either in the cache or reported once to the listener, the
+// weight never exceeds the capacity, `retain` and `invalidate_entries_if`
+// leave exactly the kept keys, `iter` agrees with `len` and the weights,
+// and the entry API is fresh exactly when the key was absent.
+
+#[derive(Debug, Clone)]
+enum BulkOp {
+    Insert(u8, u8),
+    Get(u8),
+    Entry(u8, u8),
+    Retain(u16),
+    Invalidate(u16),
+    SetCapacity(u8),
+    Remove(u8),
+}
+
+fn bulk_op() -> impl Strategy<Value = BulkOp> {
+    prop_oneof![
+        4 => (0u8..12, any::<u8>()).prop_map(|(k, v)| BulkOp::Insert(k, v)),
+        3 => (0u8..12).prop_map(BulkOp::Get),
+        3 => (0u8..12, any::<u8>()).prop_map(|(k, v)| BulkOp::Entry(k, v)),
+        1 => any::<u16>().prop_map(BulkOp::Retain),
+        1 => any::<u16>().prop_map(BulkOp::Invalidate),
+        1 => (2u8..24).prop_map(BulkOp::SetCapacity),
+        1 => (0u8..12).prop_map(BulkOp::Remove),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn new_operations_keep_the_ledger_under_both_policies(
+        tinylfu in any::<bool>(),
+        weighted in any::<bool>(),
+        shards in 1usize..3,
+        ops in proptest::collection::vec(bulk_op(), 1..150),
+    ) {
+        let events: Events = Arc::default();
+        let ev = Arc::clone(&events);
+        let policy = if tinylfu { Policy::WTinyLfu } else { Policy::Lru };
+        let mut b = Cache::builder()
+            .max_capacity(8)
+            .shards(shards)
+            .policy(policy)
+            .eviction_listener(move |k, v, c| ev.lock().unwrap().push((k, v, c)));
+        if weighted {
+            b = b.weigher(|_k: &u8, v: &u8| u64::from(*v % 4));
+        }
+        let c: Cache<u8, u8> = b.build().unwrap();
+        // The live value per key, as the ledger says.
+        let mut live: std::collections::HashMap<u8, u8> = Default::default();
+        let mut capacity = 8u64;
+        for (n, op) in ops.iter().enumerate() {
+            match *op {
+                BulkOp::Insert(k, v) => {
+                    c.insert(k, v);
+                    live.insert(k, v);
+                }
+                BulkOp::Get(k) => {
+                    let _ = c.get(&k);
+                }
+                BulkOp::Entry(k, v) => {
+                    let present = c.contains_key(&k);
+                    let e = c.entry(k).or_insert(v);
+                    prop_assert_eq!(e.is_fresh(), !present, "op {} {:?}", n, op);
+                    if e.is_fresh() {
+                        prop_assert_eq!(*e.value(), v);
+                        live.insert(k, v);
+                    } else {
+                        prop_assert_eq!(Some(e.value()), live.get(&k));
+                    }
+                }
+                BulkOp::Retain(mask) => {
+                    c.retain(|k, _| mask & (1 << k) != 0);
+                    for k in 0..12u8 {
+                        if mask & (1 << k) == 0 {
+                            prop_assert!(!c.contains_key(&k));
+                        }
+                    }
+                }
+                BulkOp::Invalidate(mask) => {
+                    let before = c.len();
+                    let removed = c.invalidate_entries_if(|k, _| mask & (1 << k) != 0);
+                    prop_assert_eq!(c.len(), before - removed);
+                    for k in 0..12u8 {
+                        if mask & (1 << k) != 0 {
+                            prop_assert!(!c.contains_key(&k));
+                        }
+                    }
+                }
+                BulkOp::SetCapacity(cap) => {
+                    let cap = u64::from(cap).max(shards as u64);
+                    c.set_capacity(cap).unwrap();
+                    capacity = cap;
+                }
+                BulkOp::Remove(k) => {
+                    let got = c.remove(&k);
+                    if let Some(v) = got {
+                        prop_assert_eq!(Some(&v), live.get(&k));
+                    }
+                }
+            }
+            // The ledger: what the listener reported has left (a `Replaced`
+            // value was already overwritten in `live`).
+            for (k, v, cause) in events.lock().unwrap().drain(..) {
+                if cause != RemovalCause::Replaced {
+                    prop_assert_eq!(live.remove(&k), Some(v), "op {} {:?}: {:?}", n, op, cause);
+                }
+            }
+            let snapshot: std::collections::HashMap<u8, u8> = c.iter().collect();
+            prop_assert_eq!(&snapshot, &live, "op {} {:?}", n, op);
+            prop_assert_eq!(c.len(), live.len());
+            let weight: u64 = if weighted {
+                live.values().map(|v| u64::from(v % 4)).sum()
+            } else {
+                live.len() as u64
+            };
+            prop_assert_eq!(c.weighted_size(), weight);
+            prop_assert!(c.weighted_size() <= capacity, "op {} {:?}", n, op);
+        }
+    }
+}
