@@ -92,6 +92,9 @@ pub struct BackendState {
     pub(crate) probe_streak: AtomicU32,
     /// Clock reading at which the next probe is due.
     pub(crate) next_probe_at: AtomicU64,
+    /// Able to take a request (cleared while a tower backend's
+    /// `poll_ready` is pending); a backend that is not is no candidate.
+    pub(crate) ready: AtomicBool,
 }
 
 // One backend's state is one 128-byte block (a pair of 64-byte lines) and
@@ -122,6 +125,7 @@ impl BackendState {
             probe_healthy: AtomicBool::new(true),
             probe_streak: AtomicU32::new(0),
             next_probe_at: AtomicU64::new(now),
+            ready: AtomicBool::new(true),
         }
     }
 
@@ -185,6 +189,15 @@ impl BackendState {
     #[must_use]
     pub fn is_probe_healthy(&self) -> bool {
         self.probe_healthy.load(Ordering::Acquire)
+    }
+
+    /// Whether the backend can take a request now (false while a tower
+    /// backend's `poll_ready` is pending). A backend that is not ready is
+    /// not a candidate, in panic mode neither.
+    #[inline]
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 
     /// Eligible for traffic outside panic mode: not ejected, probe healthy.

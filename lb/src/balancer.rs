@@ -9,7 +9,7 @@ use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
 use crate::backend::{in_flight_of, Backend, BackendId, BackendState, Slot};
 use crate::error::BuildError;
 use crate::health::{HealthCheck, OutlierDetection};
-use crate::pick::{Outcomes, Pick};
+use crate::pick::{Outcomes, OwnedPick, Pick, SharedOutcomes};
 use crate::strategy::{estimate_settings, Candidates, Context, Strategy};
 use crate::sync::{spin_loop, Arc, ArcCell, AtomicU64, Mutex, Ordering, PerThread, Shared, StdArc};
 
@@ -234,7 +234,11 @@ fn build_view<T, S: Strategy>(
     inner: &Inner<T>,
     panic_mode: bool,
 ) -> View<T, S::State> {
-    let members = &inner.members;
+    let members: Vec<&Shared<Backend<T>>> = inner
+        .members
+        .iter()
+        .filter(|b| b.state().is_ready())
+        .collect();
     let best = members
         .iter()
         .filter(|b| b.state().is_healthy())
@@ -245,13 +249,18 @@ fn build_view<T, S: Strategy>(
             members
                 .iter()
                 .filter(|b| b.state().tier() == t && b.state().is_healthy())
+                .copied()
                 .collect(),
             false,
             Some(t),
         ),
         None => match members.iter().map(|b| b.state().tier()).min() {
             Some(t) if panic_mode => (
-                members.iter().filter(|b| b.state().tier() == t).collect(),
+                members
+                    .iter()
+                    .filter(|b| b.state().tier() == t)
+                    .copied()
+                    .collect(),
                 true,
                 Some(t),
             ),
@@ -259,7 +268,8 @@ fn build_view<T, S: Strategy>(
             None => (Vec::new(), false, None),
         },
     };
-    let readmit_at = members
+    let readmit_at = inner
+        .members
         .iter()
         .map(|b| b.state().ejected_until.load(Ordering::Acquire))
         .filter(|&u| u != 0)
@@ -524,6 +534,19 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Marks backend `id` ready or not; a backend that is not ready is no
+    /// candidate. Republishes only on a change.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn set_ready(&self, id: BackendId, ready: bool) {
+        let inner = self.inner.lock();
+        let Some(b) = inner.members.iter().find(|b| b.state().id() == id) else {
+            return;
+        };
+        if b.state().ready.swap(ready, Ordering::AcqRel) != ready {
+            self.publish(&inner);
+        }
+    }
+
     /// Readmits backends whose ejection has expired. Skipped when another
     /// thread holds the membership lock: `pick` must not block, and the
     /// current snapshot stays valid (it merely lacks the readmitted backend
@@ -617,6 +640,20 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
         }
     }
 
+    /// As [`Balancer::pick`], but the returned [`OwnedPick`] holds the
+    /// balancer through its `Arc` instead of borrowing it, so it can be kept
+    /// in a future or sent to another thread. It also notes the time (one
+    /// clock read), so [`OwnedPick::finish`] can record the latency.
+    #[must_use]
+    pub fn pick_owned(self: &StdArc<Self>, ctx: &Context) -> Option<OwnedPick<T>>
+    where
+        T: 'static,
+    {
+        let backend = self.pick(ctx)?.into_backend();
+        let hooks: SharedOutcomes = StdArc::clone(self) as SharedOutcomes;
+        Some(OwnedPick::new(backend, hooks))
+    }
+
     #[cold]
     fn pick_slow(&self, ctx: &Context) -> Option<Pick<'_, T>> {
         let mut readmit = true;
@@ -674,6 +711,10 @@ impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
         if nanos.is_finite() && nanos > 0.0 {
             s.observe_latency(nanos, self.clock.now_nanos(), self.tau_nanos);
         }
+    }
+
+    fn now_nanos(&self) -> u64 {
+        self.clock.now_nanos()
     }
 
     fn on_failure(&self, s: &BackendState) {

@@ -9,6 +9,8 @@ mod error;
 mod health;
 mod pick;
 mod rng;
+#[cfg(all(feature = "tower", not(sysblocks_loom)))]
+mod service;
 mod strategy;
 mod sync;
 
@@ -18,7 +20,12 @@ pub use balancer::{BackendStats, Balancer, BalancerBuilder};
 pub use checker::HealthChecker;
 pub use error::{BuildError, HashTableError};
 pub use health::{HealthCheck, OutlierDetection};
-pub use pick::Pick;
+pub use pick::{OwnedPick, Pick};
+#[cfg(all(feature = "tower", not(sysblocks_loom)))]
+pub use service::{
+    Balance, BoxError, Classify, Endpoint, EndpointBalancer, ErrorIsFailure, ResponseFuture,
+    SharedEndpoint,
+};
 pub use strategy::{
     Candidates, ConsistentHashing, Context, CumulativeWeights, HashAlgorithm, HashState,
     LeastConnections, PeakEwma, PowerOfTwoChoices, Random, Rotation, RoundRobin,

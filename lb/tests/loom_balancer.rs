@@ -351,3 +351,20 @@ fn loom_probe_verdict_races_with_ejection() {
         assert_view_matches_state(&b);
     });
 }
+
+#[test]
+fn loom_owned_pick_dropped_on_another_thread_is_counted_out() {
+    sysblocks_sync::model(|| {
+        let b = std::sync::Arc::new(two(RoundRobin::new()));
+        let p = b.pick_owned(&Context::default()).unwrap();
+        let id = p.id();
+        let t = thread::spawn(move || {
+            assert!(p.in_flight() >= 1);
+            drop(p);
+        });
+        let q = b.pick(&Context::default()).unwrap();
+        drop(q);
+        t.join().unwrap();
+        assert_eq!(b.in_flight(id), Some(0));
+    });
+}
