@@ -8,6 +8,7 @@ mod checker;
 mod error;
 mod health;
 mod pick;
+mod priority;
 mod rng;
 #[cfg(all(feature = "tower", not(sysblocks_loom)))]
 mod service;
@@ -21,6 +22,7 @@ pub use checker::HealthChecker;
 pub use error::{BuildError, HashTableError};
 pub use health::{HealthCheck, OutlierDetection};
 pub use pick::{OwnedPick, Pick};
+pub use priority::{health_score, priority_load, DEFAULT_OVERPROVISIONING_PERCENT};
 #[cfg(all(feature = "tower", not(sysblocks_loom)))]
 pub use service::{
     Balance, BoxError, Classify, Endpoint, EndpointBalancer, ErrorIsFailure, ResponseFuture,
