@@ -326,3 +326,98 @@ impl std::error::Error for SubmitBatchError {
         }
     }
 }
+
+/// A failure of [`RedisQueue`](crate::RedisQueue) (feature `redis`). The
+/// queue keeps working after any of them: a connection is opened again on
+/// the next call, a missing consumer group is created again.
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisQueueError {
+    /// A setting was refused.
+    Build(BuildError),
+    /// The server could not be reached, or the connection broke (the
+    /// command may or may not have run: a submit that fails this way was
+    /// not acknowledged, and may still have been stored).
+    Connection {
+        /// The command.
+        command: &'static str,
+        /// The client's message.
+        detail: String,
+    },
+    /// A key the queue uses holds another type (`WRONGTYPE`).
+    WrongType {
+        /// The command.
+        command: &'static str,
+    },
+    /// The server answered with another error.
+    Server {
+        /// The command.
+        command: &'static str,
+        /// The error code (the first word of the server's message).
+        code: String,
+        /// The whole message.
+        detail: String,
+    },
+    /// The server answered with something the command cannot return.
+    UnexpectedReply {
+        /// The command.
+        command: &'static str,
+        /// What was wrong with the reply.
+        detail: String,
+    },
+    /// A payload was larger than the configured maximum.
+    PayloadTooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A task id that is not a stream id (`<ms>-<seq>`).
+    BadStreamId(String),
+    /// This handle was closed: it submits no more tasks.
+    Closed,
+}
+
+#[cfg(feature = "redis")]
+impl fmt::Display for RedisQueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Build(e) => write!(f, "invalid setting: {e}"),
+            Self::Connection { command, detail } => {
+                write!(f, "{command}: connection to redis failed: {detail}")
+            }
+            Self::WrongType { command } => {
+                write!(f, "{command}: a queue key holds another type (WRONGTYPE)")
+            }
+            Self::Server {
+                command, detail, ..
+            } => write!(f, "{command}: redis answered with an error: {detail}"),
+            Self::UnexpectedReply { command, detail } => {
+                write!(f, "{command}: unexpected reply from redis: {detail}")
+            }
+            Self::PayloadTooLarge { len, max } => {
+                write!(f, "payload of {len} bytes exceeds the maximum of {max}")
+            }
+            Self::BadStreamId(s) => write!(f, "{s:?} is not a stream id (<ms>-<seq>)"),
+            Self::Closed => f.write_str("the queue handle is closed"),
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl std::error::Error for RedisQueueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Build(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<BuildError> for RedisQueueError {
+    fn from(e: BuildError) -> Self {
+        Self::Build(e)
+    }
+}

@@ -43,6 +43,8 @@ mod recovery;
 mod submit;
 
 pub use builder::TaskQueueBuilder;
+#[cfg(feature = "redis")]
+pub(crate) use delivery::EntryRef;
 pub use delivery::{DeadLetter, Delivery, Outcome, Stats};
 pub use submit::PendingSubmit;
 
@@ -364,6 +366,7 @@ impl TaskQueue {
                     task: e.task.clone(),
                     attempt,
                     lease_until: until,
+                    entry: None,
                 };
                 let rec = TaskRecord {
                     id: TaskId(id),

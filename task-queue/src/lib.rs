@@ -12,12 +12,16 @@ mod pool;
 mod queue;
 mod record;
 mod redb_store;
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 mod sync;
 mod task;
 
 pub use backend::{Backend, Session};
 pub use backoff::Backoff;
+#[cfg(feature = "redis")]
+pub use error::RedisQueueError;
 pub use error::{
     BuildError, PopError, PushError, StoreError, SubmitBatchError, SubmitError, TaskError,
 };
@@ -30,6 +34,8 @@ pub use queue::{PopFuture, PushFuture};
 pub use queue::{RecvStream, SendSink};
 pub use record::{RecordState, TaskRecord};
 pub use redb_store::RedbStore;
+#[cfg(feature = "redis")]
+pub use redis::{Durability, RedisDeadLetter, RedisQueue, RedisQueueBuilder, RedisStats};
 pub use store::{MemoryStore, Recovered, Store, StoreOp, Ticket};
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock, SharedClock};
 pub use task::{Priority, Task, TaskId};

@@ -35,6 +35,29 @@ impl Priority {
             Self::Low => 2,
         }
     }
+
+    /// The priority of a numeric level: 0 high, 1 normal, 2 low (how
+    /// remote backends and other languages name it); `None` for any other
+    /// level.
+    #[must_use]
+    pub fn from_level(level: u8) -> Option<Self> {
+        match level {
+            0 => Some(Self::High),
+            1 => Some(Self::Normal),
+            2 => Some(Self::Low),
+            _ => None,
+        }
+    }
+
+    /// The numeric level: 0 high, 1 normal, 2 low.
+    #[must_use]
+    pub fn level(self) -> u8 {
+        match self {
+            Self::High => 0,
+            Self::Normal => 1,
+            Self::Low => 2,
+        }
+    }
 }
 
 /// A unit of work: an opaque payload (the handler decides what it means)

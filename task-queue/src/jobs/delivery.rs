@@ -60,13 +60,15 @@ pub struct Stats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// The queue that handed it out.
-    pub(super) queue: u64,
-    pub(super) id: TaskId,
+    pub(crate) queue: u64,
+    pub(crate) id: TaskId,
     /// Tells this delivery from a later one of the same task.
-    pub(super) token: u64,
-    pub(super) task: Task,
-    pub(super) attempt: u32,
-    pub(super) lease_until: u64,
+    pub(crate) token: u64,
+    pub(crate) task: Task,
+    pub(crate) attempt: u32,
+    pub(crate) lease_until: u64,
+    /// Where a remote backend keeps this delivery (a stream entry).
+    pub(crate) entry: Option<EntryRef>,
 }
 
 impl Delivery {
@@ -121,4 +123,27 @@ pub enum Outcome {
     Stale,
     /// The delivery was handed out by another queue: nothing was changed.
     Foreign,
+}
+
+/// The stream entry behind a delivery of a remote backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EntryRef {
+    /// The priority stream: 0 high, 1 normal, 2 low.
+    pub(crate) level: u8,
+    /// The entry's stream id, `<ms>-<seq>`.
+    pub(crate) stream_id: String,
+    /// Failed attempts before this delivery.
+    pub(crate) failures: u32,
+    /// The consumer that holds the entry (a heartbeat from another
+    /// connection extends it for this consumer).
+    pub(crate) consumer: String,
+}
+
+impl Delivery {
+    /// The stream id of the entry a remote backend delivered (`<ms>-<seq>`),
+    /// `None` for the embedded queue.
+    #[must_use]
+    pub fn stream_id(&self) -> Option<&str> {
+        self.entry.as_ref().map(|e| e.stream_id.as_str())
+    }
 }
