@@ -12,10 +12,15 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::builder::{build_topology, connect_node};
 use crate::client::{key_hash, DistCache, Topology};
 use crate::error::BuildError;
 use crate::node::Node;
+
+/// One key to copy: Redis key, value, remaining TTL in milliseconds.
+type Copy<'a> = (&'a [u8], &'a Bytes, u64);
 
 /// What a warm-up did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -177,16 +182,26 @@ impl DistCache {
                 self.record(source, &values);
                 match values {
                     Ok(values) => {
-                        for ((rkey, targets), v) in moved.iter().zip(values) {
+                        // One pipeline per target node.
+                        let mut per_target: Vec<(&Arc<Node>, Vec<Copy<'_>>)> = Vec::new();
+                        for ((rkey, targets), v) in moved.iter().zip(&values) {
                             let Some((value, ttl_ms)) = v else { continue };
                             for t in targets {
-                                let w = t.set(rkey, &value, ttl_ms, true).await;
-                                self.record(t, &w);
-                                match w {
-                                    Ok(true) => report.copied += 1,
-                                    Ok(false) => {}
-                                    Err(_) => report.failures += 1,
+                                let entry = (rkey.as_slice(), value, *ttl_ms);
+                                match per_target.iter_mut().find(|(n, _)| Arc::ptr_eq(n, t)) {
+                                    Some((_, list)) => list.push(entry),
+                                    None => per_target.push((t, vec![entry])),
                                 }
+                            }
+                        }
+                        for (t, entries) in per_target {
+                            let w = t.set_many_nx(&entries).await;
+                            self.record(t, &w);
+                            match w {
+                                Ok(stored) => {
+                                    report.copied += stored.iter().filter(|&&b| b).count() as u64;
+                                }
+                                Err(_) => report.failures += 1,
                             }
                         }
                     }

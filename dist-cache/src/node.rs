@@ -140,6 +140,37 @@ impl Node {
         }
     }
 
+    /// `SET key value PX ttl NX` for each entry, in one pipeline: whether
+    /// each was stored (absent before).
+    pub(crate) async fn set_many_nx(
+        &self,
+        entries: &[(&[u8], &Bytes, u64)],
+    ) -> Result<Vec<bool>, CacheError> {
+        let mut pipe = redis::pipe();
+        for (k, v, ttl_ms) in entries {
+            pipe.cmd("SET")
+                .arg(*k)
+                .arg(v.as_ref())
+                .arg("PX")
+                .arg(*ttl_ms)
+                .arg("NX");
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Value> = self.query(pipe.query_async(&mut conn)).await?;
+        if replies.len() != entries.len() {
+            return Err(self.unexpected("SET NX (pipelined)", &Value::Array(replies)));
+        }
+        replies
+            .into_iter()
+            .map(|v| match v {
+                Value::Okay => Ok(true),
+                Value::SimpleString(s) if s == "OK" => Ok(true),
+                Value::Nil => Ok(false),
+                other => Err(self.unexpected("SET NX (pipelined)", &other)),
+            })
+            .collect()
+    }
+
     /// `DEL`: whether the key existed.
     pub(crate) async fn del(&self, rkey: &[u8]) -> Result<bool, CacheError> {
         let mut conn = self.conn.clone();
