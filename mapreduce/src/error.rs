@@ -158,6 +158,14 @@ pub enum JobError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The cluster backend (feature `timely`) could not start or finish.
+    Cluster(ClusterError),
+}
+
+impl From<ClusterError> for JobError {
+    fn from(e: ClusterError) -> Self {
+        Self::Cluster(e)
+    }
 }
 
 impl fmt::Display for JobError {
@@ -190,6 +198,7 @@ impl fmt::Display for JobError {
             Self::Output { path, source } => {
                 write!(f, "cannot write output {}: {source}", path.display())
             }
+            Self::Cluster(e) => write!(f, "cluster: {e}"),
         }
     }
 }
@@ -203,6 +212,144 @@ impl StdError for JobError {
             | Self::Output { source, .. } => Some(source),
             Self::MapFailed { source, .. } | Self::ReduceFailed { source, .. } => Some(source),
             Self::OutputExists { .. } => None,
+            Self::Cluster(e) => Some(e),
+        }
+    }
+}
+
+/// Why a job on a cluster of processes (feature `timely`) could not start,
+/// or stopped: bad flags or hostfile, peers that cannot be reached or that
+/// went away, a failure in another worker, or a local launch that failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// A flag was missing its value, had a bad value, or was not allowed.
+    Flag {
+        /// The flag, e.g. `-w`.
+        flag: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The hostfile could not be read.
+    Hostfile {
+        /// The hostfile.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// A hostfile line is not `host:port`.
+    HostfileLine {
+        /// The hostfile.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+    },
+    /// The hostfile lists a different number of processes than `-n`.
+    ProcessCount {
+        /// `-n`.
+        processes: usize,
+        /// Addresses in the hostfile.
+        addresses: usize,
+    },
+    /// `-p` is not below `-n`.
+    ProcessIndex {
+        /// `-p`.
+        process: usize,
+        /// `-n`.
+        processes: usize,
+    },
+    /// timely refused to start (e.g. this process's address cannot be
+    /// bound).
+    Start {
+        /// What timely said.
+        message: String,
+    },
+    /// The processes could not connect to each other within the timeout.
+    Unreachable {
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
+    /// Processes disagree on the job (flags, input size or split count).
+    Mismatch {
+        /// What differed.
+        what: String,
+    },
+    /// A worker of this process stopped: most often a peer process went
+    /// away (timely does not recover within a run), or timely panicked.
+    WorkerLost {
+        /// The worker's index, across the cluster.
+        worker: usize,
+        /// What it said (a panic message).
+        message: String,
+    },
+    /// Another worker's job failed; that worker reports the cause.
+    PeerFailed {
+        /// The worker's index, across the cluster.
+        worker: usize,
+        /// Its error, as text.
+        message: String,
+    },
+    /// The local launcher could not start or wait for a process.
+    Launch {
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// A process started by the local launcher failed (after any retries).
+    ProcessFailed {
+        /// Its index (`-p`).
+        process: usize,
+        /// Its exit status, as text.
+        status: String,
+    },
+}
+
+impl fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag { flag, reason } => write!(f, "flag {flag}: {reason}"),
+            Self::Hostfile { path, source } => {
+                write!(f, "cannot read hostfile {}: {source}", path.display())
+            }
+            Self::HostfileLine { path, line } => write!(
+                f,
+                "hostfile {} line {line}: expected host:port",
+                path.display()
+            ),
+            Self::ProcessCount {
+                processes,
+                addresses,
+            } => write!(
+                f,
+                "-n says {processes} processes but the hostfile lists {addresses}"
+            ),
+            Self::ProcessIndex { process, processes } => {
+                write!(f, "-p {process} is not below -n {processes}")
+            }
+            Self::Start { message } => write!(f, "cannot start: {message}"),
+            Self::Unreachable { timeout } => {
+                write!(f, "peers not reachable within {timeout:?}")
+            }
+            Self::Mismatch { what } => write!(f, "processes disagree on {what}"),
+            Self::WorkerLost { worker, message } => {
+                write!(
+                    f,
+                    "worker {worker} stopped (a peer process is gone?): {message}"
+                )
+            }
+            Self::PeerFailed { worker, message } => write!(f, "worker {worker} failed: {message}"),
+            Self::Launch { source } => write!(f, "cannot launch a process: {source}"),
+            Self::ProcessFailed { process, status } => {
+                write!(f, "process {process} failed: {status}")
+            }
+        }
+    }
+}
+
+impl StdError for ClusterError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Hostfile { source, .. } | Self::Launch { source } => Some(source),
+            _ => None,
         }
     }
 }

@@ -161,6 +161,26 @@ impl TextFeed {
     }
 }
 
+impl TextFeed {
+    /// Split `i`, in split order.
+    #[cfg(feature = "timely")]
+    pub(crate) fn split(&self, i: usize) -> TextSplit {
+        self.splits[i].clone()
+    }
+
+    /// The number of splits.
+    #[cfg(feature = "timely")]
+    pub(crate) fn len(&self) -> usize {
+        self.splits.len()
+    }
+
+    /// Total input bytes.
+    #[cfg(feature = "timely")]
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+}
+
 /// How the runner pulls splits and their records.
 pub(crate) trait Feed<R: ?Sized>: Sync {
     type Split: Send;

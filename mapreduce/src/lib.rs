@@ -3,6 +3,8 @@
 
 mod board;
 mod buffer;
+#[cfg(feature = "timely")]
+pub mod cluster;
 mod codec;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -19,8 +21,10 @@ mod sync;
 mod word;
 pub mod word_count;
 
+#[cfg(feature = "timely")]
+pub use cluster::{ClusterConfig, ClusterOutput};
 pub use codec::Codec;
-pub use error::{BuildError, DecodeError, JobError, TaskError};
+pub use error::{BuildError, ClusterError, DecodeError, JobError, TaskError};
 pub use input::TextInput;
 pub use job::{Emitter, Job, Origin};
 pub use partition::{HashPartitioner, Partitioner, RangePartitioner};

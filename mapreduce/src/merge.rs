@@ -21,6 +21,9 @@ use crate::spill::SegmentReader;
 pub(crate) enum Source<'a, K, V> {
     Mem(std::slice::Iter<'a, Entry<K, V>>, &'a [Vec<V>]),
     Disk(SegmentReader<K, V>),
+    /// Frames a cluster worker received, in memory or in its spill file.
+    #[cfg(feature = "timely")]
+    Received(SegmentReader<K, V, crate::cluster::inbox::Pieces<'a>>),
 }
 
 impl<K: Codec + Clone, V: Codec + Clone> Source<'_, K, V> {
@@ -35,6 +38,8 @@ impl<K: Codec + Clone, V: Codec + Clone> Source<'_, K, V> {
                 (e.key.clone(), first, values.cloned().collect())
             })),
             Self::Disk(r) => r.next_entry(),
+            #[cfg(feature = "timely")]
+            Self::Received(r) => r.next_entry(),
         }
     }
 }

@@ -91,6 +91,30 @@ impl SpillDir {
         })
     }
 
+    /// Starts an append-only file of raw bytes (the frames a cluster
+    /// worker receives beyond its memory share).
+    #[cfg(feature = "timely")]
+    pub(crate) fn raw(&self) -> io::Result<RawSpill<'_>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("recv-{id:08}"));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let handle = options.open(&path)?;
+        Ok(RawSpill {
+            out: BufWriter::with_capacity(256 * 1024, handle),
+            file: SpillFile {
+                path,
+                bytes: 0,
+                dir: self,
+            },
+        })
+    }
+
     /// Counts `n` more bytes against the quota.
     fn reserve(&self, n: u64) -> io::Result<()> {
         let before = self.used.fetch_add(n, Ordering::Relaxed);
@@ -119,6 +143,36 @@ impl Drop for SpillFile<'_> {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
         self.dir.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// An append-only spill file of raw bytes; removed when dropped.
+#[cfg(feature = "timely")]
+pub(crate) struct RawSpill<'s> {
+    out: BufWriter<File>,
+    file: SpillFile<'s>,
+}
+
+#[cfg(feature = "timely")]
+impl RawSpill<'_> {
+    /// Appends `bytes`; returns their offset.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
+        let n = bytes.len() as u64;
+        self.file.dir.reserve(n)?;
+        let offset = self.file.bytes;
+        self.file.bytes += n;
+        self.out.write_all(bytes)?;
+        Ok(offset)
+    }
+
+    /// Flushes what was appended, so that it can be read.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The file's path, to read it back.
+    pub(crate) fn path(&self) -> &Path {
+        &self.file.path
     }
 }
 

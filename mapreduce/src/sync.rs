@@ -10,3 +10,8 @@ pub(crate) use std::thread::{available_parallelism, scope, Builder as ThreadBuil
 pub(crate) use sysblocks_sync::{
     AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, StdArc,
 };
+
+/// The cluster backend hands results over from timely's threads, which
+/// are real threads in both configurations.
+#[cfg(feature = "timely")]
+pub(crate) use std::sync::mpsc;

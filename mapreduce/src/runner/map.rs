@@ -15,7 +15,7 @@ use crate::sync::{scope, AtomicUsize, Mutex, Ordering};
 
 /// What one map task leaves for the reduce phase.
 pub(super) struct TaskOutput<'s, K, V> {
-    task: usize,
+    pub(super) task: usize,
     pub(super) runs: Vec<DiskRun<'s>>,
     pub(super) mem: Option<MemRun<K, V>>,
 }
@@ -88,7 +88,7 @@ impl<P> Runner<P> {
     }
 
     /// Budget for finished tasks' output kept in memory.
-    fn retained_limit(&self) -> usize {
+    pub(super) fn retained_limit(&self) -> usize {
         usize::try_from(self.memory_budget).unwrap_or(usize::MAX) / 2
     }
 

@@ -4,6 +4,8 @@
 //! [`builder`].
 
 mod builder;
+#[cfg(feature = "timely")]
+mod cluster;
 mod map;
 mod reduce;
 mod sink;
@@ -230,6 +232,25 @@ impl<P> Runner<P> {
         }
     }
 
+    /// A new job's shared state (and its spill directory).
+    fn job_state(
+        &self,
+        bytes_total: Option<u64>,
+        splits_total: Option<usize>,
+    ) -> Result<JobState, JobError> {
+        Ok(JobState {
+            spill: SpillDir::new(self.spill_dir.as_deref(), self.spill_quota)?,
+            hashers: KeyHashers::for_run(),
+            start: self.clock.now_nanos(),
+            bar: self.progress_bar && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            counters: Counters::default(),
+            partitions_done: AtomicUsize::new(0),
+            failure: Mutex::new(None),
+            bytes_total,
+            splits_total,
+        })
+    }
+
     /// Runs the map phase, then the reduce phase into `sink`; returns each
     /// partition's finished sink output, in partition order.
     fn execute<J, Fd, S>(&self, job: &J, feed: &Fd, sink: &S) -> Result<Vec<S::Done>, JobError>
@@ -239,17 +260,7 @@ impl<P> Runner<P> {
         P: Partitioner<J::Key>,
         S: PartSink<J::Key, J::Output>,
     {
-        let state = JobState {
-            spill: SpillDir::new(self.spill_dir.as_deref(), self.spill_quota)?,
-            hashers: KeyHashers::for_run(),
-            start: self.clock.now_nanos(),
-            bar: self.progress_bar && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            counters: Counters::default(),
-            partitions_done: AtomicUsize::new(0),
-            failure: Mutex::new(None),
-            bytes_total: feed.total_bytes(),
-            splits_total: feed.splits(),
-        };
+        let state = self.job_state(feed.total_bytes(), feed.splits())?;
         let (outputs, splits_done) = self.map_phase(job, feed, &state);
         self.report(&state, Phase::Map, splits_done, false);
         if let Some(e) = state.failure.lock().take() {

@@ -92,7 +92,7 @@ impl<P> Runner<P> {
     /// Runs are sorted by (hash, key) unless the partitioner promises
     /// ordered partitions: integer comparisons are cheaper, and the final
     /// in-memory result is sorted by key anyway.
-    fn merge_hasher<K>(&self) -> Option<ahash::RandomState>
+    pub(super) fn merge_hasher<K>(&self) -> Option<ahash::RandomState>
     where
         P: Partitioner<K>,
     {

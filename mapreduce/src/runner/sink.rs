@@ -54,13 +54,13 @@ impl<K: Send + Ord, O: Send> PartSink<K, O> for MemSink {
     }
 }
 
-struct DirSink<'f, F> {
-    dir: PathBuf,
-    format: &'f F,
+pub(super) struct DirSink<'f, F> {
+    pub(super) dir: PathBuf,
+    pub(super) format: &'f F,
 }
 
 /// The name of partition `p`'s output file.
-fn part_name(p: usize) -> String {
+pub(super) fn part_name(p: usize) -> String {
     format!("part-{p:05}")
 }
 
