@@ -4,6 +4,8 @@
 #[cfg(feature = "async")]
 mod r#async;
 mod atomic;
+#[cfg(any(feature = "redis", sysblocks_loom))]
+mod breaker;
 #[cfg(feature = "async")]
 mod check;
 mod clock;

@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 use sysblocks_rate_limiter::redis::{
     BlockingRedisLimiter, FailurePolicy, RedisCheckError, RedisLimiter, RedisStats, MAX_KEY_LEN,
 };
-use sysblocks_rate_limiter::{AsyncCheck, BuildError, Quota};
+use sysblocks_rate_limiter::{AsyncCheck, BuildError, ManualClock, Quota};
 use sysblocks_testkit::redis::RedisServer;
 
 async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
@@ -376,6 +376,7 @@ async fn kill_and_restart(policy: FailurePolicy) -> (RedisStats, u64) {
     let limiter = RedisLimiter::gcra(Quota::per_second(1000).burst(50))
         .prefix("f:")
         .timeout(Duration::from_millis(50))
+        .failure_cooldown(Duration::from_millis(100))
         .on_failure(policy)
         .connect(&server.url())
         .await
@@ -462,4 +463,84 @@ async fn redis_down_fails_closed() {
 #[tokio::test]
 async fn redis_down_falls_back_to_a_local_limiter() {
     outage_decided_by(FailurePolicy::LocalFallback { fleet_size: 4 }).await;
+}
+
+/// While Redis is down one check waits out the timeout and opens the
+/// breaker; the checks after it decide by the policy with no round trip
+/// (or return `CircuitOpen` under the error policy) until the cooldown
+/// ends on the limiter's clock, when one check probes Redis again; once
+/// a probe succeeds, Redis decides again.
+#[tokio::test]
+async fn after_a_failure_checks_skip_redis_for_the_cooldown() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let url = server.url();
+    let build = |policy, prefix: &'static str| {
+        RedisLimiter::gcra(Quota::per_second(100).burst(10))
+            .prefix(prefix)
+            .timeout(Duration::from_millis(50))
+            .failure_cooldown(Duration::from_secs(1))
+            .on_failure(policy)
+            .clock(clock.clone())
+    };
+    let open = build(FailurePolicy::FailOpen, "bo:")
+        .connect(&url)
+        .await
+        .unwrap();
+    let strict = build(FailurePolicy::Error, "be:")
+        .connect(&url)
+        .await
+        .unwrap();
+    assert!(open.check("k").await.unwrap().is_allowed());
+    assert!(strict.check("k").await.unwrap().is_allowed());
+    server.kill();
+    // The first check after the kill makes a round trip, which fails.
+    assert!(open.check("k").await.unwrap().is_allowed());
+    let e = strict.check("k").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RedisCheckError::Timeout(_) | RedisCheckError::Connection(_)
+        ),
+        "{e}"
+    );
+    let failed = open.stats();
+    assert_eq!((failed.failed_open, failed.short_circuited), (1, 0));
+    clock.advance(Duration::from_millis(400));
+    for _ in 0..50 {
+        assert!(open.check("k").await.unwrap().is_allowed());
+    }
+    match strict.check("k").await {
+        Err(RedisCheckError::CircuitOpen(wait)) => assert_eq!(wait, Duration::from_millis(600)),
+        other => panic!("{other:?}"),
+    }
+    let skipped = open.stats();
+    assert_eq!(skipped.round_trips, failed.round_trips);
+    assert_eq!((skipped.short_circuited, skipped.failed_open), (50, 51));
+    // The cooldown is over: the next check is a round trip again (a
+    // probe), and the breaker closes once one succeeds.
+    server.restart().expect("restart");
+    clock.advance(Duration::from_millis(600));
+    let _ = open.check("k").await;
+    assert!(open.stats().round_trips > skipped.round_trips);
+    let mut recovered = false;
+    for _ in 0..100 {
+        let before = open.stats().decided_by_redis;
+        clock.advance(Duration::from_secs(1));
+        let _ = open.check("k").await;
+        if open.stats().decided_by_redis > before {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "{:?}", open.stats());
+    // Closed again: every check goes to Redis.
+    let closed = open.stats();
+    for _ in 0..5 {
+        open.check("k").await.unwrap();
+    }
+    assert_eq!(open.stats().decided_by_redis, closed.decided_by_redis + 5);
 }

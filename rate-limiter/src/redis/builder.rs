@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::Script;
-use sysblocks_clock::{Clock, SharedClock};
+use sysblocks_clock::{saturating_nanos, Clock, SharedClock};
 
 use super::denials::DenialCache;
 use super::error::ConnectError;
@@ -29,6 +29,7 @@ pub struct RedisLimiterBuilder {
     gcra: bool,
     prefix: String,
     timeout: Duration,
+    cooldown: Duration,
     policy: FailurePolicy,
     denial_cache: usize,
     clock: Option<SharedClock>,
@@ -41,6 +42,7 @@ impl fmt::Debug for RedisLimiterBuilder {
             .field("gcra", &self.gcra)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("failure_cooldown", &self.cooldown)
             .field("policy", &self.policy)
             .field("denial_cache", &self.denial_cache)
             .finish_non_exhaustive()
@@ -54,6 +56,7 @@ impl RedisLimiterBuilder {
             gcra,
             prefix: "rl:".to_owned(),
             timeout: Duration::from_millis(100),
+            cooldown: Duration::from_millis(200),
             policy: FailurePolicy::Error,
             denial_cache: 65_536,
             clock: None,
@@ -73,6 +76,19 @@ impl RedisLimiterBuilder {
     /// decides (default 100 ms).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long checks skip Redis after a round trip failed for want of
+    /// it (a timeout, a broken connection), deciding by the
+    /// [`FailurePolicy`] at once instead of each waiting out the timeout
+    /// (default 200 ms; zero turns it off). After it, one check probes
+    /// Redis while the others keep skipping; the probe's success ends the
+    /// outage for all. Under [`FailurePolicy::Error`] a skipped check
+    /// returns [`RedisCheckError::CircuitOpen`](super::RedisCheckError::CircuitOpen).
+    /// Measured on the limiter's local [`clock`](Self::clock).
+    pub fn failure_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
         self
     }
 
@@ -187,6 +203,7 @@ impl RedisLimiterBuilder {
             algo,
             prefix: self.prefix.into_bytes(),
             timeout: self.timeout,
+            cooldown: saturating_nanos(self.cooldown),
             policy,
             denials: (self.denial_cache > 0).then(|| DenialCache::new(self.denial_cache)),
             clock,
@@ -223,6 +240,8 @@ pub(super) struct Prepared {
     pub(super) algo: Algo,
     pub(super) prefix: Vec<u8>,
     pub(super) timeout: Duration,
+    /// The breaker's cooldown in nanoseconds.
+    pub(super) cooldown: u64,
     pub(super) policy: Policy,
     pub(super) denials: Option<DenialCache>,
     pub(super) clock: SharedClock,

@@ -8,8 +8,8 @@ use super::scripts::CORRUPT;
 /// Why a Redis-backed check could not decide. A denial is not an error:
 /// it is a [`Decision`](crate::Decision) that is not allowed.
 ///
-/// [`RedisCheckError::Timeout`] and [`RedisCheckError::Connection`] mean
-/// Redis is unavailable: a limiter with a
+/// [`RedisCheckError::Timeout`], [`RedisCheckError::Connection`] and
+/// [`RedisCheckError::CircuitOpen`] mean Redis is unavailable: a limiter with a
 /// [`FailurePolicy`](super::FailurePolicy) other than
 /// [`FailurePolicy::Error`](super::FailurePolicy::Error) decides by its
 /// policy instead of returning them. The others concern one request or one
@@ -39,6 +39,11 @@ pub enum RedisCheckError {
     /// The connection failed or is being re-established (the connection
     /// manager reconnects by itself; a later check may succeed).
     Connection(redis::RedisError),
+    /// No round trip was tried: one failed for want of Redis less than
+    /// the limiter's failure cooldown ago
+    /// ([`RedisLimiterBuilder::failure_cooldown`](super::RedisLimiterBuilder::failure_cooldown)).
+    /// A check is sent again, as a probe, after this long.
+    CircuitOpen(Duration),
     /// The Redis key holds a value of another type (`WRONGTYPE`): something
     /// else uses the limiter's key space. Delete the key or change the
     /// prefix.
@@ -53,12 +58,15 @@ pub enum RedisCheckError {
 }
 
 impl RedisCheckError {
-    /// Whether this error means Redis is unavailable (a timeout or a
-    /// connection failure), the case a [`FailurePolicy`](super::FailurePolicy)
+    /// Whether this error means Redis is unavailable (a timeout, a
+    /// connection failure, or a breaker still open after one), the case a [`FailurePolicy`](super::FailurePolicy)
     /// covers.
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::Connection(_))
+        matches!(
+            self,
+            Self::Timeout(_) | Self::Connection(_) | Self::CircuitOpen(_)
+        )
     }
 
     /// Sorts an error of the `redis` crate.
@@ -106,6 +114,10 @@ impl fmt::Display for RedisCheckError {
             ),
             Self::Timeout(t) => write!(f, "Redis did not answer within {t:?}"),
             Self::Connection(e) => write!(f, "Redis connection failed: {e}"),
+            Self::CircuitOpen(t) => write!(
+                f,
+                "Redis failed moments ago; no round trip is tried for another {t:?}"
+            ),
             Self::WrongType => {
                 f.write_str("the Redis key holds a value of another type (WRONGTYPE)")
             }

@@ -1,6 +1,7 @@
 //! `RedisLimiter`: the async limiter, its builder and its failure policy.
 
 use std::fmt;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{Cmd, Pipeline, RedisWrite, ToRedisArgs, Value};
@@ -10,6 +11,7 @@ use super::builder::{Prepared, RedisLimiterBuilder};
 use super::denials::Denied;
 use super::error::RedisCheckError;
 use super::policy::Policy;
+use crate::breaker::Breaker;
 use crate::decision::NEVER;
 use crate::sync::{AtomicU64, Ordering, StdArc};
 use crate::{AsyncCheck, Decision, Quota};
@@ -80,6 +82,10 @@ pub struct RedisStats {
     pub decided_by_redis: u64,
     /// Checks answered from the denial cache, without a round trip.
     pub cached_denials: u64,
+    /// Checks that skipped Redis because a round trip had just failed
+    /// (the breaker was open), and were decided by the failure policy;
+    /// they are counted there too.
+    pub short_circuited: u64,
     /// Checks admitted by [`FailurePolicy::FailOpen`](super::FailurePolicy::FailOpen).
     pub failed_open: u64,
     /// Checks denied by [`FailurePolicy::FailClosed`](super::FailurePolicy::FailClosed).
@@ -96,6 +102,7 @@ struct Counters {
     script_loads: AtomicU64,
     decided_by_redis: AtomicU64,
     cached_denials: AtomicU64,
+    short_circuited: AtomicU64,
     failed_open: AtomicU64,
     failed_closed: AtomicU64,
     local_fallback: AtomicU64,
@@ -163,6 +170,7 @@ impl Reply {
 struct Inner {
     conn: ConnectionManager,
     p: Prepared,
+    breaker: Breaker,
     counters: Counters,
 }
 
@@ -237,6 +245,7 @@ impl RedisLimiter {
         Self {
             inner: StdArc::new(Inner {
                 conn,
+                breaker: Breaker::new(p.cooldown),
                 p,
                 counters: Counters::default(),
             }),
@@ -270,6 +279,7 @@ impl RedisLimiter {
             script_loads: l(&c.script_loads),
             decided_by_redis: l(&c.decided_by_redis),
             cached_denials: l(&c.cached_denials),
+            short_circuited: l(&c.short_circuited),
             failed_open: l(&c.failed_open),
             failed_closed: l(&c.failed_closed),
             local_fallback: l(&c.local_fallback),
@@ -305,6 +315,9 @@ impl RedisLimiter {
         let now = self.inner.p.clock.now_nanos();
         if let Some(early) = self.check_local(key, cost, now) {
             return early;
+        }
+        if !self.inner.breaker.admit(now) {
+            return self.short_circuit(key, cost, now);
         }
         let cmd = self.command(key, cost, None);
         let reply = match tokio::time::timeout(self.inner.p.timeout, self.run_command(&cmd)).await {
@@ -355,6 +368,11 @@ impl RedisLimiter {
                 sent.push(i);
             }
             out.push(early);
+        }
+        if !sent.is_empty() && !self.inner.breaker.admit(now) {
+            for i in sent.drain(..) {
+                out[i] = Some(self.short_circuit(keys[i].as_ref(), cost, now));
+            }
         }
         if !sent.is_empty() {
             let replies =
@@ -540,6 +558,7 @@ impl RedisLimiter {
         let c = &self.inner.counters;
         match reply {
             Ok(r) => {
+                self.inner.breaker.success();
                 bump(&c.decided_by_redis);
                 if let Some(cache) = &self.inner.p.denials {
                     if r.allowed {
@@ -559,12 +578,24 @@ impl RedisLimiter {
                 }
                 Ok(self.decision(r))
             }
-            Err(e) if e.is_unavailable() => self.on_unavailable(key, cost, e),
+            Err(e) if e.is_unavailable() => {
+                // The cooldown counts from the failure, not the request.
+                self.inner.breaker.failure(self.inner.p.clock.now_nanos());
+                self.on_unavailable(key, cost, e)
+            }
             Err(e) => {
                 bump(&c.errors);
                 Err(e)
             }
         }
+    }
+
+    /// A check while the breaker is open: decided by the failure policy
+    /// without a round trip.
+    fn short_circuit(&self, key: &[u8], cost: u32, now: u64) -> Result<Decision, RedisCheckError> {
+        bump(&self.inner.counters.short_circuited);
+        let wait = Duration::from_nanos(self.inner.breaker.remaining(now));
+        self.on_unavailable(key, cost, RedisCheckError::CircuitOpen(wait))
     }
 
     fn on_unavailable(
