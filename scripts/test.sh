@@ -48,7 +48,8 @@ done
 if [ ${#loom_pkgs[@]} -gt 0 ]; then
   RUSTFLAGS="--cfg sysblocks_loom ${RUSTFLAGS:-}" \
   LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
-    cargo test --target-dir target/loom "${loom_pkgs[@]}" --lib --tests -- loom_
+    cargo test --target-dir target/loom "${loom_pkgs[@]}" \
+      --features sysblocks-lru-ttl-cache/async --lib --tests -- loom_
 fi
 
 step "valgrind memcheck (crates that do not forbid unsafe code)"
