@@ -7,6 +7,7 @@ pub mod mapreduce;
 pub mod rate_limiter;
 pub mod rate_limiter_redis;
 pub mod task_queue;
+pub mod task_queue_redis;
 
 use crate::harness::Mode;
 use crate::report::Report;
@@ -17,6 +18,7 @@ pub const CRATES: &[&str] = &[
     "consistent-hash",
     "rate-limiter",
     "task-queue",
+    "task-queue-redis",
     "lb",
     "mapreduce",
 ];
@@ -29,6 +31,7 @@ pub fn run_crate(krate: &str, mode: Mode, report: &mut Report) {
         "consistent-hash" => consistent_hash::run(mode, report),
         "rate-limiter" => rate_limiter::run(mode, report),
         "task-queue" => task_queue::run(mode, report),
+        "task-queue-redis" => task_queue_redis::run(mode, report),
         "lb" => lb::run(mode, report),
         "mapreduce" => mapreduce::run(mode, report),
         other => report

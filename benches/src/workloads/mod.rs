@@ -8,3 +8,4 @@ pub mod mapreduce;
 pub mod rate_limiter;
 pub mod rate_limiter_redis;
 pub mod task_queue;
+pub mod task_queue_redis;
