@@ -11,6 +11,8 @@
 //! - the classic reliable list queue (RQ, Sidekiq): `LPUSH`, `BLMOVE`
 //!   into the worker's own processing list, `LREM` once done; batched:
 //!   one `LPUSH` of many values, pipelined `LMOVE`s and `LREM`s.
+//! - a diagnostic, not a peer: streams driven by plain commands, with
+//!   `XACK` + `XDEL` once per fetch (the ceiling of ours' design).
 //!
 //! Every round runs on fresh keys, with fresh workers whose connections
 //! are opened (by a few warm-up tasks) before the clock starts, and the
@@ -69,6 +71,10 @@ pub enum Kind {
     Apalis,
     /// `LPUSH` / `BLMOVE` / `LREM`.
     List,
+    /// A diagnostic, not a peer: streams driven by plain commands with
+    /// one acknowledgement per fetch (`XADD`s pipelined, `XREADGROUP`,
+    /// `XACK` + `XDEL` of the whole fetch), the ceiling of ours' design.
+    Streams,
 }
 
 impl Kind {
@@ -82,6 +88,7 @@ impl Kind {
             Self::Ours => "ours (RedisQueue + WorkerPool)",
             Self::Apalis => "apalis-redis",
             Self::List => "list queue (LPUSH, BLMOVE, LREM)",
+            Self::Streams => "raw streams (XADD, XREADGROUP, XACK + XDEL per fetch)",
         }
     }
 }
@@ -132,8 +139,19 @@ pub struct ServerCost {
     pub cpu_us: f64,
     /// Commands processed (those that scripts call included).
     pub commands: u64,
-    /// Calls per command name (from `INFO commandstats`).
-    pub calls: Vec<(String, u64)>,
+    /// Per command, most called first (from `INFO commandstats`).
+    pub calls: Vec<CommandStat>,
+}
+
+/// One line of `INFO commandstats`.
+#[derive(Debug, Clone, Default)]
+pub struct CommandStat {
+    /// The command (`xadd`, `evalsha`, `config|resetstat`).
+    pub name: String,
+    /// Calls, those from scripts included.
+    pub calls: u64,
+    /// Microseconds spent in it (a script's include its calls').
+    pub usec: u64,
 }
 
 /// What one round measured.
@@ -349,24 +367,29 @@ impl Admin {
     /// and the completion probes sent.
     fn cost(&mut self, cpu_before: f64) -> ServerCost {
         let cpu_us = self.cpu_us() - cpu_before;
-        let mut calls: Vec<(String, u64)> = self
+        let mut calls: Vec<CommandStat> = self
             .info("commandstats")
             .into_iter()
             .filter_map(|(k, v)| {
                 let name = k.strip_prefix("cmdstat_")?.to_owned();
-                let n = v
-                    .split(',')
-                    .find_map(|f| f.strip_prefix("calls="))?
-                    .parse()
-                    .ok()?;
-                Some((name, n))
+                let field = |f: &str| -> Option<u64> {
+                    v.split(',')
+                        .find_map(|x| x.strip_prefix(f)?.strip_prefix('='))?
+                        .parse()
+                        .ok()
+                };
+                Some(CommandStat {
+                    name,
+                    calls: field("calls")?,
+                    usec: field("usec")?,
+                })
             })
-            .filter(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat" | "scard"))
+            .filter(|c| !matches!(c.name.as_str(), "info" | "config|resetstat" | "scard"))
             .collect();
-        calls.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        calls.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.name.cmp(&b.name)));
         ServerCost {
             cpu_us,
-            commands: calls.iter().map(|(_, n)| n).sum(),
+            commands: calls.iter().map(|c| c.calls).sum(),
             calls,
         }
     }
@@ -407,7 +430,7 @@ pub fn round(
     let r = match kind {
         Kind::Ours => ours(batching, load, n, id, patience, &probe, admin),
         Kind::Apalis => apalis(batching, load, n, id, patience, &probe, rt, admin),
-        Kind::List => list(batching, load, n, id, patience, &probe, admin),
+        Kind::List | Kind::Streams => raw(kind, batching, load, n, id, patience, &probe, admin),
     };
     admin.flush();
     r
@@ -564,55 +587,131 @@ fn apalis(
 /// One list-queue worker: moves tasks into its processing list, runs
 /// them, removes them from it.
 fn list_worker(
-    mut conn: redis::Connection,
+    conn: &mut redis::Connection,
     queue: &str,
     processing: &str,
     fetch: usize,
     probe: &Probe,
-    completed: &AtomicU64,
-    stop: &AtomicBool,
-) {
-    while !stop.load(Ordering::Acquire) {
-        let mut got: Vec<Vec<u8>> = Vec::with_capacity(fetch);
-        if fetch > 1 {
-            let mut pipe = redis::pipe();
-            for _ in 0..fetch {
-                pipe.cmd("LMOVE")
-                    .arg(queue)
-                    .arg(processing)
-                    .arg("RIGHT")
-                    .arg("LEFT");
-            }
-            let moved: Vec<Option<Vec<u8>>> = pipe.query(&mut conn).expect("LMOVE");
-            got.extend(moved.into_iter().flatten());
-        }
-        if got.is_empty() {
-            let moved: Option<Vec<u8>> = redis::cmd("BLMOVE")
+) -> usize {
+    let mut got: Vec<Vec<u8>> = Vec::with_capacity(fetch);
+    if fetch > 1 {
+        let mut pipe = redis::pipe();
+        for _ in 0..fetch {
+            pipe.cmd("LMOVE")
                 .arg(queue)
                 .arg(processing)
                 .arg("RIGHT")
-                .arg("LEFT")
-                .arg(0.1)
-                .query(&mut conn)
-                .expect("BLMOVE");
-            got.extend(moved);
+                .arg("LEFT");
         }
-        if got.is_empty() {
-            continue;
-        }
-        for p in &got {
-            probe.start(p);
-        }
-        let mut pipe = redis::pipe();
-        for p in &got {
-            pipe.cmd("LREM").arg(processing).arg(1).arg(p).ignore();
-        }
-        let () = pipe.query(&mut conn).expect("LREM");
-        completed.fetch_add(got.len() as u64, Ordering::Release);
+        let moved: Vec<Option<Vec<u8>>> = pipe.query(conn).expect("LMOVE");
+        got.extend(moved.into_iter().flatten());
     }
+    if got.is_empty() {
+        let moved: Option<Vec<u8>> = redis::cmd("BLMOVE")
+            .arg(queue)
+            .arg(processing)
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(0.1)
+            .query(conn)
+            .expect("BLMOVE");
+        got.extend(moved);
+    }
+    if got.is_empty() {
+        return 0;
+    }
+    for p in &got {
+        probe.start(p);
+    }
+    let mut pipe = redis::pipe();
+    for p in &got {
+        pipe.cmd("LREM").arg(processing).arg(1).arg(p).ignore();
+    }
+    let () = pipe.query(conn).expect("LREM");
+    got.len()
 }
 
-fn list(
+/// One raw-streams worker: `XREADGROUP` up to `fetch` entries, runs them,
+/// then acknowledges and deletes them all in one round trip.
+fn streams_worker(
+    conn: &mut redis::Connection,
+    stream: &str,
+    consumer: &str,
+    fetch: usize,
+    probe: &Probe,
+) -> usize {
+    let v: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(fetch)
+        .arg("BLOCK")
+        .arg(100)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query(conn)
+        .expect("XREADGROUP");
+    // `[[stream, [[id, [field, value, ...]], ...]]]`, or nil.
+    let mut ids: Vec<Vec<u8>> = Vec::new();
+    let items = |v: redis::Value| match v {
+        redis::Value::Array(a) => a,
+        _ => Vec::new(),
+    };
+    for stream in items(v) {
+        for entry in items(stream).into_iter().skip(1).flat_map(items) {
+            let mut parts = items(entry).into_iter();
+            let (Some(redis::Value::BulkString(id)), Some(fields)) = (parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if let Some(redis::Value::BulkString(p)) = items(fields).get(1) {
+                probe.start(p);
+            }
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        return 0;
+    }
+    let () = redis::pipe()
+        .cmd("XACK")
+        .arg(stream)
+        .arg("g")
+        .arg(&ids)
+        .ignore()
+        .cmd("XDEL")
+        .arg(stream)
+        .arg(&ids)
+        .ignore()
+        .query(conn)
+        .expect("XACK");
+    ids.len()
+}
+
+/// Submits `tasks` in one round trip.
+fn raw_submit(kind: Kind, conn: &mut redis::Connection, key: &str, tasks: &[String]) {
+    if kind == Kind::List {
+        let _: i64 = redis::cmd("LPUSH")
+            .arg(key)
+            .arg(tasks)
+            .query(conn)
+            .expect("LPUSH");
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for t in tasks {
+        pipe.cmd("XADD").arg(key).arg("*").arg("p").arg(t).ignore();
+    }
+    let () = pipe.query(conn).expect("XADD");
+}
+
+/// The list queue, or the raw-streams diagnostic: plain commands from
+/// plain threads.
+#[allow(clippy::too_many_arguments)]
+fn raw(
+    kind: Kind,
     batching: Batching,
     load: Load,
     n: u64,
@@ -623,7 +722,17 @@ fn list(
 ) -> Round {
     let client = redis::Client::open(admin.url.as_str()).expect("url");
     let connect = || client.get_connection().expect("connect");
-    let queue = format!("r{id}:queue");
+    let key = format!("r{id}:queue");
+    if kind == Kind::Streams {
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&key)
+            .arg("g")
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(&mut connect())
+            .expect("XGROUP CREATE");
+    }
     let completed = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -631,47 +740,39 @@ fn list(
         // that the scope can join them.
         let _stop = StopOnDrop(&stop);
         for w in 0..WORKERS {
-            let conn = connect();
-            let (queue, completed, stop) = (&queue, &completed, &stop);
-            let processing = format!("r{id}:processing:{w}");
+            let mut conn = connect();
+            let (key, completed, stop) = (&key, &completed, &stop);
+            let own = format!("r{id}:processing:{w}");
             let probe = &**probe;
             s.spawn(move || {
-                list_worker(
-                    conn,
-                    queue,
-                    &processing,
-                    batching.fetch(),
-                    probe,
-                    completed,
-                    stop,
-                );
+                while !stop.load(Ordering::Acquire) {
+                    let f = batching.fetch();
+                    let done = if kind == Kind::List {
+                        list_worker(&mut conn, key, &own, f, probe)
+                    } else {
+                        streams_worker(&mut conn, key, &own, f, probe)
+                    };
+                    completed.fetch_add(done as u64, Ordering::Release);
+                }
             });
         }
         let submitters: Vec<_> = (0..PRODUCERS)
             .map(|_| {
                 let mut conn = connect();
-                let queue = &queue;
-                move |tasks: Vec<String>| {
-                    let () = redis::cmd("LPUSH")
-                        .arg(queue)
-                        .arg(&tasks)
-                        .query(&mut conn)
-                        .map(|_: i64| ())
-                        .expect("LPUSH");
-                }
+                let key = &key;
+                move |tasks: Vec<String>| raw_submit(kind, &mut conn, key, &tasks)
             })
             .collect();
         let warm: Vec<String> = vec![payload(0, WARM_INDEX); WARM as usize];
-        let mut conn = connect();
-        let _: i64 = redis::cmd("LPUSH")
-            .arg(&queue)
-            .arg(&warm)
-            .query(&mut conn)
-            .expect("LPUSH");
+        raw_submit(kind, &mut connect(), &key, &warm);
         let warmed = wait_for(WARM, Instant::now() + patience, || {
             completed.load(Ordering::Acquire)
         });
-        assert!(warmed, "list queue: the warm-up tasks did not complete");
+        assert!(
+            warmed,
+            "{}: the warm-up tasks did not complete",
+            kind.name()
+        );
         let cpu = admin.reset_stats();
         let start = Instant::now();
         produce(n, batching.submit(), load, probe, start, submitters);
