@@ -143,7 +143,8 @@ impl DistCacheBuilder {
         self
     }
 
-    /// The clock of ejection back-offs (default monotonic).
+    /// The clock of ejection back-offs and of the near cache's TTL
+    /// (default monotonic).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
         self
@@ -223,7 +224,7 @@ impl DistCacheBuilder {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let near = self
             .near
-            .map(|n| Near::new(n, &self.prefix).map(Arc::new))
+            .map(|n| Near::new(n, &self.prefix, self.clock.clone()).map(Arc::new))
             .transpose()?;
         let cfg = Config {
             placement: self.placement,

@@ -311,11 +311,12 @@ impl DistCache {
     /// node tried failed (holding the last failure).
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         Self::check_key(key)?;
-        let hash = key_hash(key);
+        // A near hit costs the near cache's own lookup and nothing else:
+        // the placement hash is computed only on a miss.
         if let Some(v) = self.get_near(key) {
             return Ok(Some(v));
         }
-        self.get_remote(key, hash).await
+        self.get_remote(key, key_hash(key)).await
     }
 
     /// The near cache's copy of `key`, without any I/O: `None` without a
@@ -396,8 +397,14 @@ impl DistCache {
             } else {
                 tickets.push(None);
             }
+            // As `read_candidates`: with `Failover::Miss` only the key's
+            // replicas may answer.
+            let span = match self.inner.cfg.failover {
+                Failover::NextNode => t.nodes.len(),
+                Failover::Miss => self.inner.cfg.replicas,
+            };
             let first = t
-                .preference(hash, t.nodes.len())
+                .preference(hash, span)
                 .into_iter()
                 .find(|&i| t.nodes[i].health.is_available(now));
             match first {

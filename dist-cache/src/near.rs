@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
+use sysblocks_clock::SharedClock;
 use sysblocks_consistent_hash::fmix64;
 use sysblocks_lru_ttl_cache::Cache;
 use tokio::sync::mpsc;
@@ -80,17 +81,25 @@ impl std::fmt::Debug for Near {
 }
 
 impl Near {
-    pub(crate) fn new(settings: NearCache, prefix: &str) -> Result<Self, BuildError> {
+    /// `clock` measures the TTL (`None`: the cache's own monotonic clock,
+    /// so a near hit is the same lookup as a bare lru-ttl-cache `get`).
+    pub(crate) fn new(
+        settings: NearCache,
+        prefix: &str,
+        clock: Option<SharedClock>,
+    ) -> Result<Self, BuildError> {
         if settings.ttl.is_zero() {
             return Err(BuildError::Zero {
                 setting: "NearCache::ttl",
             });
         }
-        let cache = Cache::builder()
+        let mut builder = Cache::builder()
             .max_capacity(settings.capacity)
-            .time_to_live(settings.ttl)
-            .build()
-            .map_err(BuildError::NearCache)?;
+            .time_to_live(settings.ttl);
+        if let Some(clock) = clock {
+            builder = builder.clock(clock);
+        }
+        let cache = builder.build().map_err(BuildError::NearCache)?;
         Ok(Self {
             cache,
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -271,5 +280,73 @@ async fn track(client: redis::Client, near: Arc<Near>, live: Arc<AtomicBool>, ti
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use sysblocks_clock::ManualClock;
+
+    use super::{Near, NearCache, Value};
+    use crate::client::key_hash;
+
+    const TTL: Duration = Duration::from_millis(500);
+
+    fn near(clock: &ManualClock) -> Near {
+        let settings = NearCache {
+            capacity: 100,
+            ttl: TTL,
+        };
+        Near::new(settings, "dc:", Some(Arc::new(clock.clone()))).unwrap()
+    }
+
+    /// The bound on a stale read when an invalidation never arrives (a
+    /// lost push, a writer the server does not report): the copy is served
+    /// for at most the near cache's TTL after it was kept, so at most that
+    /// long after the write that made it stale.
+    #[test]
+    fn a_copy_whose_invalidation_is_lost_is_served_at_most_the_ttl() {
+        let clock = ManualClock::new();
+        let n = near(&clock);
+        let ticket = n.ticket(key_hash("k"));
+        n.fill("k", Bytes::from("old"), ticket);
+        // The value changes in Redis now; no invalidation comes.
+        clock.advance(TTL - Duration::from_nanos(1));
+        assert_eq!(n.get("k").as_deref(), Some(&b"old"[..]));
+        clock.advance(Duration::from_nanos(1));
+        assert_eq!(n.get("k"), None, "served past the near TTL");
+    }
+
+    /// A reply that raced an invalidation (of its stripe) or a flush is
+    /// never kept: it could be older than the write the push announced.
+    #[test]
+    fn a_fill_that_raced_an_invalidation_or_a_flush_is_refused() {
+        let clock = ManualClock::new();
+        let n = near(&clock);
+        let ticket = n.ticket(key_hash("k"));
+        n.invalidate("k", key_hash("k"));
+        n.fill("k", Bytes::from("old"), ticket);
+        assert_eq!(n.get("k"), None);
+        let ticket = n.ticket(key_hash("k"));
+        n.clear();
+        n.fill("k", Bytes::from("old"), ticket);
+        assert_eq!(n.get("k"), None);
+        // An invalidation push for the Redis key drops the copy; keys
+        // outside the prefix are ignored; a nil push is a flush.
+        let ticket = n.ticket(key_hash("k"));
+        n.fill("k", Bytes::from("v"), ticket);
+        let ticket = n.ticket(key_hash("j"));
+        n.fill("j", Bytes::from("v"), ticket);
+        n.on_invalidate(&[Value::Array(vec![Value::BulkString(b"other:k".to_vec())])]);
+        assert_eq!(n.len(), 2);
+        n.on_invalidate(&[Value::Array(vec![Value::BulkString(b"dc:k".to_vec())])]);
+        assert_eq!(n.get("k"), None);
+        assert!(n.get("j").is_some());
+        n.on_invalidate(&[Value::Nil]);
+        assert_eq!(n.len(), 0);
     }
 }

@@ -369,5 +369,111 @@ fn bad_input_and_odd_replies_are_typed_errors_and_the_client_keeps_working() {
         cache.set(&on_liar, "moved").await.unwrap_or(());
         assert!(cache.get(&on_liar).await.is_ok());
         assert!(cache.stats().node_failures >= 1);
+
+        // A pipelined read answered oddly counts as the liar's third
+        // failure in a row: it is ejected, and with `Failover::Miss` its
+        // keys miss instead of failing (no error storm).
+        let failures = strict.stats().node_failures;
+        let many = strict.get_many(&[&on_real, &on_liar]).await.unwrap();
+        assert_eq!(many, vec![Some(Bytes::from("ok")), None]);
+        assert!(strict.stats().node_failures > failures);
+        assert_eq!(strict.ejected_nodes(), vec![liar.clone()]);
+        // A loaded value over the limit is refused, typed, and not stored.
+        let e = cache
+            .get_or_load("big", || async {
+                Ok::<_, String>(Some(Bytes::from(vec![0u8; 17])))
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LoadError::Cache(CacheError::ValueTooLarge { len: 17, max: 16 })
+            ),
+            "{e}"
+        );
+        // After all of that, both clients still work: the one that refused
+        // the oversized value and the one that met the odd replies.
+        cache.set(&on_real, "fine").await.unwrap();
+        assert_eq!(
+            cache.get(&on_real).await.unwrap().as_deref(),
+            Some(&b"fine"[..])
+        );
+        let many = cache.get_many(&[&on_real, &on_liar]).await.unwrap();
+        assert_eq!(many[0].as_deref(), Some(&b"fine"[..]));
+        strict.delete(&on_real).await.unwrap();
+        assert_eq!(strict.get(&on_real).await.unwrap(), None);
+    });
+}
+
+/// `f`'s output, failing the test if it takes far longer than any
+/// timeout of the client (a hang).
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), f)
+        .await
+        .expect("hung")
+}
+
+/// A "Redis" that accepts connections and never answers.
+async fn silent() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 4096];
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn a_node_that_never_answers_times_out_and_is_ejected_without_hanging() {
+    let Some((_s, urls)) = servers(1) else { return };
+    run(LIMIT, async move {
+        let silent = silent().await;
+        let build = |failover| {
+            DistCache::builder()
+                .node(urls[0].clone())
+                .node(silent.clone())
+                .timeout(Duration::from_millis(50))
+                .failover(failover)
+                // Long enough that the ejection outlasts the test.
+                .ejection(sysblocks_dist_cache::Ejection {
+                    consecutive_failures: 3,
+                    base_ejection_time: Duration::from_secs(60),
+                    max_ejection_time: Duration::from_secs(60),
+                })
+                .build()
+                .unwrap()
+        };
+        let strict = build(sysblocks_dist_cache::Failover::Miss);
+        let cache = build(sysblocks_dist_cache::Failover::NextNode);
+        let on_silent = (0..100)
+            .map(|i| format!("s{i}"))
+            .find(|k| cache.owner(k) == silent)
+            .unwrap();
+        match bounded(strict.get(&on_silent)).await {
+            Err(CacheError::Unavailable { last: Some(e) }) => {
+                assert!(matches!(*e, CacheError::Timeout { .. }), "{e}");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        // Failing over, the same key is served by the live node.
+        bounded(cache.set(&on_silent, "v")).await.unwrap_or(());
+        for _ in 0..10 {
+            bounded(cache.get(&on_silent)).await.unwrap();
+        }
+        // Ejected after its consecutive failures; the client keeps
+        // working on the live node.
+        assert_eq!(cache.ejected_nodes(), vec![silent.clone()]);
+        bounded(cache.set(&on_silent, "w")).await.unwrap();
+        assert_eq!(
+            bounded(cache.get(&on_silent)).await.unwrap().as_deref(),
+            Some(&b"w"[..])
+        );
     });
 }
