@@ -56,6 +56,10 @@ fn redis_backend() {
             "flushed",
             a_flushed_database_loses_the_group_and_the_queue_recreates_it,
         ),
+        (
+            "consumers",
+            consumers_of_stopped_and_dead_workers_leave_the_group,
+        ),
         ("durability", the_durability_setting_is_read_at_start),
         ("settings", bad_settings_are_refused),
     ];
@@ -408,6 +412,81 @@ fn a_flushed_database_loses_the_group_and_the_queue_recreates_it() {
     let d = s.lease(Duration::from_secs(2), &stop).unwrap();
     assert_eq!(d.payload(), b"after");
     assert_eq!(s.complete(&d, Ok(())), Outcome::Completed);
+}
+
+/// Consumers in the group of each priority stream of queue `name`.
+fn consumers(name: &str) -> Vec<usize> {
+    let url = url().unwrap();
+    (0..3)
+        .map(|l| {
+            match cmd(
+                &url,
+                &[
+                    "XINFO",
+                    "CONSUMERS",
+                    &format!("tq:{{{name}}}:s:{l}"),
+                    "workers",
+                ],
+            ) {
+                redis::Value::Array(a) => a.len(),
+                other => panic!("XINFO CONSUMERS: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+fn consumers_of_stopped_and_dead_workers_leave_the_group() {
+    let Some(b) = builder("consumers") else {
+        return;
+    };
+    let q = b.lease(Duration::from_millis(100)).build().unwrap();
+    // A pool shut down takes its consumers out of the group.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let pool = WorkerPool::start(&q, 3, handler(Arc::clone(&seen))).unwrap();
+    for i in 0..10 {
+        q.submit(Task::new(format!("c{i}"))).unwrap();
+    }
+    wait_until("10 ran", || seen.lock().unwrap().len() >= 10);
+    // A consumer is created where it is first handed an entry: on the
+    // normal stream, for each worker that ran a task.
+    let before = consumers("consumers");
+    assert!(
+        before[1] >= 1 && before[0] == 0 && before[2] == 0,
+        "{before:?}"
+    );
+    let _ = pool.shutdown(Duration::from_secs(5));
+    assert_eq!(consumers("consumers"), [0, 0, 0]);
+    assert_eq!(q.stats().consumers_removed, before[1] as u64);
+
+    // A worker that dies holding a task leaves a consumer with a pending
+    // entry: it stays until the entry is reclaimed, then a live session
+    // removes it. (The shutdown closed the first handle.)
+    let q = builder("consumers")
+        .unwrap()
+        .lease(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    q.submit(Task::new("held")).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut dead = q.session(0).unwrap();
+    let held = dead.lease(Duration::from_secs(2), &stop).unwrap();
+    std::mem::forget(dead);
+    let mut live = q.session(1).unwrap();
+    let again = live.lease(Duration::from_secs(5), &stop).unwrap();
+    assert_eq!(again.id(), held.id());
+    assert_eq!(live.complete(&again, Ok(())), Outcome::Completed);
+    // Both consumers exist now; the dead one's is removed once idle.
+    assert_eq!(consumers("consumers")[1], 2);
+    wait_until("the dead consumer removed", || {
+        let _ = live.lease(Duration::from_millis(50), &stop);
+        consumers("consumers")[1] == 1
+    });
+    // The live consumer is still in the group, and still works.
+    q.submit(Task::new("after")).unwrap();
+    let d = live.lease(Duration::from_secs(2), &stop).unwrap();
+    assert_eq!(live.complete(&d, Ok(())), Outcome::Completed);
+    drop(live);
+    assert_eq!(consumers("consumers"), [0, 0, 0]);
 }
 
 fn the_durability_setting_is_read_at_start() {

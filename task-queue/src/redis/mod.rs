@@ -119,6 +119,10 @@ pub struct RedisStats {
     /// Errors from the server or the connection (each was retried or
     /// returned).
     pub errors: u64,
+    /// Consumers this process removed from the group: its own workers'
+    /// at shutdown, and those of dead workers (any process's) once they
+    /// held no pending entry.
+    pub consumers_removed: u64,
     /// Whether the server can lose acknowledged tasks (see
     /// [`Durability`]): the warning to log at start.
     pub may_lose_acknowledged: bool,
@@ -734,6 +738,7 @@ impl RedisQueue {
             buffer: VecDeque::new(),
             last_promote: None,
             last_reclaim: None,
+            last_cleanup: None,
         }
     }
 }

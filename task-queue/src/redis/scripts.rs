@@ -134,6 +134,39 @@ redis.call('DEL', KEYS[1])
 return n
 ";
 
+/// KEYS: s0, s1, s2. ARGV: group, min idle in ms, a consumer name (or
+/// empty for any). Removes the group's consumers that hold no pending
+/// entry and have been idle for at least the min idle: those of workers
+/// that died (once their entries were reclaimed) or shut down. A consumer
+/// with pending entries is never removed (`XGROUP DELCONSUMER` would drop
+/// its entries from the pending list, and nobody would reclaim them); the
+/// check and the removal are one step, so no read slips in between. A
+/// live consumer removed while idle is created again by its next read.
+/// Returns how many were removed.
+const CLEANUP: &str = "
+local removed = 0
+local min_idle = tonumber(ARGV[2])
+for i = 1, 3 do
+  local ok, list = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[i], ARGV[1])
+  if ok then
+    for _, c in ipairs(list) do
+      local name, pending, idle
+      for j = 1, #c, 2 do
+        if c[j] == 'name' then name = c[j + 1]
+        elseif c[j] == 'pending' then pending = c[j + 1]
+        elseif c[j] == 'idle' then idle = c[j + 1] end
+      end
+      if name and pending == 0 and idle and idle >= min_idle
+          and (ARGV[3] == '' or ARGV[3] == name) then
+        redis.call('XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], name)
+        removed = removed + 1
+      end
+    end
+  end
+end
+return removed
+";
+
 /// The scripts, loaded by hash (`EVALSHA`, `SCRIPT LOAD` again after a
 /// server restart).
 pub(super) struct Scripts {
@@ -144,6 +177,7 @@ pub(super) struct Scripts {
     pub(super) release: Script,
     pub(super) requeue: Script,
     pub(super) purge: Script,
+    pub(super) cleanup: Script,
 }
 
 impl Scripts {
@@ -157,6 +191,7 @@ impl Scripts {
             release: Script::new(RELEASE),
             requeue: Script::new(REQUEUE),
             purge: Script::new(PURGE),
+            cleanup: Script::new(CLEANUP),
         }
     }
 }

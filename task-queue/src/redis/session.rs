@@ -6,6 +6,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use sysblocks_clock::saturating_nanos;
+
 use super::{reply, Inner};
 use crate::backend::Session;
 use crate::error::{RedisQueueError, TaskError};
@@ -20,6 +22,9 @@ const PROMOTE_LIMIT: usize = 256;
 /// How long a report (complete, fail) keeps retrying through a broken
 /// connection, e.g. while the server restarts.
 const REPORT_PATIENCE: Duration = Duration::from_secs(10);
+/// How much longer than the longest `XREADGROUP` block a consumer must be
+/// idle before it is removed (see `RedisSession::cleanup_idle`).
+const CLEANUP_MARGIN: Duration = Duration::from_secs(1);
 /// The pause between reconnection attempts.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 
@@ -32,6 +37,7 @@ pub(super) struct RedisSession {
     pub(super) buffer: VecDeque<(Delivery, u64)>,
     pub(super) last_promote: Option<u64>,
     pub(super) last_reclaim: Option<u64>,
+    pub(super) last_cleanup: Option<u64>,
 }
 
 impl RedisSession {
@@ -40,7 +46,7 @@ impl RedisSession {
     }
 
     fn lease_nanos(&self) -> u64 {
-        sysblocks_clock::saturating_nanos(self.inner.lease)
+        saturating_nanos(self.inner.lease)
     }
 
     /// Runs `f` on this session's connection, opening it if needed; a
@@ -85,8 +91,7 @@ impl RedisSession {
         loop {
             match self.run(command, &mut f) {
                 Err(RedisQueueError::Connection { .. })
-                    if self.now().saturating_sub(start)
-                        < sysblocks_clock::saturating_nanos(REPORT_PATIENCE) =>
+                    if self.now().saturating_sub(start) < saturating_nanos(REPORT_PATIENCE) =>
                 {
                     std::thread::sleep(RECONNECT_PAUSE);
                 }
@@ -226,6 +231,45 @@ impl RedisSession {
                 }
             }
         }
+        let idle = self.cleanup_idle();
+        if self
+            .last_cleanup
+            .is_none_or(|t| now.saturating_sub(t) >= saturating_nanos(idle))
+        {
+            self.last_cleanup = Some(now);
+            let _ = self.remove_consumers(idle, "");
+        }
+    }
+
+    /// How long a consumer without pending entries stays idle before any
+    /// session removes it from the group: a lease, and more than a live
+    /// worker's longest `XREADGROUP` block, so that a consumer is not
+    /// removed while it waits for entries.
+    fn cleanup_idle(&self) -> Duration {
+        self.inner.lease.max(self.inner.block + CLEANUP_MARGIN)
+    }
+
+    /// Removes the group's consumers without pending entries idle for
+    /// `idle` or more (only `name`, unless it is empty).
+    fn remove_consumers(&mut self, idle: Duration, name: &str) -> Result<i64, RedisQueueError> {
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let removed = self.run("CLEANUP", |conn, inner, _| {
+            let k = &inner.keys.streams;
+            let v: redis::Value = inner
+                .scripts
+                .cleanup
+                .key(&k[0])
+                .key(&k[1])
+                .key(&k[2])
+                .arg(&inner.group)
+                .arg(idle_ms)
+                .arg(name)
+                .invoke(conn)
+                .map_err(|e| reply::error("CLEANUP", &e))?;
+            reply::int("CLEANUP", &v)
+        })?;
+        self.inner.stats.lock().consumers_removed += u64::try_from(removed).unwrap_or(0);
+        Ok(removed)
     }
 
     /// `XAUTOCLAIM`s entries of one stream idle for a lease or more; each
@@ -352,7 +396,7 @@ impl RedisSession {
 impl Session for RedisSession {
     fn lease(&mut self, wait: Duration, stop: &AtomicBool) -> Option<Delivery> {
         let start = self.now();
-        let wait_nanos = sysblocks_clock::saturating_nanos(wait);
+        let wait_nanos = saturating_nanos(wait);
         loop {
             if stop.load(Ordering::Acquire) {
                 return None;
@@ -505,5 +549,19 @@ impl Session for RedisSession {
         }
         self.inner.stats.lock().released += released.len() as u64;
         released
+    }
+}
+
+impl Drop for RedisSession {
+    /// A session that ends (its worker stopped) takes its consumer out of
+    /// the group if it holds no pending entry, so that the group does not
+    /// grow with every restart; if it does hold some (entries not handed
+    /// back), the consumer stays until they are reclaimed and a live
+    /// session's cleanup removes it.
+    fn drop(&mut self) {
+        if self.conn.is_some() {
+            let consumer = self.consumer.clone();
+            let _ = self.remove_consumers(Duration::ZERO, &consumer);
+        }
     }
 }
