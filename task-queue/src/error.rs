@@ -421,3 +421,37 @@ impl From<BuildError> for RedisQueueError {
         Self::Build(e)
     }
 }
+
+/// A typed payload that could not be encoded or decoded (feature `serde`).
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadError {
+    /// The value could not be serialized (e.g. a map with non-string keys).
+    Encode(String),
+    /// The payload is not the expected type in JSON (not JSON, or another
+    /// shape); carries serde_json's message, with line and column.
+    Decode(String),
+}
+
+#[cfg(feature = "serde")]
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Encode(e) => write!(f, "payload does not encode: {e}"),
+            Self::Decode(e) => write!(f, "payload does not decode: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl std::error::Error for PayloadError {}
+
+/// A handler can use `?` on [`Delivery::deserialize`](crate::Delivery::deserialize):
+/// a payload that does not decode fails the attempt (and, as it will not
+/// decode on the next one either, ends among the dead letters).
+#[cfg(feature = "serde")]
+impl From<PayloadError> for TaskError {
+    fn from(e: PayloadError) -> Self {
+        Self::new(e.to_string())
+    }
+}

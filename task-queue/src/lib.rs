@@ -17,9 +17,13 @@ mod redis;
 mod store;
 mod sync;
 mod task;
+#[cfg(feature = "serde")]
+mod typed;
 
 pub use backend::{Backend, Session};
 pub use backoff::Backoff;
+#[cfg(feature = "serde")]
+pub use error::PayloadError;
 #[cfg(feature = "redis")]
 pub use error::RedisQueueError;
 pub use error::{

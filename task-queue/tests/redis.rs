@@ -60,6 +60,7 @@ fn redis_backend() {
             "consumers",
             consumers_of_stopped_and_dead_workers_leave_the_group,
         ),
+        ("typed", typed_payloads_go_through_redis),
         ("durability", the_durability_setting_is_read_at_start),
         ("settings", bad_settings_are_refused),
     ];
@@ -488,6 +489,54 @@ fn consumers_of_stopped_and_dead_workers_leave_the_group() {
     drop(live);
     assert_eq!(consumers("consumers"), [0, 0, 0]);
 }
+
+#[cfg(feature = "serde")]
+fn typed_payloads_go_through_redis() {
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Upload {
+        id: u64,
+        name: String,
+        sizes: Vec<u32>,
+    }
+    let Some(b) = builder("typed") else { return };
+    let q = b.max_attempts(1).build().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = Arc::clone(&got);
+    let pool = WorkerPool::start(&q, 2, move |d: &Delivery| -> Result<(), TaskError> {
+        let u: Upload = d.deserialize()?;
+        g.lock().unwrap().push(u);
+        Ok(())
+    })
+    .unwrap();
+    let uploads: Vec<Upload> = (0..10)
+        .map(|i| Upload {
+            id: i,
+            name: format!("clip-{i}.mov"),
+            sizes: vec![1 << i, 7],
+        })
+        .collect();
+    for u in &uploads {
+        q.submit(Task::serialize(u).unwrap()).unwrap();
+    }
+    q.submit(Task::new("[1, 2")).unwrap();
+    wait_until("typed tasks ran and the bad one died", || {
+        got.lock().unwrap().len() >= 10 && q.dead_letters(10).is_ok_and(|d| !d.is_empty())
+    });
+    let _ = pool.shutdown(Duration::from_secs(5));
+    let mut got = got.lock().unwrap().clone();
+    got.sort_by_key(|u| u.id);
+    assert_eq!(got, uploads);
+    let dead = q.dead_letters(10).unwrap();
+    assert!(
+        dead[0].error.starts_with("payload does not decode"),
+        "{}",
+        dead[0].error
+    );
+    assert!(dead[0].task.deserialize::<Upload>().is_err());
+}
+
+#[cfg(not(feature = "serde"))]
+fn typed_payloads_go_through_redis() {}
 
 fn the_durability_setting_is_read_at_start() {
     let Some(b) = builder("durability") else {
