@@ -455,3 +455,19 @@ impl From<PayloadError> for TaskError {
         Self::new(e.to_string())
     }
 }
+
+/// A priority level other than 0 (high), 1 (normal) or 2 (low).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownPriority(pub u8);
+
+impl fmt::Display for UnknownPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown priority level {} (0 high, 1 normal, 2 low)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownPriority {}

@@ -28,6 +28,7 @@ pub use error::PayloadError;
 pub use error::RedisQueueError;
 pub use error::{
     BuildError, PopError, PushError, StoreError, SubmitBatchError, SubmitError, TaskError,
+    UnknownPriority,
 };
 pub use jobs::{DeadLetter, Delivery, Outcome, PendingSubmit, Stats, TaskQueue, TaskQueueBuilder};
 pub use pool::{Handler, ShutdownReport, WorkerPool};

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::error::UnknownPriority;
+
 /// The id the queue gives a task when it accepts it. Ids are unique for the
 /// life of a store, restarts included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +59,23 @@ impl Priority {
             Self::Normal => 1,
             Self::Low => 2,
         }
+    }
+}
+
+/// A numeric level (0 high, 1 normal, 2 low), checked: how a level read
+/// from another process or language becomes a [`Priority`].
+///
+/// ```
+/// use sysblocks_task_queue::{Priority, UnknownPriority};
+///
+/// assert_eq!(Priority::try_from(0), Ok(Priority::High));
+/// assert_eq!(Priority::try_from(7), Err(UnknownPriority(7)));
+/// ```
+impl TryFrom<u8> for Priority {
+    type Error = UnknownPriority;
+
+    fn try_from(level: u8) -> Result<Self, UnknownPriority> {
+        Self::from_level(level).ok_or(UnknownPriority(level))
     }
 }
 

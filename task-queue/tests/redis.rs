@@ -1,7 +1,9 @@
 //! `RedisQueue` (feature `redis`) against a private redis-server: the same
 //! handler and pool as the embedded queue, priorities, delays, retries and
-//! dead letters, lease expiry and the heartbeat, graceful shutdown, and bad
-//! input (typed errors, and the queue keeps working). One server for the
+//! dead letters, lease expiry and the heartbeat, graceful shutdown,
+//! consumer clean-up, typed payloads, and bad input (typed errors, and the
+//! queue keeps working: oversized payloads, unknown priority levels, bad
+//! stream ids, `WRONGTYPE`, `FLUSHDB` and `FLUSHALL`). One server for the
 //! binary, owned by its one test function (a server in a `static` would
 //! outlive the process: statics are never dropped); each scenario uses its
 //! own queue name.
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sysblocks_task_queue::{
     Backend, Backoff, Delivery, Durability, Outcome, Priority, RedisQueue, RedisQueueBuilder,
-    RedisQueueError, Task, TaskError, TaskQueue, WorkerPool,
+    RedisQueueError, Task, TaskError, TaskQueue, UnknownPriority, WorkerPool,
 };
 use sysblocks_testkit::redis::RedisServer;
 
@@ -61,6 +63,10 @@ fn redis_backend() {
             consumers_of_stopped_and_dead_workers_leave_the_group,
         ),
         ("typed", typed_payloads_go_through_redis),
+        (
+            "unknown priority",
+            unknown_priority_levels_in_stored_data_are_contained,
+        ),
         ("durability", the_durability_setting_is_read_at_start),
         ("settings", bad_settings_are_refused),
     ];
@@ -76,6 +82,8 @@ fn redis_backend() {
             .collect();
         assert!(failed.is_empty(), "failed: {failed:?}");
     });
+    // Last and alone: it empties every database.
+    a_flushall_loses_the_groups_and_a_running_pool_carries_on();
     drop(server);
 }
 
@@ -172,6 +180,13 @@ fn batches_are_stored_whole_with_consecutive_ids() {
         .unwrap_err();
     assert_eq!(err, RedisQueueError::PayloadTooLarge { len: 9, max: 4 });
     assert_eq!(q2.pending().unwrap(), 0);
+    // Alone, too; the queue takes the next task.
+    assert_eq!(
+        q2.submit(Task::new("12345")),
+        Err(RedisQueueError::PayloadTooLarge { len: 5, max: 4 })
+    );
+    q2.submit(Task::new("1234")).unwrap();
+    assert_eq!(q2.pending().unwrap(), 1);
 }
 
 fn higher_priorities_are_drained_first() {
@@ -537,6 +552,90 @@ fn typed_payloads_go_through_redis() {
 
 #[cfg(not(feature = "serde"))]
 fn typed_payloads_go_through_redis() {}
+
+fn unknown_priority_levels_in_stored_data_are_contained() {
+    let Some(b) = builder("level") else { return };
+    let url = url().unwrap();
+    let q = b.build().unwrap();
+    assert_eq!(Priority::try_from(3), Err(UnknownPriority(3)));
+    // A delayed task written by another client with level 7: promoted to
+    // the dead letters, not to a stream that does not exist.
+    cmd(
+        &url,
+        &["ZADD", "tq:{level}:delayed", "0", "7:41:0:from elsewhere"],
+    );
+    q.submit(Task::new("fine")).unwrap();
+    let mut s = q.session(0).unwrap();
+    let stop = AtomicBool::new(false);
+    let d = s.lease(Duration::from_secs(2), &stop).unwrap();
+    assert_eq!(d.payload(), b"fine");
+    assert_eq!(s.complete(&d, Ok(())), Outcome::Completed);
+    let dead = q.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].error, "malformed delayed member");
+    assert_eq!(dead[0].task.payload(), b"7:41:0:from elsewhere");
+    // A dead letter with level 9 lists and requeues as normal.
+    q.purge_dead().unwrap();
+    cmd(
+        &url,
+        &[
+            "XADD",
+            "tq:{level}:dead",
+            "*",
+            "id",
+            "42",
+            "a",
+            "5",
+            "level",
+            "9",
+            "p",
+            "odd",
+            "err",
+            "x",
+        ],
+    );
+    let dead = q.dead_letters(10).unwrap();
+    assert_eq!(dead[0].task.priority(), Priority::Normal);
+    assert!(q.requeue_dead(&dead[0].stream_id).unwrap());
+    let d = s.lease(Duration::from_secs(2), &stop).unwrap();
+    assert_eq!((d.id().0, d.payload()), (42, &b"odd"[..]));
+    assert_eq!(d.task().priority(), Priority::Normal);
+    assert_eq!(s.complete(&d, Ok(())), Outcome::Completed);
+}
+
+/// `FLUSHALL` under a running pool: the in-flight delivery's entry is
+/// gone (its completion is stale), the groups are created again on the
+/// next command that misses them, and tasks submitted afterwards run.
+fn a_flushall_loses_the_groups_and_a_running_pool_carries_on() {
+    let Some(b) = builder("flushall") else {
+        return;
+    };
+    let url = url().unwrap();
+    let q = b.build().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let pool = WorkerPool::start(&q, 2, handler(Arc::clone(&seen))).unwrap();
+    for i in 0..5 {
+        q.submit(Task::new(format!("before-{i}"))).unwrap();
+    }
+    wait_until("before ran", || seen.lock().unwrap().len() >= 5);
+    q.submit_after(Task::new("delayed, flushed"), Duration::from_secs(60))
+        .unwrap();
+    cmd(&url, &["FLUSHALL"]);
+    assert_eq!(q.pending().unwrap(), 0);
+    for i in 0..5 {
+        q.submit(Task::new(format!("after-{i}"))).unwrap();
+    }
+    wait_until("after ran", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.starts_with(b"after"))
+            .count()
+            >= 5
+    });
+    let report = pool.shutdown(Duration::from_secs(5));
+    assert_eq!((report.busy_workers, report.pending), (0, 0));
+}
 
 fn the_durability_setting_is_read_at_start() {
     let Some(b) = builder("durability") else {
