@@ -2,8 +2,11 @@
 //! read and write paths.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -116,6 +119,32 @@ impl Topology {
         self.locator.preference(hash, n)
     }
 }
+
+/// The future [`DistCache::get`] returns: ready at once after a near hit,
+/// else the boxed remote read (whose state machine is large; a near hit
+/// neither builds nor drops it).
+enum Get<'a> {
+    Ready(Option<Result<Option<Bytes>, CacheError>>),
+    Remote(Pin<Box<dyn Future<Output = Result<Option<Bytes>, CacheError>> + Send + 'a>>),
+}
+
+impl Future for Get<'_> {
+    type Output = Result<Option<Bytes>, CacheError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled again after completion: a caller's bug, which panics
+            // as it does for any `async fn`.
+            Self::Ready(v) => Poll::Ready(v.take().expect("`get` polled after completion")),
+            Self::Remote(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+/// One node's share of a `get_many`: the node, the positions of its keys
+/// in the call, their Redis keys.
+type Batch = (Arc<Node>, Vec<usize>, Vec<Vec<u8>>);
 
 /// One single-flight load in progress: the value once it is known.
 type Flight = watch::Receiver<Option<Option<Bytes>>>;
@@ -305,18 +334,38 @@ impl DistCache {
     /// [`Failover::NextNode`] the next node when the owner is ejected or
     /// fails). `Ok(None)` when absent.
     ///
+    /// The near cache is asked in this call, before the future is built:
+    /// after a hit the future is ready at once, so a hit costs one
+    /// near-cache lookup and no async machinery (the `near-cache hit` case
+    /// of `compare --only dist-cache` compares it with a bare lru-ttl-cache
+    /// `get`).
+    ///
     /// # Errors
     ///
     /// [`CacheError::KeyTooLarge`]; [`CacheError::Unavailable`] when every
     /// node tried failed (holding the last failure).
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        Self::check_key(key)?;
-        // A near hit costs the near cache's own lookup and nothing else:
-        // the placement hash is computed only on a miss.
-        if let Some(v) = self.get_near(key) {
-            return Ok(Some(v));
+    #[inline]
+    pub fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send + 'a {
+        if key.len() <= MAX_KEY_BYTES {
+            // The placement hash is computed only on a miss.
+            if let Some(v) = self.get_near(key) {
+                return Get::Ready(Some(Ok(Some(v))));
+            }
         }
-        self.get_remote(key, key_hash(key)).await
+        self.get_miss(key)
+    }
+
+    /// The rest of [`get`](Self::get) after a near miss, out of line so
+    /// that the hit path stays small enough to inline.
+    #[inline(never)]
+    fn get_miss<'a>(&'a self, key: &'a str) -> Get<'a> {
+        Get::Remote(Box::pin(async move {
+            Self::check_key(key)?;
+            self.get_remote(key, key_hash(key)).await
+        }))
     }
 
     /// The near cache's copy of `key`, without any I/O: `None` without a
@@ -412,22 +461,38 @@ impl DistCache {
                 None => fallback.push(pos),
             }
         }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, positions) in groups.into_iter().enumerate() {
-            if positions.is_empty() {
-                continue;
+        let mut batches: Vec<Batch> = groups
+            .into_iter()
+            .enumerate()
+            .filter(|(_, positions)| !positions.is_empty())
+            .map(|(i, positions)| {
+                let rkeys = positions.iter().map(|&p| self.redis_key(keys[p])).collect();
+                (Arc::clone(&t.nodes[i]), positions, rkeys)
+            })
+            .collect();
+        let mut done = Vec::with_capacity(batches.len());
+        if batches.len() == 1 {
+            // One node: its pipeline inline, without a task.
+            let (node, positions, rkeys) = batches.pop().unwrap_or_else(|| unreachable!());
+            let r = node.get_pipelined(&rkeys).await;
+            done.push((node, positions, r));
+        } else {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (node, positions, rkeys) in batches {
+                tasks.spawn(async move {
+                    let r = node.get_pipelined(&rkeys).await;
+                    (node, positions, r)
+                });
             }
-            let node = Arc::clone(&t.nodes[i]);
-            let rkeys: Vec<Vec<u8>> = positions.iter().map(|&p| self.redis_key(keys[p])).collect();
-            tasks.spawn(async move {
-                let r = node.get_pipelined(&rkeys).await;
-                (node, positions, r)
-            });
+            while let Some(joined) = tasks.join_next().await {
+                // A task cannot panic short of a bug in the client library;
+                // its keys then read as missing.
+                if let Ok(d) = joined {
+                    done.push(d);
+                }
+            }
         }
-        while let Some(done) = tasks.join_next().await {
-            let Ok((node, positions, r)) = done else {
-                continue;
-            };
+        for (node, positions, r) in done {
             self.record(&node, &r);
             match r {
                 Ok(values) => {

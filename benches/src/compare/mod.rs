@@ -1,6 +1,7 @@
 //! The cases of the comparison report, one module per crate.
 
 pub mod consistent_hash;
+pub mod dist_cache;
 pub mod lb;
 pub mod lru_ttl_cache;
 pub mod mapreduce;
@@ -21,6 +22,7 @@ pub const CRATES: &[&str] = &[
     "task-queue-redis",
     "lb",
     "mapreduce",
+    "dist-cache",
 ];
 
 /// Runs every case of `krate` in `mode` and adds the results, charts and
@@ -34,6 +36,7 @@ pub fn run_crate(krate: &str, mode: Mode, report: &mut Report) {
         "task-queue-redis" => task_queue_redis::run(mode, report),
         "lb" => lb::run(mode, report),
         "mapreduce" => mapreduce::run(mode, report),
+        "dist-cache" => dist_cache::run(mode, report),
         other => report
             .missing
             .push((other.to_owned(), "no cases for this crate".to_owned())),
