@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crate::error::{BuildError, TaskError};
 use crate::jobs::{Delivery, Outcome, TaskQueue};
-use crate::sync::AtomicBool;
+use sysblocks_clock::{MonotonicClock, SharedClock};
+
+use crate::sync::{AtomicBool, StdArc};
 use crate::task::TaskId;
 
 /// Where a [`WorkerPool`](crate::WorkerPool) gets its tasks.
@@ -26,6 +28,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// The lease a delivery gets: the pool extends the leases of running
     /// handlers every third of it (if the backend supports extension).
     fn lease(&self) -> Duration;
+
+    /// The clock that times the pool's heartbeat and handler timeout: the
+    /// one the backend times its leases with. Default a
+    /// [`MonotonicClock`].
+    fn clock(&self) -> SharedClock {
+        StdArc::new(MonotonicClock::new())
+    }
 
     /// Stops accepting submissions through this handle, as part of the
     /// pool's shutdown. A backend shared with other processes may ignore it.
@@ -69,6 +78,10 @@ impl Backend for TaskQueue {
 
     fn lease(&self) -> Duration {
         self.lease_duration()
+    }
+
+    fn clock(&self) -> SharedClock {
+        TaskQueue::clock(self)
     }
 
     fn close(&self) {

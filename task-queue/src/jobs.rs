@@ -589,6 +589,11 @@ impl TaskQueue {
         Duration::from_nanos(self.inner.lease_nanos)
     }
 
+    /// The queue's clock (for the pool's heartbeat and handler timeout).
+    pub(crate) fn clock(&self) -> SharedClock {
+        crate::sync::StdArc::clone(&self.inner.clock)
+    }
+
     /// Extends the lease of a delivery that still holds it to a full lease
     /// from now (a heartbeat for a long task; a
     /// [`WorkerPool`](crate::WorkerPool) does this for its running

@@ -6,6 +6,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use sysblocks_clock::{saturating_nanos, Clock};
+
 use crate::backend::{Backend, Session};
 use crate::error::{BuildError, TaskError};
 use crate::jobs::Delivery;
@@ -108,11 +110,12 @@ impl std::fmt::Debug for WorkerPool {
     }
 }
 
-/// A running handler: its delivery, when it started, and whether the
-/// watcher already failed it for overrunning the handler timeout.
+/// A running handler: its delivery, when it started (backend clock
+/// nanoseconds), and whether the watcher already failed it for overrunning
+/// the handler timeout.
 struct Running {
     delivery: Delivery,
-    started: Instant,
+    started: u64,
     timed_out: bool,
 }
 
@@ -145,7 +148,10 @@ impl WorkerPool {
 
     /// [`WorkerPool::start`] with a handler timeout: a handler still running
     /// `timeout` after it started fails its attempt (the pool cannot stop
-    /// the thread; its eventual result is stale).
+    /// the thread; its eventual result is stale). The timeout and the
+    /// heartbeat run on the backend's clock ([`Backend::clock`]), the one
+    /// its leases follow: a [`TaskQueue`](crate::TaskQueue)'s clock (so a
+    /// test's manual clock drives them too), real time for `RedisQueue`.
     ///
     /// # Errors
     ///
@@ -185,6 +191,7 @@ impl WorkerPool {
                 max: Self::MAX_WORKERS as u64,
             });
         }
+        let clock = backend.clock();
         let mut sessions = Vec::with_capacity(workers);
         for i in 0..workers {
             sessions.push(backend.session(i)?);
@@ -210,11 +217,12 @@ impl WorkerPool {
             let stop = Arc::clone(&stop);
             let slots = Arc::clone(&slots);
             let released = Arc::clone(&pool.released);
+            let clock = StdArc::clone(&clock);
             pool.running.fetch_add(1, Ordering::AcqRel);
             let spawned = thread::Builder::new()
                 .name("task-queue-worker".into())
                 .spawn(move || {
-                    worker_loop(&mut *session, &*handler, &stop, &slots[index]);
+                    worker_loop(&mut *session, &*handler, &*clock, &stop, &slots[index]);
                     released.lock().extend(session.release_unstarted());
                     running.fetch_sub(1, Ordering::AcqRel);
                 });
@@ -241,7 +249,17 @@ impl WorkerPool {
             let running = Arc::clone(&running);
             thread::Builder::new()
                 .name("task-queue-watcher".into())
-                .spawn(move || watch(watch_session, &slots, &stop, &running, lease, timeout))
+                .spawn(move || {
+                    watch(
+                        watch_session,
+                        &*clock,
+                        &slots,
+                        &stop,
+                        &running,
+                        lease,
+                        timeout,
+                    );
+                })
         };
         match watcher {
             Ok(h) => pool.watcher = Some(h),
@@ -340,6 +358,7 @@ impl Drop for WorkerPool {
 fn worker_loop(
     session: &mut dyn Session,
     handler: &dyn Handler,
+    clock: &dyn Clock,
     stop: &AtomicBool,
     slot: &Mutex<Option<Running>>,
 ) {
@@ -352,7 +371,7 @@ fn worker_loop(
         };
         *slot.lock() = Some(Running {
             delivery: delivery.clone(),
-            started: Instant::now(),
+            started: clock.now_nanos(),
             timed_out: false,
         });
         let result = match catch_unwind(AssertUnwindSafe(|| handler.handle(&delivery))) {
@@ -384,8 +403,10 @@ fn worker_loop(
 /// The watcher: extends running handlers' leases every third of `lease`,
 /// and fails the ones running longer than `timeout`. Stops when the pool
 /// stops and no worker runs any more.
+#[allow(clippy::too_many_arguments)]
 fn watch(
     mut session: Box<dyn Session>,
+    clock: &dyn Clock,
     slots: &Slots,
     stop: &AtomicBool,
     running: &AtomicUsize,
@@ -396,14 +417,18 @@ fn watch(
     let tick = timeout
         .map_or(beat, |t| beat.min(t / 4))
         .clamp(Duration::from_millis(1), Duration::from_millis(100));
-    let mut last_beat = Instant::now();
+    let beat_nanos = saturating_nanos(beat);
+    let timeout_nanos = timeout.map(saturating_nanos);
+    let mut last_beat = clock.now_nanos();
     loop {
         if stop.load(Ordering::Acquire) && running.load(Ordering::Acquire) == 0 {
             return;
         }
+        // Real time between looks; the beat and the timeout follow the
+        // backend's clock (a test's manual clock moves without waking us).
         std::thread::sleep(tick);
-        let now = Instant::now();
-        let due_beat = now.duration_since(last_beat) >= beat;
+        let now = clock.now_nanos();
+        let due_beat = now.saturating_sub(last_beat) >= beat_nanos;
         if due_beat {
             last_beat = now;
         }
@@ -413,7 +438,7 @@ fn watch(
             if run.timed_out {
                 continue;
             }
-            if timeout.is_some_and(|t| now.duration_since(run.started) >= t) {
+            if timeout_nanos.is_some_and(|t| now.saturating_sub(run.started) >= t) {
                 run.timed_out = true;
                 let delivery = run.delivery.clone();
                 drop(guard);

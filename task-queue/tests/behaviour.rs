@@ -363,3 +363,51 @@ fn a_handler_timeout_fails_the_attempt() {
     assert_eq!(dead[0].error, "handler timed out");
     assert_eq!(q.stats().failed_attempts, 2);
 }
+
+/// The handler timeout follows the queue's clock: with a manual clock, a
+/// handler times out when the clock passes the timeout, not when real time
+/// does (an hour here).
+#[test]
+fn the_handler_timeout_follows_the_queue_clock() {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    use sysblocks_task_queue::{Delivery, ManualClock, TaskError, WorkerPool};
+    let clock = ManualClock::new();
+    let q = TaskQueue::builder()
+        .clock(clock.clone())
+        .lease(Duration::from_secs(1_000_000))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    let (started_tx, started) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let started_tx = Mutex::new(started_tx);
+    let release_rx = Mutex::new(release_rx);
+    let pool = WorkerPool::start_with_timeout(
+        &q,
+        1,
+        Duration::from_secs(3600),
+        move |_: &Delivery| -> Result<(), TaskError> {
+            started_tx.lock().unwrap().send(()).unwrap();
+            let _ = release_rx.lock().unwrap().recv();
+            Err(TaskError::new("released"))
+        },
+    )
+    .unwrap();
+    q.submit(Task::new("stuck")).unwrap();
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Real time passes, the clock does not: no timeout.
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(q.dead_letters().is_empty());
+    clock.advance(Duration::from_secs(3601));
+    let start = std::time::Instant::now();
+    while q.dead_letters().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let dead = q.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].error, "handler timed out");
+    release.send(()).unwrap();
+    let report = pool.shutdown(Duration::from_secs(5));
+    assert_eq!(report.busy_workers, 0);
+}

@@ -752,6 +752,10 @@ impl Backend for RedisQueue {
         self.inner.lease
     }
 
+    // `clock` stays the default, real time: the server measures a lease
+    // (the idle time XAUTOCLAIM compares) in real time, so the heartbeat
+    // must beat in real time whatever clock paces this handle's sessions.
+
     fn close(&self) {
         RedisQueue::close(self);
     }
