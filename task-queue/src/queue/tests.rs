@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 /// Counts its drops in a shared counter.
 struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
