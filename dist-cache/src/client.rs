@@ -124,7 +124,8 @@ impl Topology {
 /// else the boxed remote read (whose state machine is large; a near hit
 /// neither builds nor drops it).
 enum Get<'a> {
-    Ready(Option<Result<Option<Bytes>, CacheError>>),
+    /// A near hit, taken by the first poll.
+    Hit(Option<Bytes>),
     Remote(Pin<Box<dyn Future<Output = Result<Option<Bytes>, CacheError>> + Send + 'a>>),
 }
 
@@ -136,7 +137,7 @@ impl Future for Get<'_> {
         match self.get_mut() {
             // Polled again after completion: a caller's bug, which panics
             // as it does for any `async fn`.
-            Self::Ready(v) => Poll::Ready(v.take().expect("`get` polled after completion")),
+            Self::Hit(v) => Poll::Ready(Ok(Some(v.take().expect("`get` polled after completion")))),
             Self::Remote(f) => f.as_mut().poll(cx),
         }
     }
@@ -352,7 +353,7 @@ impl DistCache {
         if key.len() <= MAX_KEY_BYTES {
             // The placement hash is computed only on a miss.
             if let Some(v) = self.get_near(key) {
-                return Get::Ready(Some(Ok(Some(v))));
+                return Get::Hit(Some(v));
             }
         }
         self.get_miss(key)
@@ -452,10 +453,14 @@ impl DistCache {
                 Failover::NextNode => t.nodes.len(),
                 Failover::Miss => self.inner.cfg.replicas,
             };
+            // The owner first (the usual case: no preference list to
+            // build), then the rest of the list.
+            let available = |i: &usize| t.nodes[*i].health.is_available(now);
             let first = t
-                .preference(hash, span)
-                .into_iter()
-                .find(|&i| t.nodes[i].health.is_available(now));
+                .locator
+                .owner(hash)
+                .filter(available)
+                .or_else(|| t.preference(hash, span).into_iter().find(|i| available(i)));
             match first {
                 Some(i) => groups[i].push(pos),
                 None => fallback.push(pos),
@@ -497,8 +502,12 @@ impl DistCache {
             match r {
                 Ok(values) => {
                     let tracked = node.tracked();
+                    let hits = values.iter().filter(|v| v.is_some()).count() as u64;
+                    let c = &self.inner.counters;
+                    c.remote_hits.fetch_add(hits, Ordering::Relaxed);
+                    c.misses
+                        .fetch_add(values.len() as u64 - hits, Ordering::Relaxed);
                     for (p, v) in positions.into_iter().zip(values) {
-                        self.count_read(v.is_some());
                         if let (Some(v), Some(near), Some(ticket), true) =
                             (&v, &self.inner.near, tickets[p], tracked)
                         {
