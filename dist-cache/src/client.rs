@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::error::CacheError;
 use crate::health::Ejection;
 use crate::near::Near;
-use crate::node::Node;
+use crate::node::{get_pipeline, Node};
 use crate::placement::{Locator, Placement};
 
 /// The longest key accepted, in bytes.
@@ -144,8 +144,8 @@ impl Future for Get<'_> {
 }
 
 /// One node's share of a `get_many`: the node, the positions of its keys
-/// in the call, their Redis keys.
-type Batch = (Arc<Node>, Vec<usize>, Vec<Vec<u8>>);
+/// in the call, the pipeline of their `GET`s.
+type Batch = (Arc<Node>, Vec<usize>, redis::Pipeline);
 
 /// One single-flight load in progress: the value once it is known.
 type Flight = watch::Receiver<Option<Option<Bytes>>>;
@@ -471,21 +471,22 @@ impl DistCache {
             .enumerate()
             .filter(|(_, positions)| !positions.is_empty())
             .map(|(i, positions)| {
-                let rkeys = positions.iter().map(|&p| self.redis_key(keys[p])).collect();
-                (Arc::clone(&t.nodes[i]), positions, rkeys)
+                let prefix = self.inner.cfg.prefix.as_str();
+                let pipe = get_pipeline(prefix, positions.iter().map(|&p| keys[p]));
+                (Arc::clone(&t.nodes[i]), positions, pipe)
             })
             .collect();
         let mut done = Vec::with_capacity(batches.len());
         if batches.len() == 1 {
             // One node: its pipeline inline, without a task.
-            let (node, positions, rkeys) = batches.pop().unwrap_or_else(|| unreachable!());
-            let r = node.get_pipelined(&rkeys).await;
+            let (node, positions, pipe) = batches.pop().unwrap_or_else(|| unreachable!());
+            let r = node.get_pipelined(&pipe, positions.len()).await;
             done.push((node, positions, r));
         } else {
             let mut tasks = tokio::task::JoinSet::new();
-            for (node, positions, rkeys) in batches {
+            for (node, positions, pipe) in batches {
                 tasks.spawn(async move {
-                    let r = node.get_pipelined(&rkeys).await;
+                    let r = node.get_pipelined(&pipe, positions.len()).await;
                     (node, positions, r)
                 });
             }

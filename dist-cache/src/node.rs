@@ -96,18 +96,16 @@ impl Node {
         self.value("GET", v)
     }
 
-    /// `GET` of every key in one pipeline, replies in order.
+    /// The replies of `pipe`, a pipeline of `n` `GET`s built by
+    /// [`get_pipeline`], in order.
     pub(crate) async fn get_pipelined(
         &self,
-        rkeys: &[Vec<u8>],
+        pipe: &redis::Pipeline,
+        n: usize,
     ) -> Result<Vec<Option<Bytes>>, CacheError> {
-        let mut pipe = redis::pipe();
-        for k in rkeys {
-            pipe.cmd("GET").arg(k);
-        }
         let mut conn = self.conn.clone();
         let replies: Vec<Value> = self.query(pipe.query_async(&mut conn)).await?;
-        if replies.len() != rkeys.len() {
+        if replies.len() != n {
             return Err(self.unexpected("GET (pipelined)", &Value::Array(replies)));
         }
         replies
@@ -253,4 +251,30 @@ impl Node {
         }
         Ok(out)
     }
+}
+
+/// A Redis key written as its prefix and the user's key, straight into
+/// the command buffer (no joined copy per key).
+struct Prefixed<'a>(&'a str, &'a str);
+
+impl redis::ToRedisArgs for Prefixed<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut w = out.writer_for_next_arg();
+        // Writes into the command's own buffer, which cannot fail.
+        let _ = w.write_all(self.0.as_bytes());
+        let _ = w.write_all(self.1.as_bytes());
+    }
+}
+
+/// One pipeline of a `GET` per key of `keys`, each under `prefix`.
+pub(crate) fn get_pipeline<'a>(
+    prefix: &str,
+    keys: impl Iterator<Item = &'a str>,
+) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for k in keys {
+        pipe.cmd("GET").arg(Prefixed(prefix, k));
+    }
+    pipe
 }
