@@ -442,7 +442,10 @@ impl Session for RedisSession {
             Ok(()) => {
                 let acked = self.run_patiently("XACK", |conn, inner, _| {
                     let key = &inner.keys.streams[level];
+                    // MULTI/EXEC: a crash between the two would leave an
+                    // acknowledged entry in the stream for good.
                     let v: Vec<redis::Value> = redis::pipe()
+                        .atomic()
                         .cmd("XACK")
                         .arg(key)
                         .arg(&inner.group)
