@@ -86,12 +86,16 @@ impl<K, V> Entry<K, V> {
     /// All values, in emission order; `more` is the side store of the
     /// buffer or run that holds the entry.
     pub(crate) fn values<'a>(&'a self, more: &'a [Vec<V>]) -> impl Iterator<Item = &'a V> {
-        let rest: &[V] = if self.more == NO_MORE {
+        std::iter::once(&self.first).chain(self.more_values(more).iter())
+    }
+
+    /// The values after `first`.
+    pub(crate) fn more_values<'a>(&'a self, more: &'a [Vec<V>]) -> &'a [V] {
+        if self.more == NO_MORE {
             &[]
         } else {
             &more[self.more as usize]
-        };
-        std::iter::once(&self.first).chain(rest.iter())
+        }
     }
 
     pub(crate) fn value_count(&self, more: &[Vec<V>]) -> usize {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::buffer::{CombineFn, MapBuffer};
 use crate::codec::Codec;
+use crate::counters::Counters;
 use crate::error::TaskError;
 use crate::partition::Partitioner;
 
@@ -57,13 +58,102 @@ pub trait Job: Sync {
     }
 
     /// Reduces all values of `key` (in split order, after combining) to
-    /// one output. One key's values must fit in memory.
+    /// one output. One key's values must fit in memory; a job whose keys
+    /// may have more values overrides [`Job::reduce_iter`] instead.
     ///
     /// # Errors
     ///
     /// A [`TaskError`] fails this attempt of the reduce task; the partition
     /// is reduced again from the start up to the runner's retry limit.
     fn reduce(&self, key: &Self::Key, values: Vec<Self::Value>) -> Result<Self::Output, TaskError>;
+
+    /// Reduces the values of `key` (in split order, after combining) as
+    /// they are read, and may add to the reduce task's `counters`. The
+    /// runner calls this method; the default collects the values and
+    /// calls [`Job::reduce`].
+    ///
+    /// Override it when one key's values may not fit in memory (a hot
+    /// key): when the partition was spilled, `values` streams them from
+    /// the sorted runs, holding a window of each run rather than all of
+    /// them. A job that overrides it can implement `reduce` by calling it
+    /// with `Values::from(values)`.
+    ///
+    /// Values left unread are skipped. A run that cannot be read ends
+    /// `values` early and fails the attempt, whatever this returns.
+    ///
+    /// # Errors
+    ///
+    /// As [`Job::reduce`].
+    fn reduce_iter(
+        &self,
+        key: &Self::Key,
+        values: Values<'_, Self::Value>,
+        counters: &mut Counters,
+    ) -> Result<Self::Output, TaskError> {
+        let _ = counters;
+        self.reduce(key, values.into_vec())
+    }
+}
+
+/// The values of one key, for [`Job::reduce_iter`]: in memory, or streamed
+/// from the partition's sorted runs.
+pub struct Values<'a, V> {
+    inner: ValuesInner<'a, V>,
+}
+
+enum ValuesInner<'a, V> {
+    Vec(std::vec::IntoIter<V>),
+    Stream(&'a mut dyn Iterator<Item = V>),
+}
+
+impl<'a, V> Values<'a, V> {
+    /// Values read from `stream` (the merge of a spilled partition).
+    pub(crate) fn stream(stream: &'a mut dyn Iterator<Item = V>) -> Self {
+        Self {
+            inner: ValuesInner::Stream(stream),
+        }
+    }
+
+    /// All the values, in a vector (without copying when they already are).
+    pub(crate) fn into_vec(self) -> Vec<V> {
+        match self.inner {
+            ValuesInner::Vec(it) => it.collect(),
+            ValuesInner::Stream(s) => s.collect(),
+        }
+    }
+}
+
+impl<V> From<Vec<V>> for Values<'_, V> {
+    fn from(values: Vec<V>) -> Self {
+        Self {
+            inner: ValuesInner::Vec(values.into_iter()),
+        }
+    }
+}
+
+impl<V> Iterator for Values<'_, V> {
+    type Item = V;
+
+    #[inline]
+    fn next(&mut self) -> Option<V> {
+        match &mut self.inner {
+            ValuesInner::Vec(it) => it.next(),
+            ValuesInner::Stream(s) => s.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.inner {
+            ValuesInner::Vec(it) => it.size_hint(),
+            ValuesInner::Stream(s) => s.size_hint(),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for Values<'_, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Values").finish_non_exhaustive()
+    }
 }
 
 /// Where the record being mapped came from.
@@ -104,6 +194,7 @@ pub struct Emitter<'a, K, V> {
     pub(crate) combine: &'a CombineFn<'a, K, V>,
     pub(crate) partitioner: &'a dyn Partitioner<K>,
     pub(crate) origin: Origin<'a>,
+    pub(crate) counters: &'a mut Counters,
 }
 
 impl<K: Hash + Eq + Codec, V: Codec> Emitter<'_, K, V> {
@@ -131,5 +222,11 @@ impl<K: Hash + Eq + Codec, V: Codec> Emitter<'_, K, V> {
     #[must_use]
     pub fn origin(&self) -> Origin<'_> {
         self.origin
+    }
+
+    /// This map task's counters: what is added to them counts toward the
+    /// job's totals once the task succeeds (see [`Counters`]).
+    pub fn counters(&mut self) -> &mut Counters {
+        self.counters
     }
 }

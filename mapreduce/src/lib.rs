@@ -6,6 +6,7 @@ mod buffer;
 #[cfg(feature = "timely")]
 pub mod cluster;
 mod codec;
+mod counters;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -24,9 +25,10 @@ pub mod word_count;
 #[cfg(feature = "timely")]
 pub use cluster::{ClusterConfig, ClusterOutput};
 pub use codec::Codec;
+pub use counters::Counters;
 pub use error::{BuildError, ClusterError, DecodeError, JobError, TaskError};
 pub use input::TextInput;
-pub use job::{Emitter, Job, Origin};
+pub use job::{Emitter, Job, Origin, Values};
 pub use partition::{HashPartitioner, Partitioner, RangePartitioner};
 pub use progress::{Phase, Progress};
 pub use runner::{Outputs, ProgressFn, Runner, RunnerBuilder};

@@ -17,29 +17,61 @@ use crate::codec::Codec;
 use crate::error::TaskError;
 use crate::spill::SegmentReader;
 
-/// One sorted stream of (key, values).
+/// One sorted stream of keys, each followed by its values.
 pub(crate) enum Source<'a, K, V> {
-    Mem(std::slice::Iter<'a, Entry<K, V>>, &'a [Vec<V>]),
+    /// An in-memory run's entries, and the values of the current one.
+    Mem {
+        entries: std::slice::Iter<'a, Entry<K, V>>,
+        more: &'a [Vec<V>],
+        first: Option<&'a V>,
+        rest: std::slice::Iter<'a, V>,
+    },
     Disk(SegmentReader<K, V>),
     /// Frames a cluster worker received, in memory or in its spill file.
     #[cfg(feature = "timely")]
     Received(SegmentReader<K, V, crate::cluster::inbox::Pieces<'a>>),
 }
 
+impl<'a, K, V> Source<'a, K, V> {
+    /// A source of an in-memory run's sorted entries.
+    pub(crate) fn mem(entries: &'a [Entry<K, V>], more: &'a [Vec<V>]) -> Self {
+        Self::Mem {
+            entries: entries.iter(),
+            more,
+            first: None,
+            rest: [].iter(),
+        }
+    }
+}
+
 impl<K: Codec + Clone, V: Codec + Clone> Source<'_, K, V> {
-    /// The next key with its first value and any further values (no
-    /// allocation for a key with one value).
-    #[allow(clippy::type_complexity)]
-    fn next_entry(&mut self) -> Result<Option<(K, V, Vec<V>)>, TaskError> {
+    /// The next key; its values follow from [`Source::next_value`] (any
+    /// left unread are skipped).
+    fn next_key(&mut self) -> Result<Option<K>, TaskError> {
         match self {
-            Self::Mem(it, more) => Ok(it.next().map(|e| {
-                let mut values = e.values(more);
-                let first = values.next().expect("an entry has a value").clone();
-                (e.key.clone(), first, values.cloned().collect())
+            Self::Mem {
+                entries,
+                more,
+                first,
+                rest,
+            } => Ok(entries.next().map(|e| {
+                *first = Some(&e.first);
+                *rest = e.more_values(more).iter();
+                e.key.clone()
             })),
-            Self::Disk(r) => r.next_entry(),
+            Self::Disk(r) => Ok(r.next_key()?.map(|(k, _)| k)),
             #[cfg(feature = "timely")]
-            Self::Received(r) => r.next_entry(),
+            Self::Received(r) => Ok(r.next_key()?.map(|(k, _)| k)),
+        }
+    }
+
+    /// The next value of the current key.
+    fn next_value(&mut self) -> Result<Option<V>, TaskError> {
+        match self {
+            Self::Mem { first, rest, .. } => Ok(first.take().or_else(|| rest.next()).cloned()),
+            Self::Disk(r) => r.next_value(),
+            #[cfg(feature = "timely")]
+            Self::Received(r) => r.next_value(),
         }
     }
 }
@@ -94,6 +126,11 @@ impl<O: Ord, T> Heads<O, T> {
         self.heap.push(Head { order, src, item });
     }
 
+    /// Takes the smallest head.
+    fn pop(&mut self) -> Option<Head<O, T>> {
+        self.heap.pop()
+    }
+
     /// The order of the smallest head.
     fn peek_order(&self) -> Option<&O> {
         self.heap.peek().map(|h| &h.order)
@@ -130,79 +167,178 @@ impl<O: Ord, T> Heads<O, T> {
 /// Merges sources given in split order; equal keys come out once, with the
 /// values of earlier sources first. Sources are sorted by key, or by
 /// (hash, key) when the merger is given a hasher.
+///
+/// A key's values are streamed ([`GroupValues`]): the merge holds one
+/// window of each source's current frame, never all of a key's values.
 pub(crate) struct Merger<'a, K, V> {
-    sources: Vec<Source<'a, K, V>>,
-    /// Ordered by (the key's hash when the merge is in hash order, else 0;
-    /// the key), holding the key's first value and any further values.
-    heads: Heads<(u64, K), (V, Vec<V>)>,
-    hasher: Option<ahash::RandomState>,
+    state: MergeState<'a, K, V>,
+    /// The current group's order (the key's hash when the merge is in hash
+    /// order, else 0; the key).
+    group: Option<(u64, K)>,
 }
 
-/// Source `src`'s next entry as a head of the merge.
-#[allow(clippy::type_complexity)]
-fn next_head<K: Hash + Codec + Clone, V: Codec + Clone>(
-    source: &mut Source<'_, K, V>,
-    hasher: Option<&ahash::RandomState>,
-) -> Result<Option<((u64, K), (V, Vec<V>))>, TaskError> {
-    Ok(source.next_entry()?.map(|(key, first, rest)| {
-        let hash = hasher.map_or(0, |h| h.hash_one(&key));
-        ((hash, key), (first, rest))
-    }))
+/// The merge without the current key, so that the key can be lent out
+/// while its values are read.
+struct MergeState<'a, K, V> {
+    sources: Vec<Source<'a, K, V>>,
+    /// The next key of every source not being read.
+    heads: Heads<(u64, K), ()>,
+    hasher: Option<ahash::RandomState>,
+    /// The source whose values of the current key come next; `None`
+    /// between two of the key's sources.
+    cur: Option<usize>,
+    /// Whether `cur` is the key's first source (whose values are not
+    /// offered to the combiner again: its map task already did).
+    first_source: bool,
+    /// The value held back: later values are offered to it.
+    last: Option<V>,
+}
+
+impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> MergeState<'a, K, V> {
+    /// Reads source `src`'s next key into the heads.
+    fn refill(&mut self, src: usize) -> Result<(), TaskError> {
+        if let Some(key) = self.sources[src].next_key()? {
+            let hash = self.hasher.as_ref().map_or(0, |h| h.hash_one(&key));
+            self.heads.push((hash, key), src, ());
+        }
+        Ok(())
+    }
+
+    /// The next value of the group `order`, combined with `combine`.
+    fn next_value(
+        &mut self,
+        order: &(u64, K),
+        combine: &CombineFn<'_, K, V>,
+    ) -> Result<Option<V>, TaskError> {
+        loop {
+            let raw = match self.cur {
+                Some(src) => match self.sources[src].next_value()? {
+                    Some(v) => v,
+                    None => {
+                        self.cur = None;
+                        self.refill(src)?;
+                        continue;
+                    }
+                },
+                None => {
+                    if self.heads.peek_order().is_some_and(|o| o == order) {
+                        let head = self.heads.pop().expect("peeked");
+                        self.cur = Some(head.src);
+                        self.first_source = false;
+                        continue;
+                    }
+                    return Ok(self.last.take());
+                }
+            };
+            let Some(acc) = self.last.as_mut() else {
+                self.last = Some(raw);
+                continue;
+            };
+            if self.first_source {
+                return Ok(Some(std::mem::replace(acc, raw)));
+            }
+            if let Some(v) = combine(&order.1, acc, raw) {
+                return Ok(Some(std::mem::replace(acc, v)));
+            }
+        }
+    }
 }
 
 impl<'a, K: Ord + Hash + Codec + Clone, V: Codec + Clone> Merger<'a, K, V> {
     pub(crate) fn new(
-        mut sources: Vec<Source<'a, K, V>>,
+        sources: Vec<Source<'a, K, V>>,
         hasher: Option<ahash::RandomState>,
     ) -> Result<Self, TaskError> {
-        let mut heads = Heads::with_capacity(sources.len());
-        for (src, source) in sources.iter_mut().enumerate() {
-            if let Some((order, item)) = next_head(source, hasher.as_ref())? {
-                heads.push(order, src, item);
-            }
-        }
-        Ok(Self {
+        let mut state = MergeState {
+            heads: Heads::with_capacity(sources.len()),
             sources,
-            heads,
             hasher,
-        })
+            cur: None,
+            first_source: true,
+            last: None,
+        };
+        for src in 0..state.sources.len() {
+            state.refill(src)?;
+        }
+        Ok(Self { state, group: None })
     }
 
-    /// The smallest head, replaced by its source's next entry.
+    /// The next key and a stream of its values, combined with `combine`.
+    /// Values of the previous key left unread are read (and dropped) first.
     #[allow(clippy::type_complexity)]
-    fn pop(&mut self) -> Result<Option<Head<(u64, K), (V, Vec<V>)>>, TaskError> {
-        let (sources, hasher) = (&mut self.sources, self.hasher.as_ref());
-        self.heads
-            .try_pop_refill(|src| next_head(&mut sources[src], hasher))
-    }
-
-    /// The next key and all its values, combined with `combine`.
-    pub(crate) fn next_group(
-        &mut self,
-        combine: &CombineFn<'_, K, V>,
-    ) -> Result<Option<(K, Vec<V>)>, TaskError> {
-        let Some(top) = self.pop()? else {
+    pub(crate) fn next_group<'m>(
+        &'m mut self,
+        combine: &'m CombineFn<'m, K, V>,
+    ) -> Result<Option<(&'m K, GroupValues<'m, 'a, K, V>)>, TaskError> {
+        if let Some(order) = &self.group {
+            while self.state.next_value(order, combine)?.is_some() {}
+        }
+        self.group = None;
+        let Some(head) = self.state.heads.pop() else {
             return Ok(None);
         };
-        let (_, key) = top.order;
-        let (first, rest) = top.item;
-        // `values` then `last`: the values so far; later sources' values
-        // are offered to `last`, the accumulator.
-        let mut values = Vec::new();
-        let mut last = first;
-        for v in rest {
-            values.push(std::mem::replace(&mut last, v));
+        self.state.cur = Some(head.src);
+        self.state.first_source = true;
+        self.state.last = None;
+        let order = &*self.group.insert(head.order);
+        Ok(Some((
+            &order.1,
+            GroupValues {
+                state: &mut self.state,
+                order,
+                combine,
+                error: None,
+            },
+        )))
+    }
+}
+
+impl<K, V> Merger<'_, K, V> {
+    /// The key of the group just read (whose values were all read:
+    /// [`GroupValues::finish`]), by value.
+    ///
+    /// # Panics
+    ///
+    /// When no group was started since the last call.
+    pub(crate) fn take_key(&mut self) -> K {
+        debug_assert!(self.state.cur.is_none() && self.state.last.is_none());
+        self.group.take().expect("a group was read").1
+    }
+}
+
+/// The values of one key of a [`Merger`], combined, in split order. A read
+/// error ends the iteration early; [`GroupValues::finish`] returns it.
+pub(crate) struct GroupValues<'m, 'a, K, V> {
+    state: &'m mut MergeState<'a, K, V>,
+    order: &'m (u64, K),
+    combine: &'m CombineFn<'m, K, V>,
+    error: Option<TaskError>,
+}
+
+impl<K: Ord + Hash + Codec + Clone, V: Codec + Clone> Iterator for GroupValues<'_, '_, K, V> {
+    type Item = V;
+
+    fn next(&mut self) -> Option<V> {
+        if self.error.is_some() {
+            return None;
         }
-        while self.heads.peek_order().is_some_and(|(_, k)| *k == key) {
-            let (first, rest) = self.pop()?.expect("peeked").item;
-            for v in std::iter::once(first).chain(rest) {
-                if let Some(v) = combine(&key, &mut last, v) {
-                    values.push(std::mem::replace(&mut last, v));
-                }
+        match self.state.next_value(self.order, self.combine) {
+            Ok(v) => v,
+            Err(e) => {
+                self.error = Some(e);
+                None
             }
         }
-        values.push(last);
-        Ok(Some((key, values)))
+    }
+}
+
+impl<K: Ord + Hash + Codec + Clone, V: Codec + Clone> GroupValues<'_, '_, K, V> {
+    /// Reads the values left (so that a damaged frame fails this key's
+    /// task even when the reducer stopped early) and returns the first
+    /// read error.
+    pub(crate) fn finish(mut self) -> Result<(), TaskError> {
+        while self.next().is_some() {}
+        self.error.map_or(Ok(()), Err)
     }
 }
 

@@ -321,15 +321,34 @@ impl DiskRun<'_> {
     }
 }
 
+/// Bytes of a frame read ahead at a time: a frame that fits is read whole;
+/// a larger one (a hot key's values) is read in windows, so that merging it
+/// holds a window, not the frame.
+const WINDOW: usize = 64 * 1024;
+
 /// Streams the entries of one partition of one run, checking each frame
 /// against what the writer recorded for the segment.
+///
+/// A frame is read through a window: [`SegmentReader::next_key`] decodes
+/// its key and value count, then [`SegmentReader::next_value`] its values
+/// one at a time, reading more of the frame when the window runs dry. A
+/// value that does not decode from what the window holds is retried once
+/// more of the frame is read; only when the whole frame is read does a
+/// failure mean a damaged run (a proper prefix of an encoding never
+/// decodes, the encodings being self-delimiting).
 pub(crate) struct SegmentReader<K, V, R = BufReader<File>> {
     input: R,
-    /// Bytes of the segment not read yet.
+    /// Bytes of the segment not read into the window yet.
     bytes_left: u64,
-    /// Values of the segment not read yet.
+    /// Values of the segment whose frames have not been started.
     values_left: u64,
+    /// The window: `scratch[pos..]` is read but not yet decoded.
     scratch: Vec<u8>,
+    pos: usize,
+    /// Bytes of the current frame not read into the window yet.
+    frame_left: u64,
+    /// Values of the current frame not decoded yet.
+    frame_values: u64,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -360,20 +379,65 @@ impl<K: Codec, V: Codec, R: Read> SegmentReader<K, V, R> {
             bytes_left: len,
             values_left: values,
             scratch: Vec::new(),
+            pos: 0,
+            frame_left: 0,
+            frame_values: 0,
             _types: PhantomData,
         }
     }
 
-    /// The next key with its first value and any further values, or `None`
-    /// at the end of the segment.
+    /// Reads up to `want` more bytes of the current frame into the window
+    /// (dropping what was decoded); grows with the bytes actually read,
+    /// not with what a length claims.
+    fn refill(&mut self, want: u64) -> Result<(), TaskError> {
+        if self.pos > 0 {
+            self.scratch.drain(..self.pos);
+            self.pos = 0;
+        }
+        let n = want.min(self.frame_left);
+        let before = self.scratch.len();
+        (&mut self.input).take(n).read_to_end(&mut self.scratch)?;
+        if (self.scratch.len() - before) as u64 != n {
+            return Err(corrupt("the file is shorter than the run written to it"));
+        }
+        self.frame_left -= n;
+        Ok(())
+    }
+
+    /// Decodes one item of the current frame from the window, reading
+    /// more of the frame (twice what the window holds, at least
+    /// [`WINDOW`]) while it does not decode and the frame has more.
+    fn decode_item<T>(
+        &mut self,
+        decode: impl Fn(&mut &[u8]) -> Result<T, crate::error::DecodeError>,
+    ) -> Result<T, TaskError> {
+        loop {
+            let mut input = &self.scratch[self.pos..];
+            let before = input.len();
+            match decode(&mut input) {
+                Ok(v) => {
+                    self.pos += before - input.len();
+                    return Ok(v);
+                }
+                Err(e) if self.frame_left == 0 => return Err(corrupt(e)),
+                Err(_) => {
+                    let unread = (self.scratch.len() - self.pos) as u64;
+                    self.refill(unread.saturating_mul(2).max(WINDOW as u64))?;
+                }
+            }
+        }
+    }
+
+    /// Starts the next frame: its key and value count, or `None` at the end
+    /// of the segment. Its values follow from [`SegmentReader::next_value`]
+    /// (any left unread are skipped by the next call).
     ///
     /// A frame may claim no more bytes than the segment has left (so the
-    /// buffer it is read into never outgrows the segment) and no more
-    /// values than the segment has left (so values that encode to zero
-    /// bytes, such as `()`, are bounded by what was written, not by a
-    /// count in the file).
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn next_entry(&mut self) -> Result<Option<(K, V, Vec<V>)>, TaskError> {
+    /// window never outgrows the segment) and no more values than the
+    /// segment has left (so values that encode to zero bytes, such as `()`,
+    /// are bounded by what was written, not by a count in the file).
+    pub(crate) fn next_key(&mut self) -> Result<Option<(K, u64)>, TaskError> {
+        while self.next_value()?.is_some() {}
         if self.bytes_left == 0 {
             if self.values_left != 0 {
                 return Err(corrupt("the segment ends before its last values"));
@@ -390,30 +454,56 @@ impl<K: Codec, V: Codec, R: Read> SegmentReader<K, V, R> {
             return Err(corrupt("a frame runs past the segment"));
         }
         self.bytes_left -= 4 + len;
-        // Grows with the bytes actually read, not with what `len` claims.
         self.scratch.clear();
-        (&mut self.input).take(len).read_to_end(&mut self.scratch)?;
-        if self.scratch.len() as u64 != len {
-            return Err(corrupt("the file is shorter than the run written to it"));
-        }
-        let mut input = &self.scratch[..];
-        let key = K::decode(&mut input).map_err(corrupt)?;
-        let n = get_varint(&mut input).map_err(corrupt)?;
+        self.pos = 0;
+        self.frame_left = len;
+        self.refill(WINDOW as u64)?;
+        let key = self.decode_item(K::decode)?;
+        let n = self.decode_item(get_varint)?;
         if n == 0 || n > self.values_left {
             return Err(corrupt("bad value count"));
         }
         self.values_left -= n;
-        let first = V::decode(&mut input).map_err(corrupt)?;
-        // `n - 1 <= values_left`, a count the writer really wrote; the
-        // reservation is also capped by the bytes left, which is exact for
-        // values of one byte or more and harmless for zero-byte ones.
-        let more = usize::try_from(n - 1).unwrap_or(usize::MAX);
-        let mut rest = Vec::with_capacity(more.min(input.len()));
-        for _ in 0..more {
-            rest.push(V::decode(&mut input).map_err(corrupt)?);
+        self.frame_values = n;
+        Ok(Some((key, n)))
+    }
+
+    /// The next value of the current frame, or `None` once its values are
+    /// all read (then the frame must have no bytes left).
+    pub(crate) fn next_value(&mut self) -> Result<Option<V>, TaskError> {
+        if self.frame_values == 0 {
+            if self.pos != self.scratch.len() || self.frame_left != 0 {
+                // Checked once: the next frame starts clean.
+                self.scratch.clear();
+                self.pos = 0;
+                return Err(corrupt("trailing bytes in a record"));
+            }
+            return Ok(None);
         }
-        if !input.is_empty() {
-            return Err(corrupt("trailing bytes in a record"));
+        let v = self.decode_item(V::decode)?;
+        self.frame_values -= 1;
+        Ok(Some(v))
+    }
+
+    /// The next key with its first value and any further values, or `None`
+    /// at the end of the segment (a whole frame at once; see
+    /// [`SegmentReader::next_key`] for the checks).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn next_entry(&mut self) -> Result<Option<(K, V, Vec<V>)>, TaskError> {
+        let Some((key, n)) = self.next_key()? else {
+            return Ok(None);
+        };
+        let first = self
+            .next_value()?
+            .ok_or_else(|| corrupt("bad value count"))?;
+        // `n - 1 <= values_left`, a count the writer really wrote; the
+        // reservation is also capped by the bytes in the window, which is
+        // exact for values of one byte or more and harmless for zero-byte
+        // ones.
+        let more = usize::try_from(n - 1).unwrap_or(usize::MAX);
+        let mut rest = Vec::with_capacity(more.min(self.scratch.len() - self.pos));
+        while let Some(v) = self.next_value()? {
+            rest.push(v);
         }
         Ok(Some((key, first, rest)))
     }

@@ -2,6 +2,8 @@
 //! to no bytes), spill files are private to the user, and two runs of one
 //! job give identical output although the hash tables are seeded per run.
 
+mod common;
+
 use std::io::Write;
 
 use sysblocks_mapreduce::word_count::WordCount;
@@ -251,5 +253,48 @@ fn two_runs_give_identical_output() {
         }
         assert_eq!(parts[0].len(), 5);
         assert!(parts[0] == parts[1], "part files differ, budget {budget}");
+    }
+}
+
+/// User counters: summed over the tasks, counted once for a task that was
+/// retried (its failed attempt's counts are dropped), in memory and when
+/// spilled.
+#[test]
+fn counters_sum_successful_attempts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("in.txt");
+    let mut text = String::new();
+    for i in 0..20_000u32 {
+        text.push_str(&common::letters(i % 3000));
+        text.push_str(" the end\n");
+    }
+    std::fs::write(&path, &text).unwrap();
+    let (lines, words, distinct) = common::expected_counts(text.as_bytes());
+    for budget in [1 << 30, 64 << 10] {
+        let r = Runner::builder()
+            .threads(2)
+            .partitions(3)
+            .memory_budget(budget)
+            .split_size(32 << 10)
+            .build()
+            .unwrap();
+        let job = common::Counting::new(true);
+        let (out, c) = r.run_counted(&job, &TextInput::path(&path)).unwrap();
+        assert_eq!(out.len() as u64, distinct);
+        assert_eq!(c["lines"], lines);
+        assert_eq!(c["words"], words);
+        assert_eq!(c["distinct"], distinct);
+        assert!(c["mapreduce.input_records"] >= lines);
+        assert!(!job.failed.lock().unwrap().is_empty());
+        let out_dir = tmp.path().join(format!("out-{budget}"));
+        let (_, c2) = r
+            .run_to_dir_counted(
+                &common::Counting::new(false),
+                &TextInput::path(&path),
+                &out_dir,
+                line,
+            )
+            .unwrap();
+        assert_eq!(c2.user(), c.user());
     }
 }

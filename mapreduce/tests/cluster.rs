@@ -258,7 +258,20 @@ fn cluster_child() {
     let input = TextInput::path(std::env::var("MR_CHILD_INPUT").unwrap());
     let out = PathBuf::from(std::env::var("MR_CHILD_OUT").unwrap());
     let r = runner(1 << 30);
-    if std::env::var_os("MR_CHILD_SLOW").is_some() {
+    if let Some(path) = std::env::var_os("MR_CHILD_COUNTERS") {
+        let (_, counters) = r
+            .run_cluster_to_dir(
+                &config,
+                common::Counting::new(false),
+                &input,
+                &out,
+                count_line,
+            )
+            .unwrap();
+        let mut path = PathBuf::from(path).into_os_string();
+        path.push(format!("-{}", config.process()));
+        std::fs::write(path, counters.to_string()).unwrap();
+    } else if std::env::var_os("MR_CHILD_SLOW").is_some() {
         r.run_cluster_to_dir(&config, Slow, &input, &out, count_line)
             .unwrap();
     } else {
@@ -370,4 +383,57 @@ fn a_killed_process_makes_the_other_fail_soon() {
     std::io::Read::read_to_string(&mut survivor.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("WorkerLost"), "{err}");
     assert!(!out.exists());
+}
+
+/// User counters are summed over the workers of one process and over two
+/// processes; every process reports the same totals.
+#[test]
+fn counters_are_summed_across_workers_and_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = corpus(dir.path());
+    let text: Vec<u8> = files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect();
+    let (lines, words, distinct) = common::expected_counts(&text);
+    let input = TextInput::new(files.clone());
+    let (_, single) = runner(64 << 10)
+        .run_counted(&common::Counting::new(false), &input)
+        .unwrap();
+    assert_eq!(single["lines"], lines);
+    assert_eq!(single["words"], words);
+    assert_eq!(single["distinct"], distinct);
+    let threads = runner(64 << 10)
+        .run_cluster(
+            &ClusterConfig::threads(3),
+            common::Counting::new(false),
+            &input,
+        )
+        .unwrap();
+    assert_eq!(threads.counters.user(), single.user());
+    assert_eq!(threads.counters["mapreduce.input_records"], lines);
+
+    let input_dir = files[0].parent().unwrap().to_path_buf();
+    let out = dir.path().join("out");
+    let report = dir.path().join("counters");
+    launch_local(&LocalLaunch::new(2, 1), |flags| {
+        let mut c = child(flags, &input_dir, &out);
+        c.env("MR_CHILD_COUNTERS", &report);
+        c
+    })
+    .unwrap();
+    let want = single.user().to_string();
+    for p in 0..2 {
+        let got = std::fs::read_to_string(format!("{}-{p}", report.display())).unwrap();
+        let user: String = got
+            .lines()
+            .filter(|l| !l.starts_with("mapreduce."))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(user, want, "process {p}");
+        assert!(
+            got.contains(&format!("mapreduce.input_records {lines}\n")),
+            "{got}"
+        );
+    }
 }

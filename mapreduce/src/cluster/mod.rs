@@ -31,7 +31,7 @@ mod launch;
 pub use config::ClusterConfig;
 pub use launch::{free_ports, launch_local, LocalLaunch};
 
-use std::collections::BTreeMap;
+use crate::counters::Counters;
 
 /// The result of a job on a cluster, as seen by one process.
 #[derive(Debug)]
@@ -39,11 +39,12 @@ pub struct ClusterOutput<K, O> {
     /// The partitions this process reduced, each sorted by key, with their
     /// index, in partition order.
     pub partitions: Vec<(usize, Vec<(K, O)>)>,
-    /// Counters summed over every worker of every process. For now only
-    /// the runner's own: `mapreduce.input_bytes` (bytes mapped),
+    /// Counters summed over every worker of every process: the job's own
+    /// (from successful attempts, see [`Counters`]) and the runner's:
+    /// `mapreduce.input_bytes` and `mapreduce.input_records` (read),
     /// `mapreduce.exchange_bytes` (frame bytes sent through the exchange)
     /// and `mapreduce.exchange_remote_bytes` (those sent to another worker).
-    pub counters: BTreeMap<String, u64>,
+    pub counters: Counters,
 }
 
 impl<K: Ord, O> ClusterOutput<K, O> {

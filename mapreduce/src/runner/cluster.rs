@@ -4,7 +4,6 @@
 //! merges and reduces its own partitions.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -18,12 +17,15 @@ use timely::dataflow::operators::Probe;
 use timely::worker::Worker;
 
 use super::map::TaskOutput;
+use super::reduce::reduce_group;
 use super::sink::{part_name, DirSink, PartSink};
 use super::{JobState, Runner};
+use super::{INPUT_BYTES, INPUT_RECORDS};
 use crate::board::TaskBoard;
 use crate::cluster::inbox::{Inbox, Msg, Status};
 use crate::cluster::{ClusterConfig, ClusterOutput};
 use crate::codec::Codec;
+use crate::counters::Counters;
 use crate::error::{ClusterError, JobError, TaskError};
 use crate::input::{Feed, TextFeed, TextInput, TextSplit};
 use crate::job::{Job, Origin};
@@ -35,8 +37,7 @@ use crate::sync::{mpsc, AtomicU64, Ordering, StdArc as Arc};
 /// A batch of frames is sent once it holds this many bytes.
 const BATCH: usize = 256 * 1024;
 
-/// Counter names the runner itself fills in.
-const INPUT_BYTES: &str = "mapreduce.input_bytes";
+/// Counter names the cluster runner fills in, beside the runner's.
 const EXCHANGE_BYTES: &str = "mapreduce.exchange_bytes";
 const EXCHANGE_REMOTE_BYTES: &str = "mapreduce.exchange_remote_bytes";
 
@@ -82,7 +83,7 @@ impl Feed<[u8]> for Assigned<'_> {
 
 /// What one worker returns: its partitions' sink outputs and the counters
 /// of all workers.
-type WorkerDone<D> = (Vec<(usize, D)>, BTreeMap<String, u64>);
+type WorkerDone<D> = (Vec<(usize, D)>, Counters);
 
 impl<P> Runner<P> {
     /// Runs `job` over text input on the workers of `cluster` and returns
@@ -120,7 +121,7 @@ impl<P> Runner<P> {
             runner.worker_body(worker, &*job, &input, &sink, local, |_| Ok(()))
         })?;
         let mut partitions = Vec::new();
-        let mut counters = BTreeMap::new();
+        let mut counters = Counters::new();
         for (parts, c) in results {
             partitions.extend(parts);
             counters = c;
@@ -150,7 +151,7 @@ impl<P> Runner<P> {
         input: &TextInput,
         dir: &Path,
         format: F,
-    ) -> Result<(Vec<PathBuf>, BTreeMap<String, u64>), JobError>
+    ) -> Result<(Vec<PathBuf>, Counters), JobError>
     where
         J: Job<Record = [u8]> + Send + 'static,
         J::Key: 'static,
@@ -274,25 +275,23 @@ impl<P> Runner<P> {
                 .probe();
             (handle, probe)
         });
-        let status = |stage: u8,
-                      plan: Option<(u64, u64)>,
-                      error: Option<String>,
-                      counters: &BTreeMap<String, u64>| {
-            (0..peers)
-                .map(|dest| {
-                    Msg::Status(Status {
-                        dest: dest as u32,
-                        from: me as u32,
-                        stage,
-                        plan,
-                        error: error.clone(),
-                        counters: counters.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        let status =
+            |stage: u8, plan: Option<(u64, u64)>, error: Option<String>, counters: &Counters| {
+                (0..peers)
+                    .map(|dest| {
+                        Msg::Status(Status {
+                            dest: dest as u32,
+                            from: me as u32,
+                            stage,
+                            plan,
+                            error: error.clone(),
+                            counters: counters.iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                        })
                     })
-                })
-                .collect::<Vec<_>>()
-        };
+                    .collect::<Vec<_>>()
+            };
         let mut statuses: Vec<Status> = Vec::new();
-        let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+        let mut counters = Counters::new();
 
         // Stage 0: plan, map, send.
         let setup = TextFeed::plan(input, self.split_size, peers).and_then(|feed| {
@@ -315,9 +314,11 @@ impl<P> Runner<P> {
         };
         let (mut outputs, _) = runner.map_phase(job, &assigned, &state);
         let mut error = state.failure.lock().take();
-        counters.insert(
-            INPUT_BYTES.into(),
-            state.counters.bytes.load(Ordering::Relaxed),
+        counters.merge(&state.user.lock());
+        counters.add(INPUT_BYTES, state.counters.bytes.load(Ordering::Relaxed));
+        counters.add(
+            INPUT_RECORDS,
+            state.counters.records.load(Ordering::Relaxed),
         );
         let mut inbox = Inbox::new(&state.spill, runner.retained_limit());
         let drain = |inbox: &mut Inbox<'_>, statuses: &mut Vec<Status>| -> io::Result<()> {
@@ -372,8 +373,8 @@ impl<P> Runner<P> {
                     source,
                 });
             }
-            counters.insert(EXCHANGE_BYTES.into(), sent);
-            counters.insert(EXCHANGE_REMOTE_BYTES.into(), remote);
+            counters.add(EXCHANGE_BYTES, sent);
+            counters.add(EXCHANGE_REMOTE_BYTES, remote);
         }
         drop(outputs);
         for m in status(
@@ -403,14 +404,9 @@ impl<P> Runner<P> {
         // Stage 1: reduce this worker's partitions.
         let reduced = hook(Stage::Reduce)
             .and_then(|()| runner.reduce_received(job, &inbox, sink, me, peers, &state));
-        let mut all = BTreeMap::new();
-        for s in statuses.iter().filter(|s| s.stage == 0) {
-            for (k, v) in &s.counters {
-                *all.entry(k.clone()).or_insert(0) += v;
-            }
-        }
         let err = reduced.as_ref().err().map(ToString::to_string);
-        for m in status(1, Some(plan), err, &BTreeMap::new()) {
+        let reduce_counters = reduced.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+        for m in status(1, Some(plan), err, &reduce_counters) {
             handle.send(m);
         }
         drop(handle);
@@ -418,10 +414,18 @@ impl<P> Runner<P> {
             worker.step_or_park(Some(std::time::Duration::from_millis(1)));
         }
         drain(&mut inbox, &mut statuses).map_err(|source| JobError::Spill { source })?;
-        let parts = reduced?;
+        let (parts, _) = reduced?;
         let ok = check_statuses(&statuses, 1, peers, plan);
         hook(Stage::Publish(ok.is_ok()))?;
         ok?;
+        // Every worker sent its map counters with its stage-0 status and
+        // its reduce counters with its stage-1 status to every worker.
+        let mut all = Counters::new();
+        for s in &statuses {
+            for (k, v) in &s.counters {
+                all.add(k, *v);
+            }
+        }
         Ok((parts, all))
     }
 
@@ -434,7 +438,7 @@ impl<P> Runner<P> {
         me: usize,
         peers: usize,
         state: &JobState,
-    ) -> Result<Vec<(usize, S::Done)>, JobError>
+    ) -> Result<WorkerDone<S::Done>, JobError>
     where
         J: Job,
         P: Partitioner<J::Key>,
@@ -443,6 +447,7 @@ impl<P> Runner<P> {
         let board = TaskBoard::new(0, 1);
         let combine = |k: &J::Key, acc: &mut J::Value, v: J::Value| job.combine(k, acc, v);
         let mut done = Vec::new();
+        let mut all = Counters::new();
         for p in (me..self.partitions).step_by(peers) {
             let r = self.with_retries(&board, || {
                 let sources: Vec<Source<'_, J::Key, J::Value>> = inbox
@@ -452,14 +457,16 @@ impl<P> Runner<P> {
                     .collect();
                 let mut merger = Merger::new(sources, self.merge_hasher::<J::Key>())?;
                 let mut w = sink.open(p)?;
+                let mut counters = Counters::new();
                 while let Some((key, values)) = merger.next_group(&combine)? {
-                    let out = job.reduce(&key, values)?;
-                    sink.write(&mut w, key, out)?;
+                    let out = reduce_group(job, key, values, &mut counters)?;
+                    sink.write(&mut w, merger.take_key(), out)?;
                 }
-                sink.close(w)
+                Ok((sink.close(w)?, counters))
             });
             match r {
-                Ok(d) => {
+                Ok((d, counters)) => {
+                    all.merge(&counters);
                     done.push((p, d));
                     state.partitions_done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -472,7 +479,7 @@ impl<P> Runner<P> {
                 }
             }
         }
-        Ok(done)
+        Ok((done, all))
     }
 }
 

@@ -5,6 +5,7 @@ use super::{spawn_workers, JobState, Runner, TICK};
 use crate::board::TaskBoard;
 use crate::buffer::{MapBuffer, MemRun};
 use crate::codec::Codec;
+use crate::counters::Counters;
 use crate::error::{JobError, TaskError};
 use crate::input::Feed;
 use crate::job::{Emitter, Job};
@@ -19,6 +20,10 @@ pub(super) struct TaskOutput<'s, K, V> {
     pub(super) runs: Vec<DiskRun<'s>>,
     pub(super) mem: Option<MemRun<K, V>>,
 }
+
+/// What a successful map attempt returns: its spill runs, its in-memory
+/// run, and its counters.
+type MapDone<'s, K, V> = (Vec<DiskRun<'s>>, Option<MemRun<K, V>>, Counters);
 
 /// Every map task's output, in split order.
 pub(super) type TaskOutputs<'s, J> = Vec<TaskOutput<'s, <J as Job>::Key, <J as Job>::Value>>;
@@ -53,11 +58,14 @@ impl<P> Runner<P> {
                     self.map_attempt(job, feed, &split, &board, state, &retained, &capacity_hint)
                 });
                 match r {
-                    Ok((runs, mem)) => outputs.lock().push(TaskOutput {
-                        task: idx,
-                        runs,
-                        mem,
-                    }),
+                    Ok((runs, mem, counters)) => {
+                        state.user.lock().merge(&counters);
+                        outputs.lock().push(TaskOutput {
+                            task: idx,
+                            runs,
+                            mem,
+                        });
+                    }
                     Err((attempts, source)) => {
                         state.fail(source, |source| JobError::MapFailed {
                             split: feed.name(&split),
@@ -102,13 +110,13 @@ impl<P> Runner<P> {
         state: &'s JobState,
         retained: &AtomicUsize,
         capacity_hint: &AtomicUsize,
-    ) -> Result<(Vec<DiskRun<'s>>, Option<MemRun<J::Key, J::Value>>), TaskError>
+    ) -> Result<MapDone<'s, J::Key, J::Value>, TaskError>
     where
         J: Job,
         Fd: Feed<J::Record>,
         P: Partitioner<J::Key>,
     {
-        let (counters, spill) = (&state.counters, &state.spill);
+        let (live, spill) = (&state.counters, &state.spill);
         let r = self.partitions;
         let share = self.task_share();
         let by_hash = !self.partitioner.is_ordered();
@@ -117,18 +125,20 @@ impl<P> Runner<P> {
             .min(share / MapBuffer::<J::Key, J::Value>::entry_cost());
         let mut buf = MapBuffer::<J::Key, J::Value>::new(r, hint, &state.hashers);
         let mut runs = Vec::new();
+        let mut counters = Counters::new();
         let combine = |k: &J::Key, acc: &mut J::Value, v: J::Value| job.combine(k, acc, v);
         feed.for_each(
             split,
             board,
-            &counters.bytes,
-            &counters.records,
+            &live.bytes,
+            &live.records,
             |record, origin| {
                 let mut em = Emitter {
                     buf: &mut buf,
                     combine: &combine,
                     partitioner: &self.partitioner,
                     origin,
+                    counters: &mut counters,
                 };
                 job.map(record, &mut em)?;
                 if let Some(e) = buf.error.take() {
@@ -141,7 +151,7 @@ impl<P> Runner<P> {
             },
         )?;
         if buf.is_empty() {
-            return Ok((runs, None));
+            return Ok((runs, None, counters));
         }
         capacity_hint.fetch_max(buf.len(), Ordering::Relaxed);
         // Sorted only if it has to be spilled, or later if another task
@@ -155,11 +165,11 @@ impl<P> Runner<P> {
             })
             .is_ok();
         if kept {
-            Ok((runs, Some(run)))
+            Ok((runs, Some(run), counters))
         } else {
             run.sort(by_hash);
             runs.push(write_run(spill, r, &run)?);
-            Ok((runs, None))
+            Ok((runs, None, counters))
         }
     }
 }

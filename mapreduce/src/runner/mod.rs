@@ -21,6 +21,7 @@ pub use self::builder::RunnerBuilder;
 use self::sink::PartSink;
 use crate::board::{TaskBoard, WorkerGuard};
 use crate::buffer::KeyHashers;
+use crate::counters::Counters;
 use crate::error::{JobError, TaskError};
 use crate::input::{Feed, IterFeed, TextFeed, TextInput};
 use crate::job::Job;
@@ -105,9 +106,29 @@ impl<P> Runner<P> {
         J: Job<Record = [u8]>,
         P: Partitioner<J::Key>,
     {
+        Ok(self.run_counted(job, input)?.0)
+    }
+
+    /// [`Runner::run`], also returning the job's [`Counters`]: the job's
+    /// own, summed over its tasks' successful attempts, and the runner's
+    /// `mapreduce.input_bytes` and `mapreduce.input_records` (read by all
+    /// attempts).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runner::run`].
+    pub fn run_counted<J>(
+        &self,
+        job: &J,
+        input: &TextInput,
+    ) -> Result<(Outputs<J>, Counters), JobError>
+    where
+        J: Job<Record = [u8]>,
+        P: Partitioner<J::Key>,
+    {
         let feed = TextFeed::plan(input, self.split_size, self.threads)?;
-        let parts = self.execute(job, &feed, &self.mem_sink::<J::Key>())?;
-        Ok(self.join_sorted::<J>(parts))
+        let (parts, counters) = self.execute(job, &feed, &self.mem_sink::<J::Key>())?;
+        Ok((self.join_sorted::<J>(parts), counters))
     }
 
     /// Runs `job` over the records of an iterator (pulled lazily,
@@ -125,9 +146,30 @@ impl<P> Runner<P> {
         I::IntoIter: Send,
         P: Partitioner<J::Key>,
     {
+        Ok(self.run_iter_counted(job, records)?.0)
+    }
+
+    /// [`Runner::run_iter`], also returning the job's [`Counters`] (see
+    /// [`Runner::run_counted`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runner::run_iter`].
+    pub fn run_iter_counted<J, I>(
+        &self,
+        job: &J,
+        records: I,
+    ) -> Result<(Outputs<J>, Counters), JobError>
+    where
+        J: Job,
+        J::Record: Sized + Send,
+        I: IntoIterator<Item = J::Record>,
+        I::IntoIter: Send,
+        P: Partitioner<J::Key>,
+    {
         let feed = IterFeed::new(records.into_iter(), self.records_per_split);
-        let parts = self.execute(job, &feed, &self.mem_sink::<J::Key>())?;
-        Ok(self.join_sorted::<J>(parts))
+        let (parts, counters) = self.execute(job, &feed, &self.mem_sink::<J::Key>())?;
+        Ok((self.join_sorted::<J>(parts), counters))
     }
 
     /// Runs `job` over text input and writes partition `i`'s outputs with
@@ -155,6 +197,27 @@ impl<P> Runner<P> {
         P: Partitioner<J::Key>,
         F: Fn(&J::Key, &J::Output, &mut dyn Write) -> io::Result<()> + Sync,
     {
+        Ok(self.run_to_dir_counted(job, input, dir, format)?.0)
+    }
+
+    /// [`Runner::run_to_dir`], also returning the job's [`Counters`] (see
+    /// [`Runner::run_counted`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runner::run_to_dir`].
+    pub fn run_to_dir_counted<J, F>(
+        &self,
+        job: &J,
+        input: &TextInput,
+        dir: &Path,
+        format: F,
+    ) -> Result<(Vec<PathBuf>, Counters), JobError>
+    where
+        J: Job<Record = [u8]>,
+        P: Partitioner<J::Key>,
+        F: Fn(&J::Key, &J::Output, &mut dyn Write) -> io::Result<()> + Sync,
+    {
         let feed = TextFeed::plan(input, self.split_size, self.threads)?;
         self.to_dir(job, &feed, dir, &format)
     }
@@ -171,6 +234,30 @@ impl<P> Runner<P> {
         dir: &Path,
         format: F,
     ) -> Result<Vec<PathBuf>, JobError>
+    where
+        J: Job,
+        J::Record: Sized + Send,
+        I: IntoIterator<Item = J::Record>,
+        I::IntoIter: Send,
+        P: Partitioner<J::Key>,
+        F: Fn(&J::Key, &J::Output, &mut dyn Write) -> io::Result<()> + Sync,
+    {
+        Ok(self.run_iter_to_dir_counted(job, records, dir, format)?.0)
+    }
+
+    /// [`Runner::run_iter_to_dir`], also returning the job's [`Counters`]
+    /// (see [`Runner::run_counted`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runner::run_iter_to_dir`].
+    pub fn run_iter_to_dir_counted<J, I, F>(
+        &self,
+        job: &J,
+        records: I,
+        dir: &Path,
+        format: F,
+    ) -> Result<(Vec<PathBuf>, Counters), JobError>
     where
         J: Job,
         J::Record: Sized + Send,
@@ -243,7 +330,8 @@ impl<P> Runner<P> {
             hashers: KeyHashers::for_run(),
             start: self.clock.now_nanos(),
             bar: self.progress_bar && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            counters: Counters::default(),
+            counters: Live::default(),
+            user: Mutex::new(Counters::new()),
             partitions_done: AtomicUsize::new(0),
             failure: Mutex::new(None),
             bytes_total,
@@ -252,8 +340,14 @@ impl<P> Runner<P> {
     }
 
     /// Runs the map phase, then the reduce phase into `sink`; returns each
-    /// partition's finished sink output, in partition order.
-    fn execute<J, Fd, S>(&self, job: &J, feed: &Fd, sink: &S) -> Result<Vec<S::Done>, JobError>
+    /// partition's finished sink output, in partition order, and the
+    /// job's counters.
+    fn execute<J, Fd, S>(
+        &self,
+        job: &J,
+        feed: &Fd,
+        sink: &S,
+    ) -> Result<(Vec<S::Done>, Counters), JobError>
     where
         J: Job,
         Fd: Feed<J::Record>,
@@ -285,13 +379,17 @@ impl<P> Runner<P> {
                 }
             }
         }
-        Ok(parts)
+        Ok((parts, state.counters()))
     }
 }
 
+/// Counter names the runner itself fills in.
+pub(crate) const INPUT_BYTES: &str = "mapreduce.input_bytes";
+pub(crate) const INPUT_RECORDS: &str = "mapreduce.input_records";
+
 /// Live counters the coordinator reads for progress.
 #[derive(Default)]
-struct Counters {
+struct Live {
     bytes: AtomicU64,
     records: AtomicU64,
 }
@@ -306,7 +404,9 @@ struct JobState {
     start: u64,
     /// Whether to draw the progress bar.
     bar: bool,
-    counters: Counters,
+    counters: Live,
+    /// The job's counters, from the tasks' successful attempts.
+    user: Mutex<Counters>,
     partitions_done: AtomicUsize,
     failure: Mutex<Option<JobError>>,
     bytes_total: Option<u64>,
@@ -314,6 +414,14 @@ struct JobState {
 }
 
 impl JobState {
+    /// The job's counters and the runner's input counters.
+    fn counters(&self) -> Counters {
+        let mut c = self.user.lock().clone();
+        c.add(INPUT_BYTES, self.counters.bytes.load(Ordering::Relaxed));
+        c.add(INPUT_RECORDS, self.counters.records.load(Ordering::Relaxed));
+        c
+    }
+
     /// Records a task's final error unless an earlier one is recorded; a
     /// cancelled task is not a cause, it only follows one.
     fn fail(&self, source: TaskError, error: impl FnOnce(TaskError) -> JobError) {

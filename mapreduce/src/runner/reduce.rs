@@ -8,12 +8,14 @@ use super::{spawn_workers, JobState, Runner, TICK};
 use crate::board::TaskBoard;
 use crate::buffer::{Entry, MemRun};
 use crate::codec::Codec;
+use crate::counters::Counters;
 use crate::error::{JobError, TaskError};
 use crate::job::Job;
-use crate::merge::{group_in_memory, Merger, Source};
+use crate::job::Values;
+use crate::merge::{group_in_memory, GroupValues, Merger, Source};
 use crate::partition::Partitioner;
 use crate::progress::Phase;
-use crate::spill::{DiskRun, SpillDir};
+use crate::spill::{DiskRun, RunWriter, SpillDir};
 use crate::sync::{scope, Mutex, Ordering};
 
 /// A reduce task merges at most this many sorted sources at once; beyond
@@ -63,7 +65,8 @@ impl<P> Runner<P> {
                     }
                 });
                 match r {
-                    Ok(d) => {
+                    Ok((d, counters)) => {
+                        state.user.lock().merge(&counters);
                         done.lock()[p] = Some(d);
                         state.partitions_done.fetch_add(1, Ordering::Relaxed);
                     }
@@ -111,13 +114,14 @@ impl<P> Runner<P> {
         sink: &S,
         table: &ahash::RandomState,
         board: &TaskBoard,
-    ) -> Result<S::Done, TaskError>
+    ) -> Result<(S::Done, Counters), TaskError>
     where
         J: Job,
         P: Partitioner<J::Key>,
         S: PartSink<J::Key, J::Output>,
     {
         let combine = |k: &J::Key, acc: &mut J::Value, v: J::Value| job.combine(k, acc, v);
+        let mut counters = Counters::new();
         let runs: Vec<&MemRun<J::Key, J::Value>> =
             outputs.iter().filter_map(|o| o.mem.as_ref()).collect();
         let mut groups = group_in_memory(&runs, p, table, &combine, || board.is_cancelled())?;
@@ -130,13 +134,13 @@ impl<P> Runner<P> {
         for (n, g) in groups.into_iter().enumerate() {
             let mut values = g.values;
             values.push(g.last);
-            let out = job.reduce(&g.key, values)?;
+            let out = job.reduce_iter(&g.key, Values::from(values), &mut counters)?;
             sink.write(&mut w, g.key, out)?;
             if n % 4096 == 4095 && board.is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
         }
-        sink.close(w)
+        Ok((sink.close(w)?, counters))
     }
 
     fn reduce_attempt<'s, J, S>(
@@ -147,7 +151,7 @@ impl<P> Runner<P> {
         sink: &S,
         spill: &'s SpillDir,
         board: &TaskBoard,
-    ) -> Result<S::Done, TaskError>
+    ) -> Result<(S::Done, Counters), TaskError>
     where
         J: Job,
         P: Partitioner<J::Key>,
@@ -200,7 +204,7 @@ impl<P> Runner<P> {
                 let mut m = Merger::new(group, self.merge_hasher::<J::Key>())?;
                 let mut w = spill.writer::<J::Key, J::Value>(1)?;
                 while let Some((k, vs)) = m.next_group(&combine)? {
-                    w.write(0, &k, vs.len(), vs.iter())?;
+                    write_chunked(&mut w, k, vs)?;
                 }
                 drop(m);
                 let run = w.finish()?;
@@ -222,10 +226,11 @@ impl<P> Runner<P> {
         };
         let mut merger = Merger::new(sources, self.merge_hasher::<J::Key>())?;
         let mut w = sink.open(p)?;
+        let mut counters = Counters::new();
         let mut n = 0u64;
         while let Some((key, values)) = merger.next_group(&combine)? {
-            let out = job.reduce(&key, values)?;
-            sink.write(&mut w, key, out)?;
+            let out = reduce_group(job, key, values, &mut counters)?;
+            sink.write(&mut w, merger.take_key(), out)?;
             n += 1;
             if n.is_multiple_of(4096) && board.is_cancelled() {
                 return Err(TaskError::Cancelled);
@@ -233,9 +238,59 @@ impl<P> Runner<P> {
         }
         let done = sink.close(w)?;
         drop(premerged);
-        Ok(done)
+        Ok((done, counters))
     }
 }
+
+/// Reduces one merged key: its values are streamed to
+/// [`Job::reduce_iter`]; a read error while streaming fails the attempt
+/// whatever the reducer returned. The key then comes from
+/// [`Merger::take_key`].
+pub(super) fn reduce_group<J: Job>(
+    job: &J,
+    key: &J::Key,
+    mut values: GroupValues<'_, '_, J::Key, J::Value>,
+    counters: &mut Counters,
+) -> Result<J::Output, TaskError> {
+    let out = job.reduce_iter(key, Values::stream(&mut values), counters);
+    values.finish()?;
+    out
+}
+
+/// Writes one merged key's values as frames of at most about
+/// [`FRAME_BYTES`] of values each, so that a hot key's frame is never
+/// held whole (the merge reads consecutive frames of one key from one
+/// run in order, as one key).
+fn write_chunked<K, V>(
+    w: &mut RunWriter<'_, K, V>,
+    key: &K,
+    mut values: GroupValues<'_, '_, K, V>,
+) -> Result<(), TaskError>
+where
+    K: Ord + std::hash::Hash + Clone + Codec,
+    V: Clone + Codec,
+{
+    let mut chunk: Vec<V> = Vec::new();
+    let mut bytes = 0usize;
+    for v in values.by_ref() {
+        bytes += std::mem::size_of::<V>() + v.heap_bytes();
+        chunk.push(v);
+        if bytes >= FRAME_BYTES {
+            w.write(0, key, chunk.len(), chunk.iter())?;
+            chunk.clear();
+            bytes = 0;
+        }
+    }
+    values.finish()?;
+    if !chunk.is_empty() {
+        w.write(0, key, chunk.len(), chunk.iter())?;
+    }
+    Ok(())
+}
+
+/// The values a premerged frame holds at most (estimated as the memory
+/// budget does).
+const FRAME_BYTES: usize = 1 << 20;
 
 /// A sorted source of one partition, not yet opened.
 enum Spec<'a, 's, K, V> {
@@ -246,7 +301,7 @@ enum Spec<'a, 's, K, V> {
 impl<'a, K: Codec, V: Codec> Spec<'a, '_, K, V> {
     fn open(&self) -> Result<Source<'a, K, V>, TaskError> {
         match self {
-            Self::Mem(s, more) => Ok(Source::Mem(s.iter(), more)),
+            Self::Mem(s, more) => Ok(Source::mem(s, more)),
             Self::Disk(run, p) => run
                 .segment(*p)?
                 .map(Source::Disk)

@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::Runner;
+use crate::counters::Counters;
 use crate::error::{JobError, TaskError};
 use crate::input::Feed;
 use crate::job::Job;
@@ -93,7 +94,7 @@ impl<P> Runner<P> {
         feed: &Fd,
         dir: &Path,
         format: &F,
-    ) -> Result<Vec<PathBuf>, JobError>
+    ) -> Result<(Vec<PathBuf>, Counters), JobError>
     where
         J: Job,
         Fd: Feed<J::Record>,
@@ -125,7 +126,7 @@ impl<P> Runner<P> {
             dir: staging.path().to_path_buf(),
             format,
         };
-        let names = self.execute(job, feed, &sink)?;
+        let (names, counters) = self.execute(job, feed, &sink)?;
         File::create(staging.path().join("_SUCCESS"))
             .and_then(|f| f.sync_all())
             .map_err(out_err(staging.path()))?;
@@ -140,7 +141,7 @@ impl<P> Runner<P> {
         if let Ok(d) = File::open(&parent) {
             let _ = d.sync_all();
         }
-        Ok(names.into_iter().map(|n| dir.join(n)).collect())
+        Ok((names.into_iter().map(|n| dir.join(n)).collect(), counters))
     }
 
     /// The in-memory sink: it sorts each partition unless the partitioner
