@@ -137,6 +137,9 @@ fn concurrent_misses_share_one_load_and_loader_errors_release_waiters() {
             assert_eq!(t.await.unwrap().as_deref(), Some(&b"db"[..]));
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+        // Single flight across both tiers: one remote read for all 16.
+        let s = cache.stats();
+        assert_eq!(s.remote_hits + s.misses, 1, "{s:?}");
         // Now cached in Redis: no loader call.
         let v = cache
             .get_or_load("hot", || async { Err::<Option<Bytes>, _>("must not run") })
