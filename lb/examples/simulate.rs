@@ -67,6 +67,10 @@ pub struct Scenario {
     pub outlier_detection: bool,
     /// Run active health checks (every 100 ms, fall 2, rise 2) before picks.
     pub active_checks: bool,
+    /// Envoy's overprovisioning factor between the tiers: 1.4 spills part
+    /// of a degraded tier's traffic to the next; infinity is classic
+    /// active-passive failover (all or nothing).
+    pub overprovisioning_factor: f64,
 }
 
 /// What one run measured.
@@ -118,7 +122,9 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// Runs `scenario` with `strategy`, seeded.
 pub fn run<S: Strategy>(scenario: &Scenario, label: &str, strategy: S, seed: u64) -> Outcome {
     let clock = ManualClock::new();
-    let mut builder = Balancer::builder(strategy).clock(clock.clone());
+    let mut builder = Balancer::builder(strategy)
+        .clock(clock.clone())
+        .overprovisioning_factor(scenario.overprovisioning_factor);
     for (i, b) in scenario.backends.iter().enumerate() {
         builder = builder.backend_in_tier(i, 1, b.tier);
     }
@@ -284,6 +290,7 @@ pub fn heterogeneous(requests: usize) -> Scenario {
         faults: Faults::None,
         outlier_detection: false,
         active_checks: false,
+        overprovisioning_factor: 1.4,
     }
 }
 
@@ -310,11 +317,13 @@ pub fn failing_backend(requests: usize, outlier_detection: bool) -> Scenario {
         },
         outlier_detection,
         active_checks: false,
+        overprovisioning_factor: 1.4,
     }
 }
 
 /// Three active backends (tier 0), three passive (tier 1); the active tier
-/// is down for the middle third, probed every 100 ms.
+/// is down for the middle third, probed every 100 ms. Active-passive: the
+/// active tier takes all the traffic while one of its backends is healthy.
 pub fn failover(requests: usize) -> Scenario {
     let mut backends = vec![
         BackendSpec {
@@ -342,6 +351,7 @@ pub fn failover(requests: usize) -> Scenario {
         },
         outlier_detection: true,
         active_checks: true,
+        overprovisioning_factor: f64::INFINITY,
     }
 }
 

@@ -95,6 +95,12 @@ pub struct BackendState {
     /// Able to take a request (cleared while a tower backend's
     /// `poll_ready` is pending); a backend that is not is no candidate.
     pub(crate) ready: AtomicBool,
+    /// Clock reading (at least 1) at which the backend joined or returned
+    /// to service, from which its slow start runs; 0 when it started warm.
+    pub(crate) warm_since: AtomicU64,
+    /// Requests (high half) and failures (low half) in the current
+    /// outlier-detection interval.
+    pub(crate) window_counts: AtomicU64,
 }
 
 // One backend's state is one 128-byte block (a pair of 64-byte lines) and
@@ -126,6 +132,8 @@ impl BackendState {
             probe_streak: AtomicU32::new(0),
             next_probe_at: AtomicU64::new(now),
             ready: AtomicBool::new(true),
+            warm_since: AtomicU64::new(0),
+            window_counts: AtomicU64::new(0),
         }
     }
 

@@ -4,36 +4,25 @@
 use std::fmt;
 use std::time::Duration;
 
-use sysblocks_clock::{saturating_nanos, Clock, MonotonicClock, SharedClock};
+use sysblocks_clock::SharedClock;
 
 use crate::backend::{in_flight_of, Backend, BackendId, BackendState, Slot};
+use crate::builder::{add_weight, Settings};
 use crate::error::BuildError;
-use crate::health::{HealthCheck, OutlierDetection};
 use crate::pick::{Outcomes, OwnedPick, Pick, SharedOutcomes};
-use crate::strategy::{estimate_settings, Candidates, Context, Strategy};
+use crate::rng::{below, SplitMix};
+use crate::slow_start::SlowStart;
+use crate::strategy::{Candidates, Context, Strategy};
 use crate::sync::{spin_loop, Arc, ArcCell, AtomicU64, Mutex, Ordering, PerThread, Shared, StdArc};
-
-/// What `pick` reads: the candidates of the live tier and the strategy's
-/// state for exactly that set, replaced whole whenever either changes.
-struct View<T, St> {
-    eligible: Vec<Slot<T>>,
-    /// The strategy's `State` for `eligible`.
-    state: St,
-    /// The earliest clock reading at which an ejected backend returns;
-    /// `u64::MAX` when none is ejected, so `pick` reads the clock only when
-    /// there is something to readmit.
-    readmit_at: u64,
-    panicking: bool,
-    tier: Option<u32>,
-}
+use crate::view::{build_view, TierView, View};
 
 /// A thread's cached snapshot and the generation it was loaded under.
 type Cached<T, St> = Option<(u64, Arc<View<T, St>>)>;
 
-struct Inner<T> {
-    members: Vec<Shared<Backend<T>>>,
-    next_id: u64,
-    total_weight: u64,
+pub(crate) struct Inner<T> {
+    pub(crate) members: Vec<Shared<Backend<T>>>,
+    pub(crate) next_id: u64,
+    pub(crate) total_weight: u64,
 }
 
 /// A set of backends and a [`Strategy`] that picks one per request.
@@ -53,29 +42,37 @@ struct Inner<T> {
 /// snapshot holds the backends weakly, so it keeps their values alive for no
 /// longer than that).
 ///
-/// Failover: each backend has a tier (0 by default, lower is preferred).
-/// Traffic goes to the healthy backends of the lowest tier that has one
-/// (active-active inside the tier) and falls to the next tier when every
-/// backend of a tier is ejected or fails its probes (active-passive across
-/// tiers). When no backend at all is healthy the balancer is in *panic
-/// mode* (on by default, as in Envoy): it ignores health and balances over
-/// every backend of the lowest tier, on the grounds that a request to a
-/// possibly-sick backend beats a certain failure. With panic mode off it
-/// returns `None` instead.
+/// Failover: each backend has a tier (0 by default, lower is preferred),
+/// and the tiers share the traffic as Envoy's priority levels do. A tier's
+/// health is its healthy fraction times the overprovisioning factor (1.4),
+/// capped at 100 %; the first tier takes its health's share, the next the
+/// rest up to its own health, and so on ([`priority_load`](crate::priority_load)),
+/// so a tier with 72 % or more of its backends healthy keeps all the
+/// traffic, and one with half of them 70 %. Inside a tier the strategy
+/// picks among the healthy backends. When the tiers together fall short of
+/// 100 %, a tier whose healthy share is under the *panic threshold* (50 %)
+/// balances over all its backends, healthy or not; when no backend at all
+/// is healthy, the lowest tier does (*panic mode*, on by default, as in
+/// Envoy), on the grounds that a request to a possibly-sick backend beats
+/// a certain failure. With panic mode off `pick` only yields healthy
+/// backends and returns `None` when none is. An infinite
+/// overprovisioning factor gives all-or-nothing failover.
 pub struct Balancer<T: Send + Sync, S: Strategy> {
-    strategy: S,
-    view: ArcCell<View<T, S::State>>,
+    pub(crate) strategy: S,
+    pub(crate) view: ArcCell<View<T, S::State>>,
     /// Bumped after every publication of `view`.
-    generation: AtomicU64,
+    pub(crate) generation: AtomicU64,
     /// Per thread: the generation and snapshot it last loaded.
-    cache: PerThread<Cached<T, S::State>>,
-    inner: Mutex<Inner<T>>,
-    clock: SharedClock,
-    outlier: Option<OutlierDetection>,
-    health: HealthCheck,
-    panic_mode: bool,
-    tau_nanos: f64,
-    initial_nanos: f64,
+    pub(crate) cache: PerThread<Cached<T, S::State>>,
+    pub(crate) inner: Mutex<Inner<T>>,
+    pub(crate) clock: SharedClock,
+    pub(crate) settings: Settings,
+    /// The tier draw and slow start's acceptance test.
+    pub(crate) rng: SplitMix,
+    /// Clock reading at which the current outlier-detection interval ends.
+    pub(crate) next_sweep_at: AtomicU64,
+    pub(crate) tau_nanos: f64,
+    pub(crate) initial_nanos: f64,
 }
 
 impl<T: Send + Sync, S: Strategy + fmt::Debug> fmt::Debug for Balancer<T, S> {
@@ -83,206 +80,8 @@ impl<T: Send + Sync, S: Strategy + fmt::Debug> fmt::Debug for Balancer<T, S> {
         f.debug_struct("Balancer")
             .field("strategy", &self.strategy)
             .field("backends", &self.len())
-            .field("outlier", &self.outlier)
-            .field("health", &self.health)
-            .field("panic_mode", &self.panic_mode)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`Balancer`]; see [`Balancer::builder`].
-#[must_use]
-pub struct BalancerBuilder<T, S> {
-    strategy: S,
-    backends: Vec<(T, u32, u32)>,
-    clock: Option<SharedClock>,
-    outlier: Option<OutlierDetection>,
-    health: HealthCheck,
-    panic_mode: bool,
-}
-
-impl<T, S: fmt::Debug> fmt::Debug for BalancerBuilder<T, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BalancerBuilder")
-            .field("strategy", &self.strategy)
-            .field("backends", &self.backends.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Send + Sync, S: Strategy> BalancerBuilder<T, S> {
-    /// Adds a backend in tier 0 with `weight` (must be at least 1; the
-    /// strategies that ignore weights still require one).
-    pub fn backend(self, value: T, weight: u32) -> Self {
-        self.backend_in_tier(value, weight, 0)
-    }
-
-    /// Adds a backend in failover tier `tier` (0 is the most preferred).
-    pub fn backend_in_tier(mut self, value: T, weight: u32, tier: u32) -> Self {
-        self.backends.push((value, weight, tier));
-        self
-    }
-
-    /// The clock for latency decay, ejection times and probe intervals
-    /// (default: a [`MonotonicClock`]).
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(StdArc::new(clock));
-        self
-    }
-
-    /// Passive outlier detection settings (default: enabled with Envoy's
-    /// defaults, [`OutlierDetection::default`]).
-    pub fn outlier_detection(mut self, settings: OutlierDetection) -> Self {
-        self.outlier = Some(settings);
-        self
-    }
-
-    /// Turns passive outlier detection off: failures are counted but never
-    /// eject.
-    pub fn without_outlier_detection(mut self) -> Self {
-        self.outlier = None;
-        self
-    }
-
-    /// Active health check settings used by [`Balancer::check_health`]
-    /// (default: [`HealthCheck::default`]).
-    pub fn health_check(mut self, settings: HealthCheck) -> Self {
-        self.health = settings;
-        self
-    }
-
-    /// Whether to balance over unhealthy backends when none is healthy
-    /// (default `true`); with `false`, `pick` returns `None` then.
-    pub fn panic_mode(mut self, enabled: bool) -> Self {
-        self.panic_mode = enabled;
-        self
-    }
-
-    /// Builds the balancer. No backends is allowed (`pick` returns `None`
-    /// until one is added).
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Zero`] for a zero weight or a zero setting,
-    /// [`BuildError::WeightOverflow`] when the weights add up to more than
-    /// `u32::MAX`, [`BuildError::OutOfRange`] for a setting out of its range,
-    /// or whatever the strategy's [`Strategy::validate`] and
-    /// [`Strategy::check_backends`] report (for
-    /// [`ConsistentHashing`](crate::ConsistentHashing),
-    /// [`BuildError::HashTable`] when its table cannot hold the backends).
-    pub fn build(self) -> Result<Balancer<T, S>, BuildError> {
-        self.strategy.validate()?;
-        if let Some(od) = &self.outlier {
-            od.validate()?;
-        }
-        self.health.validate()?;
-        let mut total = 0u64;
-        for (_, w, _) in &self.backends {
-            total = add_weight(total, *w)?;
-        }
-        let clock = self
-            .clock
-            .unwrap_or_else(|| StdArc::new(MonotonicClock::new()));
-        let (decay, initial) = estimate_settings(&self.strategy);
-        let tau_nanos = saturating_nanos(decay) as f64;
-        let initial_nanos = saturating_nanos(initial) as f64;
-        let now = clock.now_nanos();
-        let mut members = Vec::with_capacity(self.backends.len());
-        for (i, (value, weight, tier)) in self.backends.into_iter().enumerate() {
-            let state = BackendState::new(BackendId(i as u64), weight, tier, initial_nanos, now);
-            members.push(Shared::new(Backend::new(value, state)));
-        }
-        let slots: Vec<Slot<T>> = members.iter().map(Slot::new).collect();
-        self.strategy.check_backends(Candidates::new(&slots))?;
-        drop(slots);
-        let next_id = members.len() as u64;
-        let inner = Inner {
-            members,
-            next_id,
-            total_weight: total,
-        };
-        let view = build_view(&self.strategy, &inner, self.panic_mode);
-        Ok(Balancer {
-            strategy: self.strategy,
-            view: ArcCell::new(Arc::new(view)),
-            generation: AtomicU64::new(0),
-            cache: PerThread::new(),
-            inner: Mutex::new(inner),
-            clock,
-            outlier: self.outlier,
-            health: self.health,
-            panic_mode: self.panic_mode,
-            tau_nanos,
-            initial_nanos,
-        })
-    }
-}
-
-fn add_weight(total: u64, weight: u32) -> Result<u64, BuildError> {
-    if weight == 0 {
-        return Err(BuildError::Zero { setting: "weight" });
-    }
-    let total = total + u64::from(weight);
-    if total > u64::from(u32::MAX) {
-        return Err(BuildError::WeightOverflow);
-    }
-    Ok(total)
-}
-
-fn build_view<T, S: Strategy>(
-    strategy: &S,
-    inner: &Inner<T>,
-    panic_mode: bool,
-) -> View<T, S::State> {
-    let members: Vec<&Shared<Backend<T>>> = inner
-        .members
-        .iter()
-        .filter(|b| b.state().is_ready())
-        .collect();
-    let best = members
-        .iter()
-        .filter(|b| b.state().is_healthy())
-        .map(|b| b.state().tier())
-        .min();
-    let (eligible, panicking, tier): (Vec<&Shared<Backend<T>>>, bool, Option<u32>) = match best {
-        Some(t) => (
-            members
-                .iter()
-                .filter(|b| b.state().tier() == t && b.state().is_healthy())
-                .copied()
-                .collect(),
-            false,
-            Some(t),
-        ),
-        None => match members.iter().map(|b| b.state().tier()).min() {
-            Some(t) if panic_mode => (
-                members
-                    .iter()
-                    .filter(|b| b.state().tier() == t)
-                    .copied()
-                    .collect(),
-                true,
-                Some(t),
-            ),
-            Some(_) => (Vec::new(), true, None),
-            None => (Vec::new(), false, None),
-        },
-    };
-    let readmit_at = inner
-        .members
-        .iter()
-        .map(|b| b.state().ejected_until.load(Ordering::Acquire))
-        .filter(|&u| u != 0)
-        .min()
-        .unwrap_or(u64::MAX);
-    let eligible: Vec<Slot<T>> = eligible.into_iter().map(Slot::new).collect();
-    let state = strategy.prepare(Candidates::new(&eligible));
-    View {
-        eligible,
-        state,
-        readmit_at,
-        panicking,
-        tier,
     }
 }
 
@@ -316,18 +115,6 @@ pub struct BackendStats {
 }
 
 impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
-    /// Starts a builder for a balancer using `strategy`.
-    pub fn builder(strategy: S) -> BalancerBuilder<T, S> {
-        BalancerBuilder {
-            strategy,
-            backends: Vec::new(),
-            clock: None,
-            outlier: Some(OutlierDetection::default()),
-            health: HealthCheck::default(),
-            panic_mode: true,
-        }
-    }
-
     /// Adds a backend in tier 0 while other threads keep picking.
     ///
     /// # Errors
@@ -351,7 +138,10 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
         let mut inner = self.inner.lock();
         let total = add_weight(inner.total_weight, weight)?;
         let id = BackendId(inner.next_id);
-        let state = BackendState::new(id, weight, tier, self.initial_nanos, self.clock.now_nanos());
+        let now = self.clock.now_nanos();
+        let state = BackendState::new(id, weight, tier, self.initial_nanos, now);
+        // A backend that joins ramps up (when slow start is on).
+        state.warm_since.store(now.max(1), Ordering::Relaxed);
         let backend = Shared::new(Backend::new(value, state));
         let slots: Vec<Slot<T>> = inner
             .members
@@ -433,103 +223,60 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
             .map(in_flight_of)
     }
 
-    /// The ids of the backends `pick` currently chooses among.
+    /// The ids of the backends `pick` currently chooses among, in every
+    /// tier that takes traffic.
     #[must_use]
     pub fn candidates(&self) -> Vec<BackendId> {
         self.view
             .load()
-            .eligible
+            .tiers
             .iter()
-            .map(|b| b.state.id())
+            .flat_map(|t| t.eligible.iter().map(|b| b.state.id()))
             .collect()
     }
 
-    /// The tier traffic currently goes to (`None` with no candidates).
+    /// The most preferred tier that takes traffic (`None` with no
+    /// candidates).
     #[must_use]
     pub fn active_tier(&self) -> Option<u32> {
-        self.view.load().tier
+        self.view.load().tiers.first().map(|t| t.tier)
     }
 
-    /// Whether no backend is healthy (see the panic mode in the type docs).
+    /// Each tier that takes traffic, with its share in percent (Envoy's
+    /// priority load; the shares add up to 100).
+    #[must_use]
+    pub fn tier_loads(&self) -> Vec<(u32, u32)> {
+        self.view
+            .load()
+            .tiers
+            .iter()
+            .map(|t| (t.tier, t.load))
+            .collect()
+    }
+
+    /// Whether some tier balances over unhealthy backends, or none is
+    /// healthy (see the panic mode in the type docs).
     #[must_use]
     pub fn is_panicking(&self) -> bool {
         self.view.load().panicking
     }
 
-    /// Runs the active health check: probes each backend whose probe is
-    /// due (at most once per [`HealthCheck::interval`] by the balancer's
-    /// clock) and applies the thresholds. Call it from a timer or a
-    /// simulation loop, or let [`Balancer::spawn_health_checker`] call it
-    /// from a thread; calling it more often than the interval is cheap.
-    /// The probe runs without any lock held, and counts as a request in
-    /// flight to its backend while it runs. Returns how many backends were
-    /// probed.
-    pub fn check_health(&self, mut probe: impl FnMut(&T) -> bool) -> usize {
-        let members: Vec<_> = self
-            .inner
-            .lock()
-            .members
-            .iter()
-            .map(Shared::downgrade)
-            .collect();
-        let now = self.clock.now_nanos();
-        let interval = saturating_nanos(self.health.interval);
-        let mut probed = 0;
-        let mut changed = false;
-        for weak in &members {
-            // Removed since the list was taken, and no longer in flight.
-            let Some(b) = weak.upgrade() else { continue };
-            let s = b.state();
-            let due = s.next_probe_at.load(Ordering::Acquire);
-            if now < due
-                || s.next_probe_at
-                    .compare_exchange(
-                        due,
-                        now.saturating_add(interval),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_err()
-            {
-                continue;
-            }
-            probed += 1;
-            let ok = probe(b.value());
-            let healthy = s.probe_healthy.load(Ordering::Acquire);
-            if ok == healthy {
-                s.probe_streak.store(0, Ordering::Relaxed);
-                continue;
-            }
-            let streak = s.probe_streak.fetch_add(1, Ordering::AcqRel) + 1;
-            let threshold = if healthy {
-                self.health.unhealthy_threshold
-            } else {
-                self.health.healthy_threshold
-            };
-            if streak >= threshold {
-                s.probe_healthy.store(ok, Ordering::Release);
-                s.probe_streak.store(0, Ordering::Relaxed);
-                changed = true;
-            }
-        }
-        if changed {
-            let inner = self.inner.lock();
-            self.publish(&inner);
-        }
-        probed
-    }
-
     /// The active health check's interval.
     #[cfg(not(sysblocks_loom))]
     pub(crate) fn health_interval(&self) -> Duration {
-        self.health.interval
+        self.settings.health.interval
     }
 
     /// Builds and stores a new snapshot, then bumps the generation (the
     /// order matters: a pick that sees the new generation sees the new
     /// snapshot). Called with the membership lock held.
-    fn publish(&self, inner: &Inner<T>) {
-        let view = build_view(&self.strategy, inner, self.panic_mode);
+    pub(crate) fn publish(&self, inner: &Inner<T>) {
+        let view = build_view(
+            &self.strategy,
+            inner,
+            &self.settings,
+            self.clock.now_nanos(),
+        );
         self.view.store(Arc::new(view));
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -545,60 +292,6 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
         if b.state().ready.swap(ready, Ordering::AcqRel) != ready {
             self.publish(&inner);
         }
-    }
-
-    /// Readmits backends whose ejection has expired. Skipped when another
-    /// thread holds the membership lock: `pick` must not block, and the
-    /// current snapshot stays valid (it merely lacks the readmitted backend
-    /// until a later pick succeeds).
-    fn readmit(&self) {
-        let Some(inner) = self.inner.try_lock() else {
-            return;
-        };
-        let now = self.clock.now_nanos();
-        let mut changed = false;
-        for b in &inner.members {
-            let s = b.state();
-            let until = s.ejected_until.load(Ordering::Acquire);
-            if until != 0 && until <= now {
-                s.consecutive_failures.store(0, Ordering::Relaxed);
-                s.ejected_until.store(0, Ordering::Release);
-                changed = true;
-            }
-        }
-        if changed {
-            self.publish(&inner);
-        }
-    }
-
-    fn eject(&self, od: &OutlierDetection, id: BackendId) {
-        let inner = self.inner.lock();
-        let Some(b) = inner.members.iter().find(|b| b.state().id() == id) else {
-            return;
-        };
-        let s = b.state();
-        if s.is_ejected()
-            || s.consecutive_failures.load(Ordering::Acquire) < od.consecutive_failures
-        {
-            return;
-        }
-        let ejected = inner
-            .members
-            .iter()
-            .filter(|b| b.state().is_ejected())
-            .count();
-        if ejected >= od.max_ejected(inner.members.len()) {
-            return;
-        }
-        let times = s.times_ejected.load(Ordering::Relaxed).saturating_add(1);
-        s.times_ejected.store(times, Ordering::Relaxed);
-        let now = self.clock.now_nanos();
-        let until = now
-            .saturating_add(saturating_nanos(od.ejection_time(times)))
-            .max(1);
-        s.consecutive_failures.store(0, Ordering::Relaxed);
-        s.ejected_until.store(until, Ordering::Release);
-        self.publish(&inner);
     }
 }
 
@@ -682,24 +375,62 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
         if readmit && view.readmit_at != u64::MAX && self.clock.now_nanos() >= view.readmit_at {
             return Err(Retry::Readmit);
         }
-        if view.eligible.is_empty() {
-            return Ok(None);
-        }
-        let Some(idx) = self.strategy.pick(
-            &view.state,
-            Candidates::new(&view.eligible),
-            ctx,
-            &*self.clock,
-        ) else {
-            return Ok(None);
+        let tier = match view.tiers.as_slice() {
+            [] => return Ok(None),
+            [only] => only,
+            tiers => {
+                let r = below(self.rng.next_u64() as u32, 100);
+                tiers
+                    .iter()
+                    .find(|t| r < t.load_end)
+                    .unwrap_or(&tiers[tiers.len() - 1])
+            }
         };
-        let Some(slot) = view.eligible.get(idx) else {
-            return Ok(None);
+        let mut redraws = 0;
+        let slot = loop {
+            let Some(slot) = self.choose(tier, ctx) else {
+                return Ok(None);
+            };
+            if view.warm_until == 0 || redraws == SlowStart::MAX_REDRAWS || ctx.key().is_some() {
+                break slot;
+            }
+            if self.accepts_warming(slot.state.as_ref(), view.warm_until) {
+                break slot;
+            }
+            redraws += 1;
         };
         match slot.backend.upgrade() {
             Some(backend) => Ok(Some(Pick::new(backend, self))),
             None => Err(Retry::Stale),
         }
+    }
+
+    /// The strategy's choice in `tier`.
+    #[inline]
+    fn choose<'v>(&self, tier: &'v TierView<T, S::State>, ctx: &Context) -> Option<&'v Slot<T>> {
+        let idx = self.strategy.pick(
+            &tier.state,
+            Candidates::new(&tier.eligible),
+            ctx,
+            &*self.clock,
+        )?;
+        tier.eligible.get(idx)
+    }
+
+    /// Slow start's acceptance test: a warming backend is taken with
+    /// probability equal to its weight factor.
+    #[cold]
+    fn accepts_warming(&self, s: &BackendState, warm_until: u64) -> bool {
+        let Some(slow) = &self.settings.slow_start else {
+            return true;
+        };
+        let now = self.clock.now_nanos();
+        let since = s.warm_since.load(Ordering::Acquire);
+        if now >= warm_until || since == 0 {
+            return true;
+        }
+        let factor = slow.weight_factor(Duration::from_nanos(now.saturating_sub(since)));
+        factor >= 1.0 || ((self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < factor
     }
 }
 
@@ -711,6 +442,7 @@ impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
         if nanos.is_finite() && nanos > 0.0 {
             s.observe_latency(nanos, self.clock.now_nanos(), self.tau_nanos);
         }
+        self.count_outcome(s, false);
     }
 
     fn now_nanos(&self) -> u64 {
@@ -718,7 +450,7 @@ impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
     }
 
     fn on_failure(&self, s: &BackendState) {
-        let Some(od) = &self.outlier else {
+        let Some(od) = &self.settings.outlier else {
             return;
         };
         let streak = s
@@ -728,5 +460,6 @@ impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
         if streak >= od.consecutive_failures && !s.is_ejected() {
             self.eject(od, s.id());
         }
+        self.count_outcome(s, true);
     }
 }

@@ -12,7 +12,8 @@ use tower::discover::{Change, Discover};
 use tower::Service;
 
 use crate::backend::BackendId;
-use crate::balancer::{Balancer, BalancerBuilder};
+use crate::balancer::Balancer;
+use crate::builder::BalancerBuilder;
 use crate::error::BuildError;
 use crate::pick::OwnedPick;
 use crate::strategy::{Context, Strategy};

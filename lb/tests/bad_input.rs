@@ -839,3 +839,132 @@ fn health_checks() {
         Limits::default(),
     );
 }
+
+/// Envoy's settings out of range: NaN, negative or infinite factors,
+/// percentages over 100 and zero windows, counts and intervals are typed
+/// errors from `build()`, each naming its setting.
+#[test]
+fn envoy_settings_out_of_range() {
+    use sysblocks_lb::{FailurePercentageEjection, SlowStart, SuccessRateEjection};
+
+    type Builder = sysblocks_lb::BalancerBuilder<usize, RoundRobin>;
+    let base = || Balancer::builder(RoundRobin::new()).backend(0usize, 1);
+    let out_of_range = |setting| BuildError::OutOfRange {
+        setting,
+        expected: "",
+    };
+    let same = |got: Option<BuildError>, want: &BuildError| match (got, want) {
+        (Some(BuildError::Zero { setting: a }), BuildError::Zero { setting: b }) => a == *b,
+        (
+            Some(BuildError::OutOfRange { setting: a, .. }),
+            BuildError::OutOfRange { setting: b, .. },
+        ) => a == *b,
+        _ => false,
+    };
+    let sr = SuccessRateEjection::default();
+    let fp = FailurePercentageEjection::default();
+    let ss = SlowStart::new(Duration::from_secs(1));
+    let mut cases: Vec<(Builder, BuildError)> = Vec::new();
+    for f in [f64::NAN, -1.0, -0.0001, f64::INFINITY] {
+        cases.push((
+            base().success_rate_ejection(SuccessRateEjection {
+                stdev_factor: f,
+                ..sr
+            }),
+            out_of_range("SuccessRateEjection::stdev_factor"),
+        ));
+    }
+    for f in [f64::NAN, -1.4, 0.0, 0.004, f64::NEG_INFINITY] {
+        cases.push((
+            base().overprovisioning_factor(f),
+            out_of_range("overprovisioning_factor"),
+        ));
+    }
+    for f in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
+        cases.push((
+            base().slow_start(SlowStart {
+                aggression: f,
+                ..ss
+            }),
+            out_of_range("SlowStart::aggression"),
+        ));
+    }
+    for pct in [101, u8::MAX] {
+        cases.push((base().panic_threshold(pct), out_of_range("panic_threshold")));
+        cases.push((
+            base().failure_percentage_ejection(FailurePercentageEjection {
+                threshold: pct,
+                ..fp
+            }),
+            out_of_range("FailurePercentageEjection::threshold"),
+        ));
+        cases.push((
+            base().slow_start(SlowStart {
+                min_weight_percent: pct,
+                ..ss
+            }),
+            out_of_range("SlowStart::min_weight_percent"),
+        ));
+    }
+    let zero = |setting| BuildError::Zero { setting };
+    cases.push((
+        base().slow_start(SlowStart::new(Duration::ZERO)),
+        zero("SlowStart::window"),
+    ));
+    cases.push((
+        base().ejection_interval(Duration::ZERO),
+        zero("ejection_interval"),
+    ));
+    cases.push((
+        base().success_rate_ejection(SuccessRateEjection {
+            minimum_hosts: 0,
+            ..sr
+        }),
+        zero("SuccessRateEjection::minimum_hosts"),
+    ));
+    cases.push((
+        base().success_rate_ejection(SuccessRateEjection {
+            request_volume: 0,
+            ..sr
+        }),
+        zero("SuccessRateEjection::request_volume"),
+    ));
+    cases.push((
+        base().failure_percentage_ejection(FailurePercentageEjection {
+            minimum_hosts: 0,
+            ..fp
+        }),
+        zero("FailurePercentageEjection::minimum_hosts"),
+    ));
+    cases.push((
+        base().failure_percentage_ejection(FailurePercentageEjection {
+            request_volume: 0,
+            ..fp
+        }),
+        zero("FailurePercentageEjection::request_volume"),
+    ));
+    for (builder, want) in cases {
+        let got = builder.build().err();
+        assert!(same(got.clone(), &want), "{got:?} for {want:?}");
+    }
+    // The edges that are valid: 0 and 100 %, a zero factor, infinity.
+    for ok in [
+        base().panic_threshold(0),
+        base().panic_threshold(100),
+        base().overprovisioning_factor(f64::INFINITY),
+        base().overprovisioning_factor(0.01),
+        base().success_rate_ejection(SuccessRateEjection {
+            stdev_factor: 0.0,
+            ..sr
+        }),
+        base().failure_percentage_ejection(FailurePercentageEjection { threshold: 0, ..fp }),
+        base().slow_start(SlowStart {
+            min_weight_percent: 100,
+            aggression: f64::MIN_POSITIVE,
+            window: Duration::MAX,
+        }),
+    ] {
+        let b = ok.build().expect("valid edge");
+        assert!(b.pick(&ctx()).is_some());
+    }
+}

@@ -154,7 +154,16 @@ fn custom_detection_settings_are_honoured() {
 }
 
 fn tiers(clock: &ManualClock) -> Balancer<&'static str, RoundRobin> {
+    tiers_with(
+        clock,
+        sysblocks_lb::DEFAULT_OVERPROVISIONING_PERCENT as f64 / 100.0,
+    )
+}
+
+/// The two tiers with overprovisioning factor `factor`.
+fn tiers_with(clock: &ManualClock, factor: f64) -> Balancer<&'static str, RoundRobin> {
     Balancer::builder(RoundRobin::new())
+        .overprovisioning_factor(factor)
         .backend_in_tier("a1", 1, 0)
         .backend_in_tier("a2", 1, 0)
         .backend_in_tier("p1", 1, 1)
@@ -207,8 +216,10 @@ fn failover_to_the_passive_tier_and_back() {
 
 #[test]
 fn active_active_within_a_tier_survives_one_loss() {
+    // All-or-nothing failover (an infinite overprovisioning factor): the
+    // tier keeps all the traffic while one backend is healthy.
     let clock = ManualClock::new();
-    let b = tiers(&clock);
+    let b = tiers_with(&clock, f64::INFINITY);
     let probe = |name: &&str| *name != "a1";
     b.check_health(probe);
     clock.advance(Duration::from_secs(1));
@@ -217,6 +228,152 @@ fn active_active_within_a_tier_survives_one_loss() {
     for _ in 0..10 {
         assert_eq!(*b.pick(&ctx()).unwrap(), "a2");
     }
+}
+
+/// Envoy's spillover: with one of two tier-0 backends down, tier 0's
+/// health is 50 % x 1.4 = 70, so it keeps 70 % of the traffic and tier 1
+/// takes 30 %.
+#[test]
+fn a_half_healthy_tier_spills_thirty_percent() {
+    let clock = ManualClock::new();
+    let b = tiers(&clock);
+    assert_eq!(b.tier_loads(), vec![(0, 100)]);
+    let probe = |name: &&str| *name != "a1";
+    b.check_health(probe);
+    clock.advance(Duration::from_secs(1));
+    b.check_health(probe);
+    assert_eq!(b.tier_loads(), vec![(0, 70), (1, 30)]);
+    assert_eq!(b.active_tier(), Some(0));
+    assert!(!b.is_panicking(), "tier 1 takes the rest: no panic");
+    let n = 20_000;
+    let mut to_a2 = 0;
+    for _ in 0..n {
+        let p = b.pick(&ctx()).unwrap();
+        assert_ne!(*p, "a1");
+        to_a2 += usize::from(*p == "a2");
+    }
+    let share = to_a2 as f64 / n as f64;
+    assert!((share - 0.7).abs() < 0.02, "tier 0 share {share}");
+}
+
+/// Envoy's panic threshold: a single tier with a third of its backends
+/// healthy (33 % < 50 %) cannot hand its traffic to anyone, so it balances
+/// over all of them; at exactly 50 % it does not panic; with the
+/// threshold at 0 only a tier with no healthy backend panics.
+#[test]
+fn panic_threshold_balances_over_all_backends_below_it() {
+    let build = |threshold: u8, n: usize| {
+        let mut b = Balancer::builder(RoundRobin::new())
+            .clock(ManualClock::new())
+            .panic_threshold(threshold)
+            .health_check(HealthCheck {
+                unhealthy_threshold: 1,
+                ..HealthCheck::default()
+            });
+        for i in 0..n {
+            b = b.backend(i, 1);
+        }
+        b.build().unwrap()
+    };
+    let b = build(50, 3);
+    b.check_health(|&i| i == 0);
+    assert!(b.is_panicking());
+    assert_eq!(b.candidates().len(), 3);
+    let seen: std::collections::BTreeSet<usize> =
+        (0..6).map(|_| *b.pick(&ctx()).unwrap()).collect();
+    assert_eq!(seen.len(), 3);
+    let b = build(50, 4);
+    b.check_health(|&i| i < 2);
+    assert!(!b.is_panicking(), "50 % is not below 50 %");
+    assert_eq!(b.candidates(), vec![BackendId(0), BackendId(1)]);
+    let b = build(0, 3);
+    b.check_health(|&i| i == 0);
+    assert!(!b.is_panicking());
+    assert_eq!(b.candidates(), vec![BackendId(0)]);
+}
+
+/// The threshold is disregarded while other tiers can take the traffic
+/// (normalised health 100 %), as in Envoy.
+#[test]
+fn panic_threshold_is_disregarded_while_the_tiers_cover_the_traffic() {
+    let clock = ManualClock::new();
+    let b = Balancer::builder(RoundRobin::new())
+        .backend_in_tier(0usize, 1, 0)
+        .backend_in_tier(1, 1, 0)
+        .backend_in_tier(2, 1, 0)
+        .backend_in_tier(10, 1, 1)
+        .clock(clock.clone())
+        .health_check(HealthCheck {
+            unhealthy_threshold: 1,
+            ..HealthCheck::default()
+        })
+        .build()
+        .unwrap();
+    // Tier 0: 1 of 3 healthy, health 46; tier 1 takes the other 54.
+    b.check_health(|&i| i == 0 || i == 10);
+    assert_eq!(b.tier_loads(), vec![(0, 46), (1, 54)]);
+    assert!(!b.is_panicking());
+    assert_eq!(b.candidates(), vec![BackendId(0), BackendId(3)]);
+}
+
+/// Slow start: a backend added later takes a share that grows with
+/// Envoy's time factor; after the window it takes its full share.
+#[test]
+fn slow_start_ramps_a_new_backends_share() {
+    let clock = ManualClock::new();
+    let b = Balancer::builder(RoundRobin::new())
+        .backend(0usize, 1)
+        .clock(clock.clone())
+        .seed(3)
+        .slow_start(sysblocks_lb::SlowStart::new(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    b.add(1, 1).unwrap();
+    let share_of_new =
+        |n: usize| (0..n).filter(|_| *b.pick(&ctx()).unwrap() == 1).count() as f64 / n as f64;
+    // Factor 0.1 (the floor) at first: round robin offers it every second
+    // pick; it is taken with probability 0.1 per offer, and a declined
+    // offer is redrawn (up to four times), which lands on backend 0.
+    let early = share_of_new(10_000);
+    assert!(early < 0.2, "share at 0 s: {early}");
+    clock.advance(Duration::from_secs(5));
+    let middle = share_of_new(10_000);
+    assert!(
+        middle > early + 0.1 && middle < 0.45,
+        "share at 5 s: {middle}"
+    );
+    clock.advance(Duration::from_secs(5));
+    let late = share_of_new(10_000);
+    assert!((late - 0.5).abs() < 1e-9, "share after the window: {late}");
+}
+
+/// A backend returning from an ejection ramps up again.
+#[test]
+fn slow_start_after_an_ejection() {
+    let clock = ManualClock::new();
+    let mut bb = Balancer::builder(RoundRobin::new())
+        .clock(clock.clone())
+        .seed(5)
+        .slow_start(sysblocks_lb::SlowStart::new(Duration::from_secs(60)));
+    for i in 0..10 {
+        bb = bb.backend(i, 1);
+    }
+    let b = bb.build().unwrap();
+    let share =
+        |n: usize| (0..n).filter(|_| *b.pick(&ctx()).unwrap() == 3).count() as f64 / n as f64;
+    assert!(
+        (share(10_000) - 0.1).abs() < 1e-9,
+        "builder backends start warm"
+    );
+    fail_on(&b, 3, 5);
+    assert!(b.stats()[3].ejected);
+    clock.advance(Duration::from_secs(30));
+    let _ = b.pick(&ctx());
+    assert!(!b.stats()[3].ejected);
+    let back = share(10_000);
+    assert!(back < 0.05, "share just after readmission: {back}");
+    clock.advance(Duration::from_secs(60));
+    assert!((share(10_000) - 0.1).abs() < 1e-9);
 }
 
 #[test]

@@ -94,3 +94,165 @@ fn swrr_matches_independent_reference() {
         assert_eq!(sequence(&b, 200), expect, "weights {w:?}");
     }
 }
+
+mod envoy_outlier_detection {
+    //! Envoy's success-rate and failure-percentage ejection on hand-computed
+    //! inputs: each backend gets 100 requests in the interval, some failed.
+
+    use std::time::Duration;
+
+    use sysblocks_lb::{
+        Balancer, Context, FailurePercentageEjection, ManualClock, OutlierDetection, RoundRobin,
+        SuccessRateEjection,
+    };
+
+    /// Consecutive-failure ejection out of the way (a streak of u32::MAX).
+    fn statistical_only(max_ejection_percent: u8) -> OutlierDetection {
+        OutlierDetection {
+            consecutive_failures: u32::MAX,
+            max_ejection_percent,
+            ..OutlierDetection::default()
+        }
+    }
+
+    fn five(
+        clock: &ManualClock,
+        od: OutlierDetection,
+    ) -> sysblocks_lb::BalancerBuilder<usize, RoundRobin> {
+        let mut b = Balancer::builder(RoundRobin::new())
+            .clock(clock.clone())
+            .outlier_detection(od);
+        for i in 0..5 {
+            b = b.backend(i, 1);
+        }
+        b
+    }
+
+    /// 100 rounds of round robin; backend `i` fails its first
+    /// `failures[i]` requests.
+    fn drive(b: &Balancer<usize, RoundRobin>, failures: &[u32]) {
+        for round in 0..100 {
+            for _ in 0..failures.len() {
+                let p = b.pick(&Context::default()).expect("a backend");
+                if round < failures[*p] {
+                    p.failure();
+                } else {
+                    p.success(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    fn ejected(b: &Balancer<usize, RoundRobin>) -> Vec<usize> {
+        b.stats()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.ejected)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Envoy's own example: rates 50, 100, 100, 100, 100; mean 90,
+    /// deviation 20, threshold 90 - 1.9 x 20 = 52: the first goes. It goes
+    /// at the first outcome after the 10 s interval, for 30 s.
+    #[test]
+    fn success_rate_example_from_envoy() {
+        let clock = ManualClock::new();
+        let b = five(&clock, statistical_only(10))
+            .success_rate_ejection(SuccessRateEjection::default())
+            .build()
+            .unwrap();
+        drive(&b, &[50, 0, 0, 0, 0]);
+        assert!(ejected(&b).is_empty(), "the interval is not over");
+        clock.advance(Duration::from_secs(10));
+        b.pick(&Context::default())
+            .unwrap()
+            .success(Duration::from_millis(1));
+        assert_eq!(ejected(&b), vec![0]);
+        assert_eq!(b.stats()[0].times_ejected, 1);
+        clock.advance(Duration::from_secs(30));
+        let _ = b.pick(&Context::default());
+        assert!(ejected(&b).is_empty(), "back after 30 s");
+        // Ejected again by the next interval's verdict: 60 s this time. (A
+        // fresh interval first: the one due at 20 s would end on the first
+        // outcome below.)
+        assert_eq!(b.sweep_outliers(), 0);
+        drive(&b, &[50, 0, 0, 0, 0]);
+        assert_eq!(b.sweep_outliers(), 1);
+        clock.advance(Duration::from_secs(59));
+        let _ = b.pick(&Context::default());
+        assert_eq!(ejected(&b), vec![0]);
+        clock.advance(Duration::from_secs(1));
+        let _ = b.pick(&Context::default());
+        assert!(ejected(&b).is_empty());
+    }
+
+    /// Rates 90, 95, 100, 100, 100: mean 97, variance (49 + 4 + 3 x 9) / 5
+    /// = 16, deviation 4, threshold 97 - 7.6 = 89.4: 90 % stays. With a
+    /// factor of 1.0 the threshold is 93: 90 % goes.
+    #[test]
+    fn success_rate_just_above_the_threshold_stays() {
+        let clock = ManualClock::new();
+        let b = five(&clock, statistical_only(10))
+            .success_rate_ejection(SuccessRateEjection::default())
+            .build()
+            .unwrap();
+        drive(&b, &[10, 5, 0, 0, 0]);
+        assert_eq!(b.sweep_outliers(), 0);
+        let b = five(&clock, statistical_only(10))
+            .success_rate_ejection(SuccessRateEjection {
+                stdev_factor: 1.0,
+                ..SuccessRateEjection::default()
+            })
+            .build()
+            .unwrap();
+        drive(&b, &[10, 5, 0, 0, 0]);
+        assert_eq!(b.sweep_outliers(), 1);
+        assert_eq!(ejected(&b), vec![0]);
+    }
+
+    /// Fewer than `minimum_hosts` backends with `request_volume` requests:
+    /// no verdict. Four backends only.
+    #[test]
+    fn success_rate_needs_minimum_hosts() {
+        let clock = ManualClock::new();
+        let mut bb = Balancer::builder(RoundRobin::new())
+            .clock(clock.clone())
+            .outlier_detection(statistical_only(10))
+            .success_rate_ejection(SuccessRateEjection::default());
+        for i in 0..4 {
+            bb = bb.backend(i, 1);
+        }
+        let b = bb.build().unwrap();
+        drive(&b, &[100, 0, 0, 0]);
+        assert_eq!(b.sweep_outliers(), 0);
+    }
+
+    /// Failure percentage 85 (Envoy's default threshold): 85 failures in
+    /// 100 eject, 84 do not.
+    #[test]
+    fn failure_percentage_threshold() {
+        let clock = ManualClock::new();
+        let b = five(&clock, statistical_only(100))
+            .failure_percentage_ejection(FailurePercentageEjection::default())
+            .build()
+            .unwrap();
+        drive(&b, &[85, 84, 0, 0, 0]);
+        assert_eq!(b.sweep_outliers(), 1);
+        assert_eq!(ejected(&b), vec![0]);
+    }
+
+    /// The cap: 40 % of five backends is two. Three exceed the failure
+    /// percentage; the two with the lowest success rates go.
+    #[test]
+    fn max_ejection_percent_caps_and_the_worst_go_first() {
+        let clock = ManualClock::new();
+        let b = five(&clock, statistical_only(40))
+            .failure_percentage_ejection(FailurePercentageEjection::default())
+            .build()
+            .unwrap();
+        drive(&b, &[90, 100, 0, 95, 0]);
+        assert_eq!(b.sweep_outliers(), 2);
+        assert_eq!(ejected(&b), vec![1, 3]);
+    }
+}
