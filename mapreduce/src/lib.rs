@@ -17,6 +17,8 @@ mod merge;
 mod partition;
 mod progress;
 mod runner;
+#[cfg(feature = "serde")]
+mod serde_codec;
 mod spill;
 mod sync;
 mod word;
@@ -32,5 +34,7 @@ pub use job::{Emitter, Job, Origin, Values};
 pub use partition::{HashPartitioner, Partitioner, RangePartitioner};
 pub use progress::{Phase, Progress};
 pub use runner::{Outputs, ProgressFn, Runner, RunnerBuilder};
+#[cfg(feature = "serde")]
+pub use serde_codec::Bincode;
 pub use sysblocks_clock::{Clock, ManualClock, MonotonicClock};
 pub use word::Word;

@@ -488,6 +488,7 @@ impl<K: Codec, V: Codec, R: Read> SegmentReader<K, V, R> {
     /// The next key with its first value and any further values, or `None`
     /// at the end of the segment (a whole frame at once; see
     /// [`SegmentReader::next_key`] for the checks).
+    #[cfg(any(feature = "timely", feature = "fuzzing"))]
     #[allow(clippy::type_complexity)]
     pub(crate) fn next_entry(&mut self) -> Result<Option<(K, V, Vec<V>)>, TaskError> {
         let Some((key, n)) = self.next_key()? else {
