@@ -9,7 +9,11 @@
 //!
 //! ```text
 //! cargo run --release -p sysblocks-lru-ttl-cache --example policy_sim [trace ...]
+//! cargo run --release -p sysblocks-lru-ttl-cache --example policy_sim -- --policies=ours,LRU
 //! ```
+//!
+//! `ours` is the crate's own `Policy::WTinyLfu` (through `LruCache`, with
+//! its default, randomly keyed hasher).
 //!
 //! Replay: for each key, a lookup; on a miss, an insert. Prints one line
 //! per trace and capacity, hit ratios in percent.
@@ -222,6 +226,33 @@ impl Policy for Lru {
         let i = self.l.alloc(key);
         self.l.push(0, i);
         self.map.insert(key, i);
+        false
+    }
+}
+
+/// The crate's own [`Policy::WTinyLfu`](sysblocks_lru_ttl_cache::Policy),
+/// through `LruCache`.
+struct Ours(sysblocks_lru_ttl_cache::LruCache<u64, (), ahash::RandomState>);
+
+impl Ours {
+    fn new(cap: u64, seed: u64) -> Self {
+        Self(
+            sysblocks_lru_ttl_cache::LruCache::builder()
+                .max_capacity(cap)
+                .policy(sysblocks_lru_ttl_cache::Policy::WTinyLfu)
+                .hasher(ahash::RandomState::with_seeds(seed, 1, 2, 3))
+                .build()
+                .unwrap(),
+        )
+    }
+}
+
+impl Policy for Ours {
+    fn access(&mut self, key: u64) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        self.0.insert(key, ());
         false
     }
 }
@@ -655,8 +686,17 @@ fn ratio(p: &mut dyn Policy, keys: &[u64]) -> f64 {
 type Make = fn(u64) -> Box<dyn Policy>;
 
 fn main() {
-    let filter: Vec<String> = std::env::args().skip(1).collect();
-    let policies: &[(&str, Make)] = &[
+    let (chosen, filter): (Vec<String>, Vec<String>) = std::env::args()
+        .skip(1)
+        .partition(|a| a.starts_with("--policies="));
+    let chosen: Vec<&str> = chosen
+        .iter()
+        .flat_map(|a| a["--policies=".len()..].split(','))
+        .collect();
+    let all: &[(&str, Make)] = &[
+        ("ours", |c| Box::new(Ours::new(c, 1))),
+        ("ours2", |c| Box::new(Ours::new(c, 2))),
+        ("ours3", |c| Box::new(Ours::new(c, 3))),
         ("LRU", |c| Box::new(Lru::new(c))),
         ("W10", |c| {
             Box::new(WTinyLfu::new(c, false, true, 0.01, 10, u64::MAX, 1))
@@ -673,15 +713,19 @@ fn main() {
         ("S3-paper", |c| Box::new(S3Fifo::new(c, 0.1, 1, false))),
         ("S3-lcs", |c| Box::new(S3Fifo::new(c, 0.1, 2, true))),
     ];
+    let policies: Vec<_> = all
+        .iter()
+        .filter(|(n, _)| chosen.is_empty() || chosen.contains(n))
+        .collect();
     print!("{:<14}{:>9}", "trace", "cap");
-    for (n, _) in policies {
+    for (n, _) in &policies {
         print!("{n:>10}");
     }
     println!();
     for (name, keys) in traces(&filter) {
         for cap in caps(&name, &keys) {
             print!("{name:<14}{cap:>9}");
-            for (_, make) in policies {
+            for (_, make) in &policies {
                 print!("{:>10.2}", ratio(&mut *make(cap), &keys));
             }
             println!();

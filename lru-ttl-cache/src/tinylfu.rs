@@ -11,14 +11,22 @@
 //!   main and duels the *victim*, the oldest in probation: the one a
 //!   [`Sketch`] says was used more often stays (ties keep the victim, and a
 //!   warm candidate wins one duel in 128 at random, against hash flooding).
-//! - A hill climber resizes the window: every sample period (ten requests
+//! - A hill climber resizes the window: every sample period (80 requests
 //!   per entry of capacity, at most 2^15 requests) it compares the hit
 //!   ratio with the previous period's and keeps stepping the window the
 //!   same way if it improved, the other way if not; the step (6.25% of the
-//!   capacity) decays by 2% per period and restarts after a change of 5
+//!   capacity) decays by 10% per period and restarts after a change of 5
 //!   points. Recency-biased traces grow the window toward LRU,
 //!   frequency-biased ones shrink it. The period is capped so that a large
 //!   cache adapts within a trace of a few million requests.
+//! - Tuning against Caffeine's defaults (10 requests per entry, 2% decay),
+//!   by replaying the LIRS and CloudPhysics traces at the capacities of
+//!   `compare --only lru-ttl-cache` (`examples/policy_sim.rs`, three hasher
+//!   seeds): a longer period for small caches and a faster decay settle
+//!   the window instead of letting it wander on sampling noise, and a
+//!   sketch sized for at least 256 entries (moka sizes its own for at
+//!   least 128) keeps the counts of a small cache from ageing out before
+//!   keys recur, which is what lets it hold a frequent set on a loop.
 //!
 //! The queues are doubly linked lists over the shard's slab (8 bytes per
 //! entry); the queue of a slot lives in the slot itself.
@@ -36,6 +44,12 @@ pub(crate) const PROTECTED: u32 = 2;
 const MAX_COUNT: u64 = 15;
 /// The climber's longest sample period, in requests.
 const MAX_PERIOD: u64 = 1 << 15;
+/// The climber's sample period per entry of capacity, in requests.
+const PERIOD_PER_ENTRY: u64 = 80;
+/// The climber's step decay per period.
+const STEP_DECAY: f64 = 0.9;
+/// The sketch counts as if the cache held at least this many entries.
+const MIN_SKETCH_ENTRIES: u64 = 256;
 /// Sketch words allocated before the cache has grown (at most).
 const MIN_WORDS: usize = 16;
 
@@ -68,6 +82,7 @@ impl Sketch {
     /// A sketch for up to `entries` entries, one word per entry (rounded
     /// up to a power of two); it starts small and grows with the cache.
     pub(crate) fn new(entries: u64) -> Self {
+        let entries = entries.max(MIN_SKETCH_ENTRIES);
         let max_words = usize::try_from(entries)
             .unwrap_or(usize::MAX)
             .clamp(MIN_WORDS, 1 << 30)
@@ -196,7 +211,7 @@ impl TinyLfu {
             protected_max: 0,
             capacity,
             sketch: Sketch::new(capacity),
-            period: capacity.saturating_mul(10).min(MAX_PERIOD),
+            period: capacity.saturating_mul(PERIOD_PER_ENTRY).min(MAX_PERIOD),
             hits: 0,
             misses: 0,
             prev_rate: 0.0,
@@ -215,7 +230,7 @@ impl TinyLfu {
         self.window_max = (capacity - main).max(1);
         self.protected_max = (0.8 * capacity.saturating_sub(self.window_max) as f64) as u64;
         self.step = -0.0625 * capacity as f64;
-        self.period = capacity.saturating_mul(10).min(MAX_PERIOD);
+        self.period = capacity.saturating_mul(PERIOD_PER_ENTRY).min(MAX_PERIOD);
     }
 
     fn unlink<N: Stamped>(&mut self, slots: &[N], i: usize, w: u64) {
@@ -437,7 +452,7 @@ impl TinyLfu {
         self.step = if change.abs() >= 0.05 {
             0.0625 * self.capacity as f64 * if amount >= 0.0 { 1.0 } else { -1.0 }
         } else {
-            0.98 * amount
+            STEP_DECAY * amount
         };
         self.prev_rate = rate;
         self.hits = 0;

@@ -515,7 +515,10 @@ mod wtinylfu {
 
     impl Model {
         pub(crate) fn new(cap: u64) -> Self {
-            let max_words = (cap as usize).clamp(16, 1 << 30).next_power_of_two();
+            // The sketch is sized for at least 256 entries.
+            let max_words = (cap.max(256) as usize)
+                .clamp(16, 1 << 30)
+                .next_power_of_two();
             let mut m = Self {
                 cap,
                 q: [Vec::new(), Vec::new(), Vec::new()],
@@ -525,7 +528,7 @@ mod wtinylfu {
                 sample: 0,
                 window_max: 0,
                 protected_max: 0,
-                period: (cap * 10).min(1 << 15),
+                period: (cap * 80).min(1 << 15),
                 hits: 0,
                 misses: 0,
                 prev_rate: 0.0,
@@ -541,7 +544,7 @@ mod wtinylfu {
         fn resize(&mut self, words: usize) {
             self.counters = vec![0; 16 * words];
             self.size = 0;
-            self.sample = 10 * self.cap.max(1).min(words as u64);
+            self.sample = 10 * self.cap.max(256).min(words as u64);
         }
 
         fn cells(&self, k: u64) -> Vec<usize> {
@@ -622,7 +625,7 @@ mod wtinylfu {
             self.step = if change.abs() >= 0.05 {
                 0.0625 * self.cap as f64 * if amount >= 0.0 { 1.0 } else { -1.0 }
             } else {
-                0.98 * amount
+                0.9 * amount
             };
             self.prev_rate = rate;
             self.hits = 0;

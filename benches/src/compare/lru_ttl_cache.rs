@@ -25,6 +25,10 @@ use crate::workloads::lru_ttl_cache::{
 /// nothing: `SYSBLOCKS_HIT_RATIOS_ONLY=1 compare --only lru-ttl-cache`.
 pub const HIT_RATIOS_ONLY: &str = "SYSBLOCKS_HIT_RATIOS_ONLY";
 
+/// Set to a comma-separated list of trace names to replay only those
+/// (whatever the mode): `SYSBLOCKS_HIT_TRACES=OLTP,P12`.
+pub const HIT_TRACES: &str = "SYSBLOCKS_HIT_TRACES";
+
 /// The policies replayed on the traces: ours (W-TinyLFU, one shard: the
 /// table's "ours" is the first), exact LRU (one shard), and the peers.
 const HIT_RATIO_KINDS: [Kind; 5] = [
@@ -150,6 +154,14 @@ fn hit_ratios(mode: Mode, report: &mut Report) {
             .filter(|t| !matches!(*t, "P2" | "P3" | "P6" | "P12"))
             .collect(),
         Mode::Full => TRACES.to_vec(),
+    };
+    let only = std::env::var(HIT_TRACES).ok();
+    let traces: Vec<&str> = match &only {
+        Some(list) => TRACES
+            .into_iter()
+            .filter(|t| list.split(',').any(|w| w.trim() == *t))
+            .collect(),
+        None => traces,
     };
     for name in traces {
         let Some(keys) = trace(name) else {
