@@ -342,9 +342,22 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
     where
         T: 'static,
     {
+        self.pick_owned_timed(ctx, true)
+    }
+
+    /// As [`Balancer::pick_owned`]; `timed: false` skips the clock read,
+    /// and `finish` then records no latency.
+    pub(crate) fn pick_owned_timed(
+        self: &StdArc<Self>,
+        ctx: &Context,
+        timed: bool,
+    ) -> Option<OwnedPick<T>>
+    where
+        T: 'static,
+    {
         let backend = self.pick(ctx)?.into_backend();
         let hooks: SharedOutcomes = StdArc::clone(self) as SharedOutcomes;
-        Some(OwnedPick::new(backend, hooks))
+        Some(OwnedPick::new(backend, hooks, timed))
     }
 
     #[cold]
@@ -434,15 +447,29 @@ impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
     }
 }
 
-impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
-    fn on_success(&self, s: &BackendState, nanos: f64) {
+impl<T: Send + Sync, S: Strategy> Balancer<T, S> {
+    /// A success: the failure streak resets, a valid latency feeds the
+    /// estimate (read the clock only then, unless the caller has).
+    #[inline]
+    fn record_success(&self, s: &BackendState, nanos: f64, now: Option<u64>) {
         if s.consecutive_failures.load(Ordering::Relaxed) != 0 {
             s.consecutive_failures.store(0, Ordering::Relaxed);
         }
         if nanos.is_finite() && nanos > 0.0 {
-            s.observe_latency(nanos, self.clock.now_nanos(), self.tau_nanos);
+            let now = now.unwrap_or_else(|| self.clock.now_nanos());
+            s.observe_latency(nanos, now, self.tau_nanos);
         }
         self.count_outcome(s, false);
+    }
+}
+
+impl<T: Send + Sync, S: Strategy> Outcomes for Balancer<T, S> {
+    fn on_success(&self, s: &BackendState, nanos: f64) {
+        self.record_success(s, nanos, None);
+    }
+
+    fn on_success_at(&self, s: &BackendState, nanos: f64, now: u64) {
+        self.record_success(s, nanos, Some(now));
     }
 
     fn now_nanos(&self) -> u64 {

@@ -13,6 +13,8 @@ use crate::sync::{Shared, StdArc};
 /// What a [`Pick`] reports to its balancer, without naming the strategy.
 pub(crate) trait Outcomes: Sync {
     fn on_success(&self, state: &BackendState, nanos: f64);
+    /// As `on_success`, the clock read at `now` by the caller already.
+    fn on_success_at(&self, state: &BackendState, nanos: f64, now: u64);
     fn on_failure(&self, state: &BackendState);
     /// The balancer's clock, for the latency an [`OwnedPick`] measures.
     fn now_nanos(&self) -> u64;
@@ -128,12 +130,18 @@ pub(crate) type SharedOutcomes = StdArc<dyn Outcomes + Send + Sync>;
 pub struct OwnedPick<T> {
     backend: Shared<Backend<T>>,
     hooks: SharedOutcomes,
+    /// Clock reading when taken; `UNTIMED` when the pick was not timed.
     started: u64,
 }
 
+/// The `started` of a pick that was not timed.
+const UNTIMED: u64 = u64::MAX;
+
 impl<T> OwnedPick<T> {
-    pub(crate) fn new(backend: Shared<Backend<T>>, hooks: SharedOutcomes) -> Self {
-        let started = hooks.now_nanos();
+    /// A pick of `backend`; `timed` reads the clock now so that
+    /// [`OwnedPick::finish`] can record the latency.
+    pub(crate) fn new(backend: Shared<Backend<T>>, hooks: SharedOutcomes, timed: bool) -> Self {
+        let started = if timed { hooks.now_nanos() } else { UNTIMED };
         Self {
             backend,
             hooks,
@@ -165,9 +173,14 @@ impl<T> OwnedPick<T> {
         self.backend.value()
     }
 
-    /// Time since the pick was taken, by the balancer's clock.
+    /// Time since the pick was taken, by the balancer's clock (zero for
+    /// the untimed picks a tower `Balance` takes under a
+    /// strategy that does not route by latency).
     #[must_use]
     pub fn elapsed(&self) -> Duration {
+        if self.started == UNTIMED {
+            return Duration::ZERO;
+        }
         Duration::from_nanos(self.hooks.now_nanos().saturating_sub(self.started))
     }
 
@@ -183,11 +196,15 @@ impl<T> OwnedPick<T> {
     }
 
     /// The request ended now: a success records the time since the pick as
-    /// its latency, a failure counts towards outlier ejection.
+    /// its latency (an untimed pick records the success only), a failure
+    /// counts towards outlier ejection.
     pub fn finish(self, success: bool) {
-        if success {
-            let latency = self.hooks.now_nanos().saturating_sub(self.started);
-            self.hooks.on_success(self.state(), latency as f64);
+        if success && self.started == UNTIMED {
+            self.hooks.on_success(self.state(), f64::NAN);
+        } else if success {
+            let now = self.hooks.now_nanos();
+            let latency = now.saturating_sub(self.started);
+            self.hooks.on_success_at(self.state(), latency as f64, now);
         } else {
             self.failure();
         }

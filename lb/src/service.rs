@@ -92,7 +92,10 @@ pub type EndpointBalancer<K, Svc, S> = Balancer<SharedEndpoint<K, Svc>, S>;
 /// `poll_ready` is dropped, as tower's balancer does. `call` sends the
 /// request to the ready pick, and the response future records the outcome
 /// when it completes: the [`Classify`] decides success or failure, a
-/// success records the time since the pick as latency, and a future dropped
+/// success records the time since the pick as latency (when
+/// [`Balance::record_latency`] is on: by default under a strategy that
+/// routes by latency; the others skip both clock reads and record the
+/// success only), and a future dropped
 /// before completing records nothing (the request only stops being in
 /// flight). Ejection, health checks and tiers work as on any balancer,
 /// reachable through [`Balance::balancer`].
@@ -114,6 +117,9 @@ where
     ready: Option<OwnedPick<SharedEndpoint<D::Key, D::Service>>>,
     classifier: C,
     discover_done: bool,
+    /// Time each request (two clock reads) so successes feed the latency
+    /// estimate.
+    record_latency: bool,
 }
 
 impl<D, S, C> fmt::Debug for Balance<D, S, C>
@@ -160,14 +166,17 @@ where
         discover: D,
         builder: BalancerBuilder<SharedEndpoint<D::Key, D::Service>, S>,
     ) -> Result<Self, BuildError> {
+        let balancer = builder.build()?;
+        let record_latency = balancer.strategy.routes_by_latency();
         Ok(Self {
             discover,
-            balancer: StdArc::new(builder.build()?),
+            balancer: StdArc::new(balancer),
             members: Vec::new(),
             unready: Vec::new(),
             ready: None,
             classifier: ErrorIsFailure,
             discover_done: false,
+            record_latency,
         })
     }
 }
@@ -189,7 +198,19 @@ where
             ready: self.ready,
             classifier,
             discover_done: self.discover_done,
+            record_latency: self.record_latency,
         }
+    }
+
+    /// Whether to time every request, so that successes feed the
+    /// backends' latency estimates ([`BackendStats::latency_estimate`](crate::BackendStats::latency_estimate)).
+    /// On by default only under a strategy that routes by latency
+    /// ([`Strategy::routes_by_latency`], [`PeakEwma`](crate::PeakEwma)):
+    /// timing costs two clock reads per request, which the other
+    /// strategies would pay for nothing.
+    pub fn record_latency(mut self, on: bool) -> Self {
+        self.record_latency = on;
+        self
     }
 
     /// The balancer underneath: its stats, its health checks.
@@ -301,7 +322,8 @@ where
         loop {
             // No candidate: every service is set aside (each registered
             // `cx`'s waker) or none is discovered yet (the stream did).
-            let Some(pick) = self.balancer.pick_owned(&Context::default()) else {
+            let timed = self.record_latency;
+            let Some(pick) = self.balancer.pick_owned_timed(&Context::default(), timed) else {
                 return Poll::Pending;
             };
             let polled = pick.service.lock().poll_ready(cx);

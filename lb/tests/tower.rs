@@ -268,7 +268,10 @@ async fn latency_is_recorded_from_the_response_future() {
     let builder = Balancer::builder(RoundRobin::new())
         .clock(clock.clone())
         .outlier_detection(OutlierDetection::default());
-    let mut lb = Balance::with_builder(ServiceList::new(mocks), builder).unwrap();
+    // Round robin does not route by latency: timing is asked for.
+    let mut lb = Balance::with_builder(ServiceList::new(mocks), builder)
+        .unwrap()
+        .record_latency(true);
     for _ in 0..20 {
         call(&mut lb).await;
     }
@@ -288,4 +291,26 @@ async fn a_dropped_response_future_is_no_longer_in_flight() {
     assert_eq!(lb.balancer().stats()[0].in_flight, 1);
     drop(fut);
     assert_eq!(lb.balancer().stats()[0].in_flight, 0);
+}
+
+#[tokio::test]
+async fn only_latency_routing_strategies_time_requests_by_default() {
+    let clock = ManualClock::new();
+    let slow = || {
+        let mut m = Mock::new(0);
+        m.clock = Some((clock.clone(), Duration::from_millis(400)));
+        vec![m]
+    };
+    let rr = Balancer::builder(RoundRobin::new()).clock(clock.clone());
+    let mut lb = Balance::with_builder(ServiceList::new(slow()), rr).unwrap();
+    call(&mut lb).await;
+    let initial = sysblocks_lb::DEFAULT_INITIAL_LATENCY;
+    assert_eq!(lb.balancer().stats()[0].latency_estimate, initial);
+    let ewma = Balancer::builder(sysblocks_lb::PeakEwma::with_seed(1)).clock(clock.clone());
+    let mut lb = Balance::with_builder(ServiceList::new(slow()), ewma).unwrap();
+    call(&mut lb).await;
+    assert_eq!(
+        lb.balancer().stats()[0].latency_estimate,
+        Duration::from_millis(400)
+    );
 }

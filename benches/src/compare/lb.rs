@@ -3,7 +3,13 @@
 //! p2c over `PendingRequests`), round robin, P2C and least connections on
 //! two threads, and the heterogeneous latency simulation: per-strategy
 //! p50/p99/p99.9 with tower's p2c over `PeakEwma` as the peer of our
-//! P2C + peak EWMA, and the latency CDFs.
+//! P2C + peak EWMA, and the latency CDFs; then the same scenario over real
+//! sockets (`lb/examples/sockets.rs`: ten hyper backends on 127.0.0.1,
+//! closed-loop clients) with tower's `p2c::Balance` beside our `Balance`,
+//! and the per-request overhead of the two balancing services over
+//! instant backends. The restated floor (P2C + peak EWMA's p99.9 at most
+//! 1.0x tower's p2c + PeakEwma and at most 0.2x round robin's, in the
+//! simulation and on sockets) is printed to stderr as it is checked.
 
 use std::sync::Arc;
 
@@ -12,11 +18,11 @@ use sysblocks_lb::{
     SmoothWeightedRoundRobin, Strategy,
 };
 
-use crate::harness::{measured, run_timed, Contender, Mode};
+use crate::harness::{measured, median, run_timed, Contender, Mode};
 use crate::report::{throughput_series, LineChart, Report};
 use crate::workloads::lb::{
-    balancer, pick_drop, pick_drop_two_threads, sim, tower_p2c_peak_ewma, tower_p2c_pick_drop,
-    SIZES,
+    balancer, lb_service_request, pick_drop, pick_drop_two_threads, sim, sockets,
+    tower_p2c_peak_ewma, tower_p2c_pick_drop, tower_p2c_request, SIZES,
 };
 
 const KRATE: &str = "lb";
@@ -70,8 +76,159 @@ pub fn run(mode: Mode, report: &mut Report) {
         PowerOfTwoChoices::with_seed(7),
     );
     two_threads(mode, report, "least connections", LeastConnections::new());
+    service_overhead(mode, report);
     simulation(mode, report);
+    on_sockets(mode, report);
     threads_chart(report);
+}
+
+/// The balancing service's cost per request against tower's
+/// `p2c::Balance`, over ten backends that answer at once: `poll_ready`,
+/// `call` and the response polled to its end, for the load-only P2C and
+/// for peak EWMA.
+fn service_overhead(mode: Mode, report: &mut Report) {
+    let n = 10;
+    report.results.push(run_timed(
+        KRATE,
+        &format!(
+            "tower Service per request (poll_ready + call + response), P2C, {n} instant backends"
+        ),
+        mode,
+        vec![
+            Contender::ours(
+                "ours: Balance",
+                lb_service_request(n, PowerOfTwoChoices::with_seed(7)),
+            ),
+            Contender::peer("tower p2c (PendingRequests)", tower_p2c_request(n, false)),
+        ],
+    ));
+    report.results.push(run_timed(
+        KRATE,
+        &format!(
+            "tower Service per request (poll_ready + call + response), P2C + peak EWMA, \
+             {n} instant backends"
+        ),
+        mode,
+        vec![
+            Contender::ours(
+                "ours: Balance",
+                lb_service_request(n, PeakEwma::with_seed(7)),
+            ),
+            Contender::peer("tower p2c (PeakEwma)", tower_p2c_request(n, true)),
+        ],
+    ));
+    for load in ["P2C", "P2C + peak EWMA"] {
+        let case = report.case(
+            KRATE,
+            &format!(
+                "tower Service per request (poll_ready + call + response), {load}, {n} \
+                 instant backends"
+            ),
+        );
+        if let Some(c) = case {
+            if let (Some(ours), Some(peer)) = (c.ours(), c.best_peer()) {
+                let r = ours.median() / peer.median();
+                eprintln!(
+                    "lb floor: {load} service overhead {:.1} ns vs tower {:.1} ns = {r:.2}x \
+                     (at most 0.5x): {}",
+                    ours.median(),
+                    peer.median(),
+                    verdict(r <= 0.5)
+                );
+            }
+        }
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// Prints the restated floor from per-run p99.9 samples (medians over the
+/// runs): ours at most 1.0x tower's and at most 0.2x round robin's.
+fn floor(where_: &str, ewma: &[f64], tower: &[f64], rr: &[f64]) {
+    let (e, t, r) = (median(ewma), median(tower), median(rr));
+    eprintln!(
+        "lb floor ({where_}): P2C + peak EWMA p99.9 {e:.2} ms, tower p2c + PeakEwma {t:.2} ms \
+         ({:.2}x, at most 1.0x: {}), round robin {r:.2} ms ({:.3}x, at most 0.2x: {})",
+        e / t,
+        verdict(e <= t),
+        e / r,
+        verdict(e <= 0.2 * r)
+    );
+}
+
+/// The heterogeneous scenario over sockets: per balancer, p50, p99 and
+/// p99.9 of one closed-loop run per repetition (all balancers on the same
+/// ten backends, in turn).
+fn on_sockets(mode: Mode, report: &mut Report) {
+    let (scale, requests, clients, runs) = match mode {
+        Mode::Smoke => (0.01, 300, 10, 1),
+        Mode::Quick => (0.1, 10_000, 50, 1),
+        Mode::Full => (0.1, 20_000, 50, 3),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    // (label, ours?, per run [p50, p99, p99.9])
+    let mut rows: Vec<(&str, bool, Vec<[f64; 3]>)> = Vec::new();
+    for _ in 0..runs {
+        let results = rt.block_on(sockets::run_all(scale, requests, clients));
+        for (name, q) in results {
+            let label = match name {
+                "round robin" => "ours: round robin",
+                "least connections" => "ours: least connections",
+                "P2C" => "ours: power of two choices",
+                "P2C + peak EWMA" => "ours: P2C + peak EWMA",
+                _ => "tower p2c (PeakEwma)",
+            };
+            match rows.iter_mut().find(|r| r.0 == label) {
+                Some(r) => r.2.push(q),
+                None => rows.push((label, !label.starts_with("tower"), vec![q])),
+            }
+        }
+    }
+    // Ours first, then the peer, as the report expects.
+    rows.sort_by_key(|r| match r.0 {
+        "ours: P2C + peak EWMA" => 0,
+        "tower p2c (PeakEwma)" => 1,
+        "ours: least connections" => 2,
+        "ours: power of two choices" => 3,
+        _ => 4,
+    });
+    for (k, label) in ["p50", "p99", "p99.9"].into_iter().enumerate() {
+        let series = rows
+            .iter()
+            .map(|(name, ours, per_run)| (*name, *ours, per_run.iter().map(|q| q[k]).collect()))
+            .collect();
+        report.results.push(measured(
+            KRATE,
+            &format!(
+                "sockets {label} latency, heterogeneous backends x {scale} on 127.0.0.1 \
+                 ({requests} requests, {clients} clients; one sample per run)"
+            ),
+            "ms",
+            true,
+            series,
+        ));
+    }
+    let p999 = |name: &str| -> Vec<f64> {
+        rows.iter()
+            .find(|r| r.0 == name)
+            .map(|r| r.2.iter().map(|q| q[2]).collect())
+            .unwrap_or_default()
+    };
+    floor(
+        "sockets",
+        &p999("ours: P2C + peak EWMA"),
+        &p999("tower p2c (PeakEwma)"),
+        &p999("ours: round robin"),
+    );
 }
 
 /// A pick case with no peer (tower has no such strategy).
@@ -146,6 +303,9 @@ fn simulation(mode: Mode, report: &mut Report) {
             series,
         ));
     }
+    let p999 =
+        |k: usize| -> Vec<f64> { runs[k].2.iter().map(|l| sim::quantile(l, 0.999)).collect() };
+    floor("simulation", &p999(0), &p999(1), &p999(4));
     // CDF of the first seed's run, on a grid dense towards the tail.
     let grid: Vec<f64> = (0..=160)
         .map(|k| 1.0 - 10f64.powf(-f64::from(k) / 40.0))

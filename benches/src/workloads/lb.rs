@@ -26,6 +26,12 @@ use tower::Service;
 #[path = "../../../lb/examples/simulate.rs"]
 pub mod sim;
 
+/// The sockets scenario of `lb`'s example (ten hyper backends on
+/// 127.0.0.1, closed-loop clients), compiled here as a module.
+#[allow(dead_code, unreachable_pub, missing_docs, clippy::all)]
+#[path = "../../../lb/examples/sockets.rs"]
+pub mod sockets;
+
 /// Backend counts of the pick cases.
 pub const SIZES: [usize; 2] = [10, 100];
 
@@ -126,6 +132,78 @@ pub fn tower_p2c_pick_drop(n: usize) -> impl FnMut(u64) -> Duration {
             }
         }
         start.elapsed()
+    }
+}
+
+/// Polls a future that is ready at once (an instant backend's answer).
+fn ready_now<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("instant backends answer at once"),
+    }
+}
+
+/// Our tower `Balance` with `strategy` over `n` always-ready services that
+/// answer at once, and a routine timing `iters` requests through it:
+/// `poll_ready`, `call`, and the response future polled to its end (which
+/// records the outcome and the latency). The whole per-request cost of the
+/// balancing service, the backends costing nothing.
+pub fn lb_service_request<S: Strategy>(n: usize, strategy: S) -> impl FnMut(u64) -> Duration {
+    let services: Vec<Instant0> = (0..n).map(|_| instant_service()).collect();
+    let mut balance = sysblocks_lb::Balance::new(ServiceList::new::<()>(services), strategy)
+        .expect("valid balancer");
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    move |iters| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            match balance.poll_ready(&mut cx) {
+                Poll::Ready(Ok(())) => {
+                    black_box(ready_now(balance.call(())).expect("instant answer"));
+                }
+                _ => panic!("always-ready services are ready"),
+            }
+        }
+        start.elapsed()
+    }
+}
+
+/// tower's `p2c::Balance` over `n` instant services, with the load
+/// `PeakEwma` (`peak_ewma`) or `PendingRequests`, timed as
+/// [`lb_service_request`]: `poll_ready`, `call`, the response to its end.
+pub fn tower_p2c_request(n: usize, peak_ewma: bool) -> Box<dyn FnMut(u64) -> Duration> {
+    fn timed<S>(mut balance: S) -> Box<dyn FnMut(u64) -> Duration>
+    where
+        S: Service<()> + 'static,
+        S::Error: std::fmt::Debug,
+    {
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        Box::new(move |iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                match balance.poll_ready(&mut cx) {
+                    Poll::Ready(Ok(())) => {
+                        black_box(ready_now(balance.call(())).expect("instant answer"));
+                    }
+                    _ => panic!("always-ready services are ready"),
+                }
+            }
+            start.elapsed()
+        })
+    }
+    let services: Vec<Instant0> = (0..n).map(|_| instant_service()).collect();
+    let list = ServiceList::new::<()>(services);
+    if peak_ewma {
+        let discover = PeakEwmaDiscover::new::<()>(
+            list,
+            sysblocks_lb::DEFAULT_INITIAL_LATENCY,
+            sysblocks_lb::DEFAULT_DECAY,
+            CompleteOnResponse::default(),
+        );
+        timed(Balance::from_rng(discover, SeededRng::new(7)))
+    } else {
+        let discover = PendingRequestsDiscover::new(list, CompleteOnResponse::default());
+        timed(Balance::from_rng(discover, SeededRng::new(7)))
     }
 }
 

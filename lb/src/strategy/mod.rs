@@ -156,6 +156,13 @@ pub trait Strategy: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether the strategy routes by the latency estimate, so that the
+    /// tower `Balance` must time every request (two clock
+    /// reads); `false` by default, `true` for [`PeakEwma`].
+    fn routes_by_latency(&self) -> bool {
+        false
+    }
+
     /// Precomputes the per-candidate-set state.
     fn prepare<T>(&self, candidates: Candidates<'_, T>) -> Self::State;
 

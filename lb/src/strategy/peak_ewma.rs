@@ -87,6 +87,10 @@ impl Strategy for PeakEwma {
         Ok(())
     }
 
+    fn routes_by_latency(&self) -> bool {
+        true
+    }
+
     fn prepare<T>(&self, candidates: Candidates<'_, T>) -> (u32, f64) {
         (
             len_u32(candidates.len()),
