@@ -5,6 +5,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::board::TaskBoard;
+use crate::compress::{decoder, Compression, Counting, FileCodec};
 use crate::error::{JobError, TaskError};
 use crate::job::Origin;
 use crate::sync::{AtomicU64, Mutex, Ordering};
@@ -17,9 +18,15 @@ use crate::sync::{AtomicU64, Mutex, Ordering};
 /// A directory stands for all regular files under it, recursively, in
 /// path order. Each file is cut into splits of about the runner's split
 /// size, on line boundaries; one map task maps one split.
+///
+/// Compressed files (gzip with feature `gzip`, zstd with feature `zstd`)
+/// are recognised by extension, `.gz` and `.zst`, or by
+/// [`TextInput::compression`]; each is one split, decompressed as it is
+/// read.
 #[derive(Debug, Clone)]
 pub struct TextInput {
     paths: Vec<PathBuf>,
+    compression: Compression,
 }
 
 impl TextInput {
@@ -31,6 +38,7 @@ impl TextInput {
     {
         Self {
             paths: paths.into_iter().map(Into::into).collect(),
+            compression: Compression::Auto,
         }
     }
 
@@ -38,7 +46,16 @@ impl TextInput {
     pub fn path(path: impl Into<PathBuf>) -> Self {
         Self {
             paths: vec![path.into()],
+            compression: Compression::Auto,
         }
+    }
+
+    /// How the files are compressed. Default [`Compression::Auto`]: by
+    /// extension, for the formats whose feature is on.
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
     }
 
     /// The files this input stands for, directories expanded, in order.
@@ -90,6 +107,7 @@ pub(crate) struct TextSplit {
 /// The planned splits of a [`TextInput`].
 pub(crate) struct TextFeed {
     files: Vec<PathBuf>,
+    codecs: Vec<FileCodec>,
     splits: Vec<TextSplit>,
     total: u64,
 }
@@ -123,8 +141,10 @@ impl TextFeed {
     ) -> Result<Self, JobError> {
         let files = input.files()?;
         let mut lens = Vec::with_capacity(files.len());
+        let mut codecs = Vec::with_capacity(files.len());
         let mut total = 0u64;
         for path in &files {
+            codecs.push(input.compression.for_file(path).map_err(input_err(path))?);
             let len = fs::metadata(path).map_err(input_err(path))?.len();
             total = total.saturating_add(len);
             lens.push(len);
@@ -137,6 +157,17 @@ impl TextFeed {
         for (i, (path, &len)) in files.iter().zip(&lens).enumerate() {
             // Opened here, one file at a time: also checks it is readable.
             let mut f = File::open(path).map_err(input_err(path))?;
+            if codecs[i] != FileCodec::Plain {
+                // Not splittable: one split, read from the start.
+                if len > 0 {
+                    splits.push(TextSplit {
+                        file: i,
+                        start: 0,
+                        end: len,
+                    });
+                }
+                continue;
+            }
             let mut start = 0;
             while start < len {
                 let target = start.saturating_add(split_size);
@@ -155,6 +186,7 @@ impl TextFeed {
         }
         Ok(Self {
             files,
+            codecs,
             splits,
             total,
         })
@@ -239,24 +271,77 @@ impl Feed<[u8]> for TextFeed {
         board: &TaskBoard,
         bytes: &AtomicU64,
         records: &AtomicU64,
-        mut f: F,
+        f: F,
     ) -> Result<(), TaskError>
     where
         F: FnMut(&[u8], Origin<'_>) -> Result<(), TaskError>,
     {
         let path = &self.files[s.file];
         let mut file = File::open(path)?;
-        file.seek(SeekFrom::Start(s.start))?;
-        let mut remaining = s.end - s.start;
+        if self.codecs[s.file] == FileCodec::Plain {
+            file.seek(SeekFrom::Start(s.start))?;
+            let lines = Lines {
+                path,
+                file_index: s.file,
+                base: s.start,
+                remaining: Some(s.end - s.start),
+            };
+            return lines.for_each(file, board, Some(bytes), records, f);
+        }
+        // Progress counts the compressed bytes (the total is theirs).
+        let counted = Counting { inner: file, bytes };
+        let lines = Lines {
+            path,
+            file_index: s.file,
+            base: 0,
+            remaining: None,
+        };
+        let input = decoder(self.codecs[s.file], counted)?;
+        lines.for_each(input, board, None, records, f)
+    }
+}
+
+/// The lines of a split: `remaining` bytes of a plain file from offset
+/// `base`, or all of a decompressed stream (`None`; offsets are then in
+/// the decompressed text).
+struct Lines<'p> {
+    path: &'p Path,
+    file_index: usize,
+    base: u64,
+    remaining: Option<u64>,
+}
+
+impl Lines<'_> {
+    /// Calls `f` on each line read from `input`, stopping at the first
+    /// error or when the board is cancelled; adds what it reads to `bytes`
+    /// when given, and the lines to `records`.
+    fn for_each<F>(
+        self,
+        mut input: impl Read,
+        board: &TaskBoard,
+        bytes: Option<&AtomicU64>,
+        records: &AtomicU64,
+        mut f: F,
+    ) -> Result<(), TaskError>
+    where
+        F: FnMut(&[u8], Origin<'_>) -> Result<(), TaskError>,
+    {
+        let Self {
+            path,
+            file_index,
+            mut base,
+            remaining,
+        } = self;
+        let bounded = remaining.is_some();
+        let mut remaining = remaining.unwrap_or(u64::MAX);
         let mut buf = vec![
             0u8;
             CHUNK
                 .min(usize::try_from(remaining).unwrap_or(CHUNK))
                 .max(1)
         ];
-        // `buf[..filled]` holds unread bytes starting at file offset `base`.
+        // `buf[..filled]` holds unread bytes starting at offset `base`.
         let mut filled = 0usize;
-        let mut base = s.start;
         loop {
             if board.is_cancelled() {
                 return Err(TaskError::Cancelled);
@@ -269,23 +354,30 @@ impl Feed<[u8]> for TextFeed {
             let n = if want == 0 {
                 0
             } else {
-                file.read(&mut buf[filled..filled + want])?
+                input.read(&mut buf[filled..filled + want])?
             };
-            if n == 0 && remaining > 0 {
+            if n == 0 && remaining > 0 && bounded {
                 return Err(TaskError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "input file shrank while being read",
                 )));
             }
-            remaining -= n as u64;
-            bytes.fetch_add(n as u64, Ordering::Relaxed);
+            if n == 0 {
+                // The end of a decompressed stream.
+                remaining = 0;
+            } else if bounded {
+                remaining -= n as u64;
+            }
+            if let Some(b) = bytes {
+                b.fetch_add(n as u64, Ordering::Relaxed);
+            }
             filled += n;
             let mut line_start = 0usize;
             let mut lines = 0u64;
             for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
                 let origin = Origin {
                     file: Some(path),
-                    file_index: s.file,
+                    file_index,
                     offset: base + line_start as u64,
                 };
                 f(&buf[line_start..nl], origin)?;
@@ -296,7 +388,7 @@ impl Feed<[u8]> for TextFeed {
                 if line_start < filled {
                     let origin = Origin {
                         file: Some(path),
-                        file_index: s.file,
+                        file_index,
                         offset: base + line_start as u64,
                     };
                     f(&buf[line_start..filled], origin)?;

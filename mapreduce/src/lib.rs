@@ -6,6 +6,7 @@ mod buffer;
 #[cfg(feature = "timely")]
 pub mod cluster;
 mod codec;
+mod compress;
 mod counters;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -27,6 +28,7 @@ pub mod word_count;
 #[cfg(feature = "timely")]
 pub use cluster::{ClusterConfig, ClusterOutput};
 pub use codec::Codec;
+pub use compress::Compression;
 pub use counters::Counters;
 pub use error::{BuildError, ClusterError, DecodeError, JobError, TaskError};
 pub use input::TextInput;

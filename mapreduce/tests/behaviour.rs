@@ -379,3 +379,79 @@ fn bincode_keys_and_values_survive_spilling() {
         assert_eq!(got.into_sorted(), want);
     }
 }
+
+/// gzip (two members) and zstd (two frames) input, by extension and by
+/// setting, give the plain text's word count, on the runner and on the
+/// timely backend; a damaged file fails its map task with an error.
+#[cfg(all(feature = "gzip", feature = "zstd"))]
+#[test]
+fn compressed_input_counts_as_plain() {
+    use sysblocks_mapreduce::Compression;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let text: String = (0..30_000u32)
+        .map(|i| format!("{} {}\n", common::letters(i % 700), common::letters(i % 13)))
+        .collect();
+    let (a, b) = text.as_bytes().split_at(text.len() / 3);
+    let plain = tmp.path().join("plain.txt");
+    std::fs::write(&plain, &text).unwrap();
+    let gz = |part: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(part).unwrap();
+        e.finish().unwrap()
+    };
+    let gzip = [gz(a), gz(b)].concat();
+    let zstd = [
+        zstd::encode_all(a, 1).unwrap(),
+        zstd::encode_all(b, 1).unwrap(),
+    ]
+    .concat();
+    let dir = tmp.path().join("compressed");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("in.txt.gz"), &gzip).unwrap();
+    std::fs::write(dir.join("in.txt.zst"), &zstd).unwrap();
+    let bare = tmp.path().join("gzip-without-extension");
+    std::fs::write(&bare, &gzip).unwrap();
+
+    let r = Runner::builder().threads(2).partitions(3).build().unwrap();
+    let one = r.run(&WordCount, &TextInput::path(&plain)).unwrap();
+    let two = r
+        .run(&WordCount, &TextInput::new([&plain, &plain]))
+        .unwrap();
+    let (got, counters) = r.run_counted(&WordCount, &TextInput::path(&dir)).unwrap();
+    assert_eq!(got, two);
+    assert_eq!(
+        counters["mapreduce.input_bytes"],
+        (gzip.len() + zstd.len()) as u64,
+        "progress counts compressed bytes"
+    );
+    let input = TextInput::path(&bare).compression(Compression::Gzip);
+    assert_eq!(r.run(&WordCount, &input).unwrap(), one);
+    // Read as plain text, the gzip bytes are not the same words.
+    let raw = TextInput::path(dir.join("in.txt.gz")).compression(Compression::None);
+    assert_ne!(r.run(&WordCount, &raw).unwrap(), one);
+    #[cfg(feature = "timely")]
+    {
+        let c = r
+            .run_cluster(
+                &sysblocks_mapreduce::ClusterConfig::threads(2),
+                WordCount,
+                &TextInput::path(&dir),
+            )
+            .unwrap();
+        assert_eq!(c.into_sorted(), two);
+    }
+
+    // Cut inside the second frame (a cut between frames leaves a whole
+    // stream).
+    let mut damaged = zstd.clone();
+    damaged.truncate(zstd.len() - 9);
+    std::fs::write(tmp.path().join("cut.zst"), &damaged).unwrap();
+    let e = r
+        .run(&WordCount, &TextInput::path(tmp.path().join("cut.zst")))
+        .unwrap_err();
+    assert!(
+        matches!(e, sysblocks_mapreduce::JobError::MapFailed { .. }),
+        "{e}"
+    );
+}
