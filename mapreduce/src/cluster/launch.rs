@@ -4,7 +4,10 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sysblocks_clock::{Clock, MonotonicClock};
 
 use crate::error::ClusterError;
 
@@ -39,10 +42,18 @@ pub struct LocalLaunch {
     /// Once one process has failed, how long the others get to exit on
     /// their own (they should, with a typed error) before they are killed.
     pub grace: Duration,
+    /// The pause between starting one process and the next. timely's
+    /// process `i` connects to the processes below it and retries a
+    /// refused connection only after a second, so a lower process that is
+    /// listening before the higher ones start saves that second.
+    pub stagger: Duration,
+    /// The clock `grace` is measured on ([`MonotonicClock`] by default).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl LocalLaunch {
-    /// `processes` processes of `threads` workers, one retry, 30 s grace.
+    /// `processes` processes of `threads` workers, one retry, 30 s grace,
+    /// started 50 ms apart.
     #[must_use]
     pub fn new(processes: usize, threads: usize) -> Self {
         Self {
@@ -50,6 +61,8 @@ impl LocalLaunch {
             threads,
             retries: 1,
             grace: Duration::from_secs(30),
+            stagger: Duration::from_millis(50),
+            clock: Arc::new(MonotonicClock::new()),
         }
     }
 }
@@ -91,6 +104,9 @@ pub fn launch_local(
         std::fs::write(&hostfile, lines).map_err(|source| ClusterError::Launch { source })?;
         let mut children: Vec<Child> = Vec::new();
         for i in 0..settings.processes {
+            if i > 0 {
+                std::thread::sleep(settings.stagger);
+            }
             let flags = [
                 "-w".to_string(),
                 settings.threads.to_string(),
@@ -109,7 +125,7 @@ pub fn launch_local(
                 }
             }
         }
-        match wait_all(&mut children, settings.grace) {
+        match wait_all(&mut children, settings.grace, &*settings.clock) {
             Ok(()) => return Ok(attempt),
             Err(e) if attempt > settings.retries => return Err(e),
             Err(_) => {}
@@ -126,10 +142,14 @@ fn kill_all(children: &mut [Child]) {
 
 /// Waits for every child; after the first failure, gives the others
 /// `grace` and then kills them.
-fn wait_all(children: &mut [Child], grace: Duration) -> Result<(), ClusterError> {
+fn wait_all(
+    children: &mut [Child],
+    grace: Duration,
+    clock: &dyn Clock,
+) -> Result<(), ClusterError> {
     let mut done = vec![false; children.len()];
     let mut failed: Option<ClusterError> = None;
-    let mut deadline: Option<Instant> = None;
+    let mut deadline: Option<Duration> = None;
     loop {
         for (i, c) in children.iter_mut().enumerate() {
             if done[i] {
@@ -143,7 +163,7 @@ fn wait_all(children: &mut [Child], grace: Duration) -> Result<(), ClusterError>
                             process: i,
                             status: status.to_string(),
                         });
-                        deadline = Some(Instant::now() + grace);
+                        deadline = Some(clock.now().saturating_add(grace));
                     }
                 }
                 Ok(None) => {}
@@ -156,7 +176,7 @@ fn wait_all(children: &mut [Child], grace: Duration) -> Result<(), ClusterError>
         if done.iter().all(|d| *d) {
             return failed.map_or(Ok(()), Err);
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| clock.now() >= d) {
             kill_all(children);
             return Err(failed.expect("a deadline is set after a failure"));
         }

@@ -43,7 +43,10 @@ pub struct ClusterOutput<K, O> {
     /// (from successful attempts, see [`Counters`]) and the runner's:
     /// `mapreduce.input_bytes` and `mapreduce.input_records` (read),
     /// `mapreduce.exchange_bytes` (frame bytes sent through the exchange)
-    /// and `mapreduce.exchange_remote_bytes` (those sent to another worker).
+    /// and `mapreduce.exchange_remote_bytes` (those sent to another
+    /// worker), and `mapreduce.worker_nanos`, the time each worker ran
+    /// from its start (all processes connected) to its partitions reduced,
+    /// by the runner's clock (summed: divide by the workers for the mean).
     pub counters: Counters,
 }
 

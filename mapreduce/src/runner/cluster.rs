@@ -40,6 +40,9 @@ const BATCH: usize = 256 * 1024;
 /// Counter names the cluster runner fills in, beside the runner's.
 const EXCHANGE_BYTES: &str = "mapreduce.exchange_bytes";
 const EXCHANGE_REMOTE_BYTES: &str = "mapreduce.exchange_remote_bytes";
+/// Nanoseconds each worker ran, from its start (the processes connected)
+/// to its partitions reduced, by the runner's clock, summed over workers.
+const WORKER_NANOS: &str = "mapreduce.worker_nanos";
 
 /// The splits of a text input assigned to one worker: `w`, `w + W`, ...
 struct Assigned<'f> {
@@ -255,6 +258,7 @@ impl<P> Runner<P> {
         let me = worker.index();
         let peers = worker.peers();
         let runner = self.for_worker(local_workers);
+        let started = self.clock.now_nanos();
         let received: Rc<RefCell<Vec<Msg>>> = Rc::default();
         let (mut handle, probe) = worker.dataflow::<u32, _, _>(|scope| {
             let (handle, stream) = scope.new_input::<Vec<Msg>>();
@@ -405,7 +409,9 @@ impl<P> Runner<P> {
         let reduced = hook(Stage::Reduce)
             .and_then(|()| runner.reduce_received(job, &inbox, sink, me, peers, &state));
         let err = reduced.as_ref().err().map(ToString::to_string);
-        let reduce_counters = reduced.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+        let mut reduce_counters = reduced.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+        let ran = self.clock.now_nanos().saturating_sub(started);
+        reduce_counters.add(WORKER_NANOS, ran);
         for m in status(1, Some(plan), err, &reduce_counters) {
             handle.send(m);
         }
