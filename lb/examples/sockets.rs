@@ -224,10 +224,21 @@ pub async fn run_lb<S: Strategy>(
 /// tower's `p2c::Balance` over `PeakEwma` (linkerd's defaults: 30 ms
 /// initial estimate, 10 s decay), completing on the response.
 pub async fn run_tower_p2c(addrs: &[SocketAddr], requests: usize, clients: usize) -> Vec<f64> {
+    run_tower_p2c_scaled(addrs, 1.0, requests, clients).await
+}
+
+/// As [`run_tower_p2c`] with the initial estimate and the decay time
+/// multiplied by `scale`.
+pub async fn run_tower_p2c_scaled(
+    addrs: &[SocketAddr],
+    scale: f64,
+    requests: usize,
+    clients: usize,
+) -> Vec<f64> {
     let discover = tower::load::PeakEwmaDiscover::new(
         ServiceList::new(clients_of(addrs)),
-        Duration::from_millis(30),
-        Duration::from_secs(10),
+        Duration::from_millis(30).mul_f64(scale),
+        Duration::from_secs(10).mul_f64(scale),
         tower::load::CompleteOnResponse::default(),
     );
     let balance = tower::balance::p2c::Balance::new(discover);
@@ -235,7 +246,11 @@ pub async fn run_tower_p2c(addrs: &[SocketAddr], requests: usize, clients: usize
 }
 
 /// Every balancer on the same backends, in a fixed order: round robin,
-/// least connections, P2C, P2C + peak EWMA, tower's p2c + PeakEwma.
+/// least connections, P2C, P2C + peak EWMA, tower's p2c + PeakEwma. The
+/// scenario is the simulation's with every time scaled by `scale`: the
+/// latencies, and for both peak-EWMA balancers the initial estimate and
+/// the decay time (30 ms and 10 s, linkerd's defaults, at scale 1), so that
+/// the run spans as many decay times as the simulation's does.
 pub async fn run_all(scale: f64, requests: usize, clients: usize) -> Vec<(&'static str, [f64; 3])> {
     let addrs = start_backends(scale).await;
     let mut out = Vec::new();
@@ -245,9 +260,12 @@ pub async fn run_all(scale: f64, requests: usize, clients: usize) -> Vec<(&'stat
     out.push(("least connections", quantiles(&lc)));
     let p2c = run_lb(&addrs, PowerOfTwoChoices::with_seed(1), requests, clients).await;
     out.push(("P2C", quantiles(&p2c)));
-    let ewma = run_lb(&addrs, PeakEwma::with_seed(2), requests, clients).await;
+    let scaled = PeakEwma::with_seed(2)
+        .decay(sysblocks_lb::DEFAULT_DECAY.mul_f64(scale))
+        .initial_latency(sysblocks_lb::DEFAULT_INITIAL_LATENCY.mul_f64(scale));
+    let ewma = run_lb(&addrs, scaled, requests, clients).await;
     out.push(("P2C + peak EWMA", quantiles(&ewma)));
-    let tower = run_tower_p2c(&addrs, requests, clients).await;
+    let tower = run_tower_p2c_scaled(&addrs, scale, requests, clients).await;
     out.push(("tower p2c + PeakEwma", quantiles(&tower)));
     out
 }
