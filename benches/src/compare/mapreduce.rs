@@ -5,6 +5,13 @@
 //! Zipf text (vocabulary 1,000,000, exponent 1.0) and, when `../shared/data`
 //! is present, on the Gutenberg text; peak heap of one run at 2 threads.
 //!
+//! On the Gutenberg text, the timely backend too: word count on 2 local
+//! processes × 1 worker against the runner as 1 process × 2 threads (both
+//! writing part files; the processes' start and connection included), and
+//! the bytes the exchange moves per input byte with and without the
+//! combiner. Each process is this binary started again with
+//! `workloads::mapreduce::CHILD_ENV` set.
+//!
 //! Sizes: 256 KiB (`--smoke`), 32 MiB (`--quick`), and in `--full` the whole
 //! 100 MB Gutenberg text and 100 MiB of Zipf text. `MAPREDUCE_ZIPF_MB=500`
 //! sets the Zipf size (any mode) and `MAPREDUCE_REPS` the repetitions.
@@ -16,7 +23,8 @@ use crate::alloc;
 use crate::harness::{measured, CaseResult, Mode, Series};
 use crate::report::{LineChart, Report};
 use crate::workloads::mapreduce::{
-    gutenberg, our_word_count, rayon_word_count, scratch_dir, scratch_file, zipf_text,
+    cluster_child, cluster_word_count, gutenberg, our_word_count, our_word_count_to_dir,
+    rayon_word_count, scratch_dir, scratch_file, zipf_text,
 };
 
 const KRATE: &str = "mapreduce";
@@ -46,6 +54,13 @@ fn env_usize(name: &str) -> Option<usize> {
 
 /// Adds the word-count cases and the throughput-against-threads chart.
 pub fn run(mode: Mode, report: &mut Report) {
+    // A cluster process of the cluster cases: its part, then exit.
+    if let Some(r) = cluster_child() {
+        if let Err(e) = &r {
+            eprintln!("compare: mapreduce cluster process: {e}");
+        }
+        std::process::exit(i32::from(r.is_err()));
+    }
     let bytes = input_bytes(mode);
     let zipf_bytes = env_usize("MAPREDUCE_ZIPF_MB").map_or(bytes, |mb| mb << 20);
     // Removed when `scratch` is dropped, also if a run panics.
@@ -113,6 +128,17 @@ pub fn run(mode: Mode, report: &mut Report) {
             log_x: false,
             series: chart,
         });
+        if *label == "Gutenberg text" {
+            cluster_cases(
+                label,
+                &size,
+                path,
+                gb,
+                repetitions(mode),
+                scratch.path(),
+                report,
+            );
+        }
         if alloc::installed() {
             let pool = pool(2);
             let ours = alloc::peak_of(|| our_word_count(path, 2, None).len()).1;
@@ -205,4 +231,108 @@ fn throughput(label: &str, size: &str, path: &Path, gb: f64, reps: usize) -> [Ca
         ),
         scaling,
     ]
+}
+
+/// The timely backend on `path`: 2 processes × 1 worker against 1 process
+/// × 2 threads (GB/s, interleaved, after one untimed run of each), and
+/// the exchange's bytes per input byte with and without the combiner.
+fn cluster_cases(
+    label: &str,
+    size: &str,
+    path: &Path,
+    gb: f64,
+    reps: usize,
+    scratch: &Path,
+    report: &mut Report,
+) {
+    let missing = |report: &mut Report, e: &dyn std::fmt::Display| {
+        report
+            .missing
+            .push((format!("{KRATE}: word count on 2 processes"), e.to_string()));
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return missing(report, &e),
+    };
+    // What the processes' `main` parses before `run` sees the variable.
+    let args = ["--smoke", "--only", KRATE];
+    let (mut procs, mut jobs, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+    let mut with = None;
+    for rep in 0..=reps {
+        let start = Instant::now();
+        let c = match cluster_word_count(&exe, &args, 2, path, true, scratch) {
+            Ok(c) => c,
+            Err(e) => return missing(report, &e),
+        };
+        let two_procs = start.elapsed().as_secs_f64();
+        // The mean worker's time, connected to reduced.
+        let job = c.get("mapreduce.worker_nanos") as f64 / 2e9;
+        with = Some(c);
+        let dir = match tempfile::tempdir_in(scratch) {
+            Ok(d) => d,
+            Err(e) => return missing(report, &e),
+        };
+        let start = Instant::now();
+        our_word_count_to_dir(path, 2, &dir.path().join("out"));
+        let two_threads = start.elapsed().as_secs_f64();
+        if rep > 0 {
+            procs.push(gb / two_procs.max(1e-9));
+            jobs.push(gb / job.max(1e-9));
+            threads.push(gb / two_threads.max(1e-9));
+        }
+    }
+    // timely's connection setup polls once a second, so a run pays about
+    // a second before its workers start, whatever the input; the second
+    // case leaves that out.
+    let name = |what: &str| {
+        format!(
+            "word count, {label} ({size}), 2 processes x 1 worker vs 1 process x 2 threads, {what}"
+        )
+    };
+    report.results.push(measured(
+        KRATE,
+        &name("process start included"),
+        "GB/s",
+        false,
+        vec![
+            ("2 processes x 1 worker", true, procs),
+            ("1 process x 2 threads", false, threads.clone()),
+        ],
+    ));
+    report.results.push(measured(
+        KRATE,
+        &name("connected to reduced"),
+        "GB/s",
+        false,
+        vec![
+            ("2 processes x 1 worker", true, jobs),
+            ("1 process x 2 threads", false, threads),
+        ],
+    ));
+    let without = match cluster_word_count(&exe, &args, 2, path, false, scratch) {
+        Ok(c) => c,
+        Err(e) => return missing(report, &e),
+    };
+    let Some(with) = with else { return };
+    let per_byte = |c: &sysblocks_mapreduce::Counters, name: &str| {
+        c.get(name) as f64 / c.get("mapreduce.input_bytes").max(1) as f64
+    };
+    for (name, counter) in [
+        ("exchange bytes per input byte", "mapreduce.exchange_bytes"),
+        (
+            "exchange bytes to the other process per input byte",
+            "mapreduce.exchange_remote_bytes",
+        ),
+    ] {
+        report.results.push(measured(
+            KRATE,
+            &format!("{name}, 2 processes, {label} ({size})"),
+            "B/B",
+            true,
+            vec![
+                ("with combiner", true, vec![per_byte(&with, counter)]),
+                ("without combiner", false, vec![per_byte(&without, counter)]),
+            ],
+        ));
+    }
 }

@@ -3,6 +3,9 @@
 //! text when `../shared/data` is present, ours (`Runner` + `WordCount`) and
 //! the hand-written rayon `fold` + `reduce` into `std` hash maps that a Rust
 //! user would otherwise write. Both use `sysblocks_mapreduce::word_count::for_each_word`.
+//! Also the cluster contenders: word count on local processes of the
+//! timely backend (the `compare` binary re-started as each process), with
+//! and without the combiner.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,8 +13,11 @@ use std::path::{Path, PathBuf};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+use sysblocks_mapreduce::cluster::{launch_local, LocalLaunch};
 use sysblocks_mapreduce::word_count::{for_each_word, WordCount};
-use sysblocks_mapreduce::{Runner, TextInput, Word};
+use sysblocks_mapreduce::{
+    ClusterConfig, Counters, Emitter, Job, Runner, TaskError, TextInput, Word,
+};
 
 /// `n` in base 26 with the letters a..z: distinct ranks, distinct words.
 fn word_of(mut n: u32, out: &mut Vec<u8>) {
@@ -150,4 +156,121 @@ pub fn our_word_count(path: &Path, threads: usize, split: Option<u64>) -> Vec<(W
         .expect("runner")
         .run(&WordCount, &TextInput::path(path))
         .expect("word count")
+}
+
+/// `WordCount` without its combiner: every word occurrence is one value
+/// in the exchange (what the combiner saves).
+pub struct NoCombine;
+
+impl Job for NoCombine {
+    type Record = [u8];
+    type Key = Word;
+    type Value = u64;
+    type Output = u64;
+
+    fn map(&self, line: &[u8], emit: &mut Emitter<'_, Word, u64>) -> Result<(), TaskError> {
+        WordCount.map(line, emit)
+    }
+
+    fn reduce(&self, word: &Word, counts: Vec<u64>) -> Result<u64, TaskError> {
+        WordCount.reduce(word, counts)
+    }
+}
+
+/// Writes `word<TAB>count` lines (the part files of the cluster cases).
+///
+/// # Errors
+///
+/// Writing fails.
+pub fn count_line(w: &Word, n: &u64, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    out.write_all(w.as_bytes())?;
+    writeln!(out, "\t{n}")
+}
+
+/// Ours, one process: a `Runner` with `threads` threads writing part files
+/// to `dir` (as each process of the cluster cases does).
+///
+/// # Panics
+///
+/// The runner cannot be built or the job fails.
+pub fn our_word_count_to_dir(path: &Path, threads: usize, dir: &Path) {
+    Runner::builder()
+        .threads(threads)
+        .build()
+        .expect("runner")
+        .run_to_dir(&WordCount, &TextInput::path(path), dir, count_line)
+        .expect("word count");
+}
+
+/// The environment variable that makes the `compare` binary a cluster
+/// process of [`cluster_word_count`] instead of a benchmark run.
+pub const CHILD_ENV: &str = "SYSBLOCKS_MAPREDUCE_CLUSTER_CHILD";
+
+/// Word count on `processes` local processes × 1 worker: `exe` (the
+/// `compare` binary) is started once per process with [`CHILD_ENV`] set,
+/// and runs [`cluster_child`]. Returns the counters of process 0 (the
+/// totals over all processes).
+///
+/// # Errors
+///
+/// A process fails or the counters cannot be read.
+pub fn cluster_word_count(
+    exe: &Path,
+    args: &[&str],
+    processes: usize,
+    input: &Path,
+    combine: bool,
+    scratch: &Path,
+) -> Result<Counters, Box<dyn std::error::Error>> {
+    let run = tempfile::Builder::new()
+        .prefix("cluster-")
+        .tempdir_in(scratch)?;
+    let out = run.path().join("out");
+    let counters = run.path().join("counters");
+    launch_local(&LocalLaunch::new(processes, 1), |flags| {
+        let mut c = std::process::Command::new(exe);
+        c.args(args)
+            .env(CHILD_ENV, flags.join(" "))
+            .env("SYSBLOCKS_MAPREDUCE_INPUT", input)
+            .env("SYSBLOCKS_MAPREDUCE_OUT", &out)
+            .env("SYSBLOCKS_MAPREDUCE_COUNTERS", &counters)
+            .env(
+                "SYSBLOCKS_MAPREDUCE_COMBINE",
+                if combine { "1" } else { "0" },
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    })?;
+    let text = std::fs::read_to_string(&counters)?;
+    let mut c = Counters::new();
+    for line in text.lines() {
+        let (k, v) = line.rsplit_once(' ').ok_or("bad counters line")?;
+        c.add(k, v.parse()?);
+    }
+    Ok(c)
+}
+
+/// The body of one cluster process (see [`cluster_word_count`]), when
+/// [`CHILD_ENV`] is set: runs its part of word count and, as process 0,
+/// writes the counters. Returns `None` when the variable is not set.
+#[must_use]
+pub fn cluster_child() -> Option<Result<(), Box<dyn std::error::Error>>> {
+    let flags = std::env::var(CHILD_ENV).ok()?;
+    Some((|| {
+        let (config, _) = ClusterConfig::from_args(flags.split(' '))?;
+        let var = |n: &str| std::env::var_os(n).ok_or(format!("{n} not set"));
+        let input = TextInput::path(var("SYSBLOCKS_MAPREDUCE_INPUT")?);
+        let out = PathBuf::from(var("SYSBLOCKS_MAPREDUCE_OUT")?);
+        let runner = Runner::builder().build()?;
+        let (_, counters) = if var("SYSBLOCKS_MAPREDUCE_COMBINE")? == "1" {
+            runner.run_cluster_to_dir(&config, WordCount, &input, &out, count_line)?
+        } else {
+            runner.run_cluster_to_dir(&config, NoCombine, &input, &out, count_line)?
+        };
+        if config.process() == 0 {
+            std::fs::write(var("SYSBLOCKS_MAPREDUCE_COUNTERS")?, counters.to_string())?;
+        }
+        Ok(())
+    })())
 }
