@@ -437,3 +437,42 @@ fn counters_are_summed_across_workers_and_processes() {
         );
     }
 }
+
+/// An input path missing on one process: that process fails with
+/// `JobError::Input`, the other with a typed cluster error (`PeerFailed`
+/// naming it when its status arrives, `WorkerLost` when the failed process
+/// exits first); neither hangs and no output is published.
+#[test]
+fn input_missing_on_one_process_fails_both_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = corpus(dir.path());
+    let out = dir.path().join("out");
+    let missing = dir.path().join("not-here");
+    let logs: Vec<PathBuf> = (0..2)
+        .map(|p| dir.path().join(format!("err-{p}")))
+        .collect();
+    let mut settings = LocalLaunch::new(2, 1);
+    settings.retries = 0;
+    settings.grace = Duration::from_secs(60);
+    let t = Instant::now();
+    let e = launch_local(&settings, |flags| {
+        let p: usize = flags[flags.iter().position(|f| f == "-p").unwrap() + 1]
+            .parse()
+            .unwrap();
+        let input = if p == 1 { &missing } else { &files[0] };
+        let mut c = child(flags, input, &out);
+        c.stderr(std::fs::File::create(&logs[p]).unwrap());
+        c
+    })
+    .unwrap_err();
+    assert!(matches!(e, ClusterError::ProcessFailed { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(50));
+    let log = |p: usize| std::fs::read_to_string(&logs[p]).unwrap();
+    assert!(log(1).contains("Input {"), "{}", log(1));
+    let other = log(0);
+    assert!(
+        other.contains("PeerFailed { worker: 1") || other.contains("WorkerLost {"),
+        "{other}"
+    );
+    assert!(!out.exists());
+}
