@@ -265,7 +265,8 @@ fn cluster_cases(
             Err(e) => return missing(report, &e),
         };
         let two_procs = start.elapsed().as_secs_f64();
-        // The mean worker's time, connected to reduced.
+        // The mean worker's time, from the start barrier (every process
+        // connected) to reduced.
         let job = c.get("mapreduce.worker_nanos") as f64 / 2e9;
         with = Some(c);
         let dir = match tempfile::tempdir_in(scratch) {

@@ -45,7 +45,8 @@ pub struct ClusterOutput<K, O> {
     /// `mapreduce.exchange_bytes` (frame bytes sent through the exchange)
     /// and `mapreduce.exchange_remote_bytes` (those sent to another
     /// worker), and `mapreduce.worker_nanos`, the time each worker ran
-    /// from its start (all processes connected) to its partitions reduced,
+    /// from the start (every worker of every process started) to its
+    /// partitions reduced,
     /// by the runner's clock (summed: divide by the workers for the mean).
     pub counters: Counters,
 }

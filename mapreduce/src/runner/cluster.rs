@@ -40,8 +40,9 @@ const BATCH: usize = 256 * 1024;
 /// Counter names the cluster runner fills in, beside the runner's.
 const EXCHANGE_BYTES: &str = "mapreduce.exchange_bytes";
 const EXCHANGE_REMOTE_BYTES: &str = "mapreduce.exchange_remote_bytes";
-/// Nanoseconds each worker ran, from its start (the processes connected)
-/// to its partitions reduced, by the runner's clock, summed over workers.
+/// Nanoseconds each worker ran, from the start barrier (every worker of
+/// every process started) to its partitions reduced, by the runner's
+/// clock, summed over workers.
 const WORKER_NANOS: &str = "mapreduce.worker_nanos";
 
 /// The splits of a text input assigned to one worker: `w`, `w + W`, ...
@@ -258,7 +259,6 @@ impl<P> Runner<P> {
         let me = worker.index();
         let peers = worker.peers();
         let runner = self.for_worker(local_workers);
-        let started = self.clock.now_nanos();
         let received: Rc<RefCell<Vec<Msg>>> = Rc::default();
         let (mut handle, probe) = worker.dataflow::<u32, _, _>(|scope| {
             let (handle, stream) = scope.new_input::<Vec<Msg>>();
@@ -279,6 +279,15 @@ impl<P> Runner<P> {
                 .probe();
             (handle, probe)
         });
+        // Round 0 is a start barrier: every worker starts mapping once all
+        // have started (timely's connection setup may start one process's
+        // workers a second before another's), and `started` is then the
+        // same moment everywhere.
+        handle.advance_to(1);
+        while probe.less_than(&1) {
+            worker.step_or_park(Some(std::time::Duration::from_millis(1)));
+        }
+        let started = self.clock.now_nanos();
         let status =
             |stage: u8, plan: Option<(u64, u64)>, error: Option<String>, counters: &Counters| {
                 (0..peers)
@@ -389,9 +398,9 @@ impl<P> Runner<P> {
         ) {
             handle.send(m);
         }
-        handle.advance_to(1);
+        handle.advance_to(2);
         let mut r = Ok(());
-        while probe.less_than(&1) {
+        while probe.less_than(&2) {
             worker.step_or_park(Some(std::time::Duration::from_millis(1)));
             if r.is_ok() {
                 r = drain(&mut inbox, &mut statuses);
