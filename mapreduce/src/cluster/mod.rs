@@ -25,6 +25,7 @@
 //! ([`launch_local`]) retries the whole job.
 
 mod config;
+pub(crate) mod execute;
 pub(crate) mod inbox;
 mod launch;
 
