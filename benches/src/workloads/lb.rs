@@ -159,7 +159,8 @@ pub fn lb_service_request<S: Strategy>(n: usize, strategy: S) -> impl FnMut(u64)
         for _ in 0..iters {
             match balance.poll_ready(&mut cx) {
                 Poll::Ready(Ok(())) => {
-                    black_box(ready_now(balance.call(())).expect("instant answer"));
+                    let answer: () = ready_now(balance.call(())).expect("instant answer");
+                    black_box(answer);
                 }
                 _ => panic!("always-ready services are ready"),
             }
