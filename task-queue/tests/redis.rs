@@ -51,6 +51,11 @@ fn redis_backend() {
         ("handler timeout", a_handler_timeout_fails_the_attempt),
         ("shutdown", shutdown_hands_back_what_was_read_ahead),
         (
+            "batched acks",
+            completions_are_batched_and_flushed_when_the_session_ends,
+        ),
+        ("acks at shutdown", a_pool_shutdown_leaves_no_pending_entry),
+        (
             "wrong type",
             a_key_of_the_wrong_type_is_a_typed_error_and_the_queue_recovers,
         ),
@@ -382,6 +387,75 @@ fn shutdown_hands_back_what_was_read_ahead() {
         let d = s.lease(Duration::from_secs(2), &stop).unwrap();
         assert_eq!(s.complete(&d, Ok(())), Outcome::Completed);
     }
+}
+
+/// The group's pending entries (`XPENDING` summary) on each stream.
+fn pending_entries(name: &str) -> Vec<i64> {
+    let url = url().unwrap();
+    (0..3)
+        .map(|l| {
+            match cmd(
+                &url,
+                &["XPENDING", &format!("tq:{{{name}}}:s:{l}"), "workers"],
+            ) {
+                redis::Value::Array(a) => match a.first() {
+                    Some(redis::Value::Int(n)) => *n,
+                    other => panic!("XPENDING count: {other:?}"),
+                },
+                other => panic!("XPENDING: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+fn completions_are_batched_and_flushed_when_the_session_ends() {
+    let Some(b) = builder("batched-acks") else {
+        return;
+    };
+    let q = b.prefetch(8).build().unwrap();
+    q.submit_batch((0..4).map(|i| Task::new(vec![i])).collect())
+        .unwrap();
+    let mut s = q.session(0).unwrap();
+    let stop = AtomicBool::new(false);
+    for _ in 0..3 {
+        let d = s.lease(Duration::from_secs(2), &stop).unwrap();
+        assert_eq!(s.complete(&d, Ok(())), Outcome::Completed);
+    }
+    // Three completions queued, not sent yet: all four entries pending.
+    assert_eq!(pending_entries("batched-acks"), [0, 4, 0]);
+    assert_eq!(q.stats().completed, 0);
+    let _last = s.lease(Duration::from_secs(2), &stop).unwrap();
+    drop(s);
+    // The session's end sent them; the unfinished one stays pending.
+    assert_eq!(pending_entries("batched-acks"), [0, 1, 0]);
+    assert_eq!(q.stats().completed, 3);
+    assert_eq!(q.pending().unwrap(), 1, "completed entries are deleted");
+}
+
+fn a_pool_shutdown_leaves_no_pending_entry() {
+    let Some(b) = builder("acks-at-shutdown") else {
+        return;
+    };
+    let q = b.prefetch(64).build().unwrap();
+    let ran = Arc::new(AtomicU32::new(0));
+    let r = Arc::clone(&ran);
+    let pool = WorkerPool::start(&q, 4, move |_: &Delivery| -> Result<(), TaskError> {
+        r.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    })
+    .unwrap();
+    q.submit_batch(
+        (0..500u32)
+            .map(|i| Task::new(i.to_le_bytes().to_vec()))
+            .collect(),
+    )
+    .unwrap();
+    wait_until("500 ran", || ran.load(Ordering::SeqCst) >= 500);
+    let report = pool.shutdown(Duration::from_secs(5));
+    assert_eq!(report.busy_workers, 0);
+    assert_eq!(pending_entries("acks-at-shutdown"), [0, 0, 0]);
+    assert_eq!(q.stats().completed, 500);
+    assert_eq!(q.pending().unwrap(), 0);
 }
 
 fn a_key_of_the_wrong_type_is_a_typed_error_and_the_queue_recovers() {

@@ -96,7 +96,10 @@ impl RedisQueueBuilder {
         self
     }
 
-    /// Entries a worker reads per stream at once (`XREADGROUP COUNT`).
+    /// Entries a worker reads per stream at once (`XREADGROUP COUNT`), and
+    /// the most successful completions it queues before acknowledging them
+    /// in one round trip (they also go with its next read, and when it
+    /// stops).
     #[must_use]
     pub fn prefetch(mut self, n: usize) -> Self {
         self.prefetch = n;

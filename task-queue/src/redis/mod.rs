@@ -6,7 +6,12 @@
 //!   delayed ones; a batch is stored whole or not at all;
 //! - lease: `XREADGROUP` on the three priority streams, one consumer per
 //!   worker, high priority first;
-//! - complete: `XACK` then `XDEL`;
+//! - complete: `XACK` then `XDEL` (in `MULTI`/`EXEC`), batched: a
+//!   worker's completions go as one `XACK` per stream in the same round
+//!   trip as its next `XREADGROUP` (or once a fetch's worth is queued, and
+//!   when the worker stops). A worker killed before that runs those tasks
+//!   again: delivery is at least once, and what an acknowledged *submit*
+//!   survives (`durability.rs`) is unchanged;
 //! - lease expiry: `XAUTOCLAIM` with min-idle equal to the lease, so a
 //!   crashed worker's tasks go to a live one; a running handler's lease is
 //!   kept by a heartbeat (`XCLAIM ... JUSTID`, which resets the idle time
@@ -445,6 +450,7 @@ impl RedisQueue {
             last_promote: None,
             last_reclaim: None,
             last_cleanup: None,
+            acks: Vec::new(),
         }
     }
 }

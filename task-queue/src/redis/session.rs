@@ -38,6 +38,60 @@ pub(super) struct RedisSession {
     pub(super) last_promote: Option<u64>,
     pub(super) last_reclaim: Option<u64>,
     pub(super) last_cleanup: Option<u64>,
+    /// Entries completed successfully but not acknowledged yet, as (level,
+    /// stream id): sent as one `XACK` per stream with the next
+    /// `XREADGROUP`, when there are `prefetch` of them, or when the session
+    /// ends. A crash before then runs those tasks again (delivery is at
+    /// least once; an acknowledged submit is never lost).
+    pub(super) acks: Vec<(u8, String)>,
+}
+
+/// Appends, per priority stream with ids in `acks`, `MULTI`, one `XACK`
+/// and one `XDEL` of all its ids, and `EXEC` (a crash between the two
+/// would leave an acknowledged entry in the stream for good). Returns the
+/// number of ids of each stream, in the order added: four replies each.
+fn pipe_acks(pipe: &mut redis::Pipeline, inner: &Inner, acks: &[(u8, String)]) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for level in 0..3u8 {
+        let ids: Vec<&str> = acks
+            .iter()
+            .filter(|(l, _)| *l == level)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let key = &inner.keys.streams[usize::from(level)];
+        pipe.cmd("MULTI")
+            .cmd("XACK")
+            .arg(key)
+            .arg(&inner.group)
+            .arg(&ids)
+            .cmd("XDEL")
+            .arg(key)
+            .arg(&ids)
+            .cmd("EXEC");
+        counts.push(ids.len() as u64);
+    }
+    counts
+}
+
+/// The ids acknowledged, from the replies of [`pipe_acks`]' commands
+/// (first in `replies`) for streams of `counts` ids.
+fn acked(replies: &[redis::Value], counts: &[u64]) -> Result<u64, RedisQueueError> {
+    let mut n = 0u64;
+    for i in 0..counts.len() {
+        let exec = replies.get(4 * i + 3).cloned().unwrap_or(redis::Value::Nil);
+        let first = reply::array("XACK", exec)?.into_iter().next();
+        let Some(x) = first else {
+            return Err(RedisQueueError::UnexpectedReply {
+                command: "XACK",
+                detail: "no reply".into(),
+            });
+        };
+        n += u64::try_from(reply::int("XACK", &x)?).unwrap_or(0);
+    }
+    Ok(n)
 }
 
 impl RedisSession {
@@ -155,10 +209,13 @@ impl RedisSession {
     /// to `block`.
     fn read(&mut self, block: Duration) -> Result<(), RedisQueueError> {
         let ms = block.as_millis().max(1);
-        let v = self.run("XREADGROUP", |conn, inner, consumer| {
+        let acks = std::mem::take(&mut self.acks);
+        let r = self.run("XREADGROUP", |conn, inner, consumer| {
             let k = &inner.keys.streams;
-            redis::cmd("XREADGROUP")
-                .arg("GROUP")
+            let mut pipe = redis::pipe();
+            let counts = pipe_acks(&mut pipe, inner, &acks);
+            let mut read = redis::cmd("XREADGROUP");
+            read.arg("GROUP")
                 .arg(&inner.group)
                 .arg(consumer)
                 .arg("COUNT")
@@ -171,10 +228,40 @@ impl RedisSession {
                 .arg(&k[2])
                 .arg(">")
                 .arg(">")
-                .arg(">")
-                .query::<redis::Value>(conn)
-                .map_err(|e| reply::error("XREADGROUP", &e))
-        })?;
+                .arg(">");
+            if acks.is_empty() {
+                // Alone, so that its error (`NOGROUP`) comes back as is.
+                let v = read
+                    .query::<redis::Value>(conn)
+                    .map_err(|e| reply::error("XREADGROUP", &e))?;
+                return Ok((Ok(0), v));
+            }
+            pipe.add_command(read);
+            let mut replies = pipe
+                .query::<Vec<redis::Value>>(conn)
+                .map_err(|e| reply::error("XREADGROUP", &e))?;
+            let read = replies.pop().unwrap_or(redis::Value::Nil);
+            // A bad answer to the acknowledgements does not lose the read.
+            Ok((acked(&replies, &counts), read))
+        });
+        let v = match r {
+            Ok((n, v)) => {
+                match n {
+                    Ok(n) => self.count_acks(acks.len() as u64, n),
+                    Err(_) => self.inner.stats.lock().errors += 1,
+                }
+                v
+            }
+            Err(e) => {
+                // Sent again next time if the connection broke (an `XACK`
+                // that arrived then answers 0: a duplicate, harmless);
+                // otherwise left to expire and run again.
+                if matches!(e, RedisQueueError::Connection { .. }) {
+                    self.acks.extend(acks);
+                }
+                return Err(e);
+            }
+        };
         let mut got: Vec<(u8, reply::RawEntry)> = Vec::new();
         for (stream, entries) in reply::streams("XREADGROUP", v)? {
             let Some(level) = self.level_of(&stream) else {
@@ -351,6 +438,33 @@ impl RedisSession {
         Ok(())
     }
 
+    /// Counts `acked` of `sent` queued completions as completed, the rest
+    /// as duplicates (their entries were no longer pending).
+    fn count_acks(&self, sent: u64, acked: u64) {
+        let mut s = self.inner.stats.lock();
+        s.completed += acked;
+        s.duplicate_completions += sent.saturating_sub(acked);
+    }
+
+    /// Sends the queued acknowledgements now, in one round trip, retrying
+    /// through broken connections; returns how many were acknowledged.
+    fn flush_acks(&mut self) -> Result<u64, RedisQueueError> {
+        if self.acks.is_empty() {
+            return Ok(0);
+        }
+        let acks = std::mem::take(&mut self.acks);
+        let n = self.run_patiently("XACK", |conn, inner, _| {
+            let mut pipe = redis::pipe();
+            let counts = pipe_acks(&mut pipe, inner, &acks);
+            let replies = pipe
+                .query::<Vec<redis::Value>>(conn)
+                .map_err(|e| reply::error("XACK", &e))?;
+            acked(&replies, &counts)
+        })?;
+        self.count_acks(acks.len() as u64, n);
+        Ok(n)
+    }
+
     /// Acknowledges and deletes an entry and re-queues its task after
     /// `delay_ms`, or dead-letters it when `failures` reached the maximum.
     /// Returns the script's answer: -1 stale, -2 dead, else the run-at time.
@@ -437,39 +551,20 @@ impl Session for RedisSession {
         if delivery.queue != self.inner.id {
             return Outcome::Foreign;
         }
-        let level = usize::from(entry.level);
         match result {
             Ok(()) => {
-                let acked = self.run_patiently("XACK", |conn, inner, _| {
-                    let key = &inner.keys.streams[level];
-                    // MULTI/EXEC: a crash between the two would leave an
-                    // acknowledged entry in the stream for good.
-                    let v: Vec<redis::Value> = redis::pipe()
-                        .atomic()
-                        .cmd("XACK")
-                        .arg(key)
-                        .arg(&inner.group)
-                        .arg(&entry.stream_id)
-                        .cmd("XDEL")
-                        .arg(key)
-                        .arg(&entry.stream_id)
-                        .query(conn)
-                        .map_err(|e| reply::error("XACK", &e))?;
-                    match v.first() {
-                        Some(x) => reply::int("XACK", x),
-                        None => Err(RedisQueueError::UnexpectedReply {
-                            command: "XACK",
-                            detail: "no reply".into(),
-                        }),
-                    }
-                });
-                let mut s = self.inner.stats.lock();
-                if acked == Ok(1) {
-                    s.completed += 1;
-                    Outcome::Completed
-                } else {
-                    s.duplicate_completions += u64::from(acked.is_ok());
-                    Outcome::Stale
+                self.acks.push((entry.level, entry.stream_id));
+                // More entries read ahead, or acknowledgements queued: this
+                // one goes with the next read (or the batch when full).
+                // Otherwise it is sent now, so that a lone completion
+                // reports whether it was stale.
+                let lone = self.acks.len() == 1 && self.buffer.is_empty();
+                if !lone && self.acks.len() < self.inner.prefetch.max(1) {
+                    return Outcome::Completed;
+                }
+                match self.flush_acks() {
+                    Ok(n) if n > 0 || !lone => Outcome::Completed,
+                    _ => Outcome::Stale,
                 }
             }
             Err(e) => {
@@ -529,6 +624,7 @@ impl Session for RedisSession {
     }
 
     fn release_unstarted(&mut self) -> Vec<TaskId> {
+        let _ = self.flush_acks();
         let mut released = Vec::new();
         while let Some((d, _)) = self.buffer.pop_front() {
             let Some(entry) = d.entry.clone() else {
@@ -562,6 +658,9 @@ impl Drop for RedisSession {
     /// back), the consumer stays until they are reclaimed and a live
     /// session's cleanup removes it.
     fn drop(&mut self) {
+        if !self.acks.is_empty() {
+            let _ = self.flush_acks();
+        }
         if self.conn.is_some() {
             let consumer = self.consumer.clone();
             let _ = self.remove_consumers(Duration::ZERO, &consumer);
