@@ -31,7 +31,7 @@ use sysblocks_lru_ttl_cache::Cache;
 
 use crate::harness::{measured, run_timed, time_iters, Contender, Mode};
 use crate::report::{LineChart, Report};
-use crate::workloads::rate_limiter_redis::{quantiles_us, raw, Server};
+use crate::workloads::rate_limiter_redis::{quantiles_us, raw};
 
 const KRATE: &str = "dist-cache";
 
@@ -54,15 +54,8 @@ const PREFIX: &str = "dc:";
 /// server.
 pub fn run(mode: Mode, report: &mut Report) {
     resize(mode, report);
-    let server = match Server::start() {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("dist-cache: the Redis cases were skipped: {why}");
-            report
-                .missing
-                .push((format!("{KRATE}: Redis cases"), format!("skipped: {why}")));
-            return;
-        }
+    let Some(server) = super::redis_server_or_skip(KRATE, report) else {
+        return;
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -12,6 +12,7 @@ pub mod task_queue_redis;
 
 use crate::harness::Mode;
 use crate::report::Report;
+use crate::workloads::rate_limiter_redis::Server;
 
 /// The crates the report covers, in report order.
 pub const CRATES: &[&str] = &[
@@ -40,5 +41,20 @@ pub fn run_crate(krate: &str, mode: Mode, report: &mut Report) {
         other => report
             .missing
             .push((other.to_owned(), "no cases for this crate".to_owned())),
+    }
+}
+
+/// Starts a private redis-server for `krate`'s Redis cases, or says on
+/// stderr and in the report's missing items why they were skipped.
+pub(crate) fn redis_server_or_skip(krate: &str, report: &mut Report) -> Option<Server> {
+    match Server::start() {
+        Ok(server) => Some(server),
+        Err(why) => {
+            eprintln!("{krate}: the Redis cases were skipped: {why}");
+            report
+                .missing
+                .push((format!("{krate}: Redis cases"), format!("skipped: {why}")));
+            None
+        }
     }
 }

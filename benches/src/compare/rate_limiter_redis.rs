@@ -13,22 +13,15 @@ use crate::harness::{measured, run_timed, Contender, Mode};
 use crate::report::Report;
 use crate::workloads::rate_limiter_redis::{
     keys, load_trivial, naive_batch, naive_check, ours, quantiles_us, raw, redis_benchmark,
-    trivial, Server, BATCH, KEYS,
+    trivial, BATCH, KEYS,
 };
 
 const KRATE: &str = "rate-limiter";
 
 /// Adds the Redis cases to `report`, or notes why they were skipped.
 pub fn run(mode: Mode, report: &mut Report) {
-    let server = match Server::start() {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("rate-limiter: the Redis cases were skipped: {why}");
-            report
-                .missing
-                .push((format!("{KRATE}: Redis cases"), format!("skipped: {why}")));
-            return;
-        }
+    let Some(server) = super::redis_server_or_skip(KRATE, report) else {
+        return;
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

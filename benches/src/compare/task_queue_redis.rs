@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use crate::harness::{measured, median, Mode};
 use crate::report::Report;
-use crate::workloads::rate_limiter_redis::Server;
 use crate::workloads::task_queue_redis::{
     quantile, round, Admin, Batching, Kind, Load, Round, FETCH_BATCH, PRODUCERS, SUBMIT_BATCH,
     WORKERS,
@@ -32,15 +31,8 @@ const RUN: [Kind; 4] = [Kind::Ours, Kind::Apalis, Kind::List, Kind::Streams];
 
 /// Adds the Redis cases to `report`, or notes why they were skipped.
 pub fn run(mode: Mode, report: &mut Report) {
-    let server = match Server::start() {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("task-queue: the Redis cases were skipped: {why}");
-            report
-                .missing
-                .push((format!("{KRATE}: Redis cases"), format!("skipped: {why}")));
-            return;
-        }
+    let Some(server) = super::redis_server_or_skip(KRATE, report) else {
+        return;
     };
     // apalis is async: its workers and connection run here (as many
     // threads as cores, tokio's default); producers call in with
