@@ -1,10 +1,8 @@
 //! `DistCacheBuilder`: every setting checked before anything connects.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion};
 use sysblocks_clock::{Clock, MonotonicClock, SharedClock};
@@ -15,6 +13,7 @@ use crate::health::Ejection;
 use crate::near::{Near, NearCache, Tracker};
 use crate::node::Node;
 use crate::placement::{Locator, Placement};
+use crate::sync::{Arc, Mutex, RwLock};
 
 /// The most replicas a key may have.
 pub const MAX_REPLICAS: usize = 16;

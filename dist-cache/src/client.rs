@@ -4,13 +4,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
 use sysblocks_clock::SharedClock;
 use sysblocks_consistent_hash::hash_key;
 use tokio::sync::watch;
@@ -20,6 +17,7 @@ use crate::health::Ejection;
 use crate::near::Near;
 use crate::node::{get_pipeline, Node};
 use crate::placement::{Locator, Placement};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, RwLock};
 
 /// The longest key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 64 * 1024;

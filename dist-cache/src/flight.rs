@@ -88,7 +88,7 @@ impl DistCache {
             self.inner
                 .counters
                 .loads
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
             let loaded = load().await.map_err(LoadError::Load)?;
             if let Some(v) = &loaded {
                 match self.set(key, v.clone()).await {

@@ -3,12 +3,12 @@
 //! keys go to the next node, or miss) for a back-off that grows with each
 //! ejection, then re-admitted on trial; one success clears its count.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sysblocks_clock::saturating_nanos;
 
 use crate::error::BuildError;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// When a failing node is ejected and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,12 +114,17 @@ impl Health {
         if n < policy.consecutive_failures || self.ejected_until.load(Ordering::Acquire) != 0 {
             return false;
         }
-        let times = self.times_ejected.fetch_add(1, Ordering::Relaxed) + 1;
+        // Counted only by the call that ejects: two failures that reach
+        // the threshold together make one ejection, not two.
+        let times = self.times_ejected.load(Ordering::Relaxed) + 1;
         let until = now.saturating_add(policy.length(times)).max(1);
         let ejected = self
             .ejected_until
             .compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
+        if ejected {
+            self.times_ejected.fetch_add(1, Ordering::Relaxed);
+        }
         self.consecutive.store(0, Ordering::Relaxed);
         ejected
     }
@@ -163,5 +168,92 @@ mod tests {
             ..Ejection::default()
         };
         assert!(p.validate().is_err());
+    }
+}
+
+/// loom models of the ejection state: concurrent failures eject once, and a
+/// re-admission racing new failures leaves a consistent state.
+#[cfg(all(test, sysblocks_loom))]
+mod loom_models {
+    use super::{Ejection, Health};
+    use crate::sync::{model, thread, Arc};
+    use std::time::Duration;
+
+    const S: u64 = 1_000_000_000;
+
+    fn policy(consecutive_failures: u32) -> Ejection {
+        Ejection {
+            consecutive_failures,
+            base_ejection_time: Duration::from_secs(1),
+            max_ejection_time: Duration::from_secs(30),
+        }
+    }
+
+    /// Two failures that both reach a threshold of one: exactly one call
+    /// reports the ejection, and it is counted once.
+    #[test]
+    fn loom_concurrent_failures_eject_once() {
+        model(|| {
+            let h = Arc::new(Health::default());
+            let p = policy(1);
+            let other = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || h.on_failure(0, &p))
+            };
+            let mine = h.on_failure(0, &p);
+            let theirs = other.join().unwrap();
+            assert!(mine ^ theirs, "ejected by {mine} / {theirs}");
+            assert_eq!(h.times_ejected(), 1);
+            assert!(h.is_ejected(0));
+            assert!(!h.is_available(S / 2));
+            assert!(h.is_available(S));
+        });
+    }
+
+    /// With a threshold of two, two concurrent failures eject exactly once
+    /// (whichever counts second), never zero times.
+    #[test]
+    fn loom_failures_reaching_the_threshold_together_eject() {
+        model(|| {
+            let h = Arc::new(Health::default());
+            let p = policy(2);
+            let other = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || h.on_failure(0, &p))
+            };
+            let mine = h.on_failure(0, &p);
+            let theirs = other.join().unwrap();
+            assert!(mine ^ theirs);
+            assert_eq!(h.times_ejected(), 1);
+            assert!(h.is_ejected(S / 2));
+        });
+    }
+
+    /// Two readers find the back-off over at the same time: both see the
+    /// node available, and it is re-admitted (not ejected) afterwards,
+    /// while a failure counted meanwhile is either cleared or kept, never
+    /// turned into an ejection by one failure under a threshold of two.
+    #[test]
+    fn loom_readmission_races_readers_and_a_failure() {
+        model(|| {
+            let h = Arc::new(Health::default());
+            let p = policy(2);
+            assert!(!h.on_failure(0, &p));
+            assert!(h.on_failure(0, &p));
+            let reader = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || h.is_available(S))
+            };
+            let failer = {
+                let h = Arc::clone(&h);
+                thread::spawn(move || h.on_failure(S, &p))
+            };
+            assert!(h.is_available(S));
+            assert!(reader.join().unwrap());
+            let ejected_again = failer.join().unwrap();
+            assert!(!ejected_again, "one failure under a threshold of two");
+            assert!(!h.is_ejected(S));
+            assert_eq!(h.times_ejected(), 1);
+        });
     }
 }

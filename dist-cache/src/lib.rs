@@ -12,6 +12,7 @@ mod near;
 mod node;
 mod placement;
 pub mod resize;
+mod sync;
 mod write_through;
 
 pub use blocking::BlockingDistCache;

@@ -10,14 +10,13 @@
 //! read and its write can still be undone (the copy then lives until its
 //! TTL); reads in the window miss where the copy has not arrived yet.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use crate::builder::{build_topology, connect_node};
 use crate::client::{key_hash, DistCache, Topology};
 use crate::error::BuildError;
 use crate::node::Node;
+use crate::sync::Arc;
 
 /// One key to copy: Redis key, value, remaining TTL in milliseconds.
 type Copy<'a> = (&'a [u8], &'a Bytes, u64);

@@ -18,8 +18,6 @@
 //! cleared when a tracking connection is lost (its invalidations may be
 //! lost with it).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +28,7 @@ use sysblocks_lru_ttl_cache::Cache;
 use tokio::sync::mpsc;
 
 use crate::error::BuildError;
+use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 
 /// The near cache's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,7 +284,6 @@ async fn track(client: redis::Client, near: Arc<Near>, live: Arc<AtomicBool>, ti
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use bytes::Bytes;
@@ -293,6 +291,7 @@ mod tests {
 
     use super::{Near, NearCache, Value};
     use crate::client::key_hash;
+    use crate::sync::Arc;
 
     const TTL: Duration = Duration::from_millis(500);
 
@@ -348,5 +347,63 @@ mod tests {
         assert!(n.get("j").is_some());
         n.on_invalidate(&[Value::Nil]);
         assert_eq!(n.len(), 0);
+    }
+}
+
+/// loom models of the fill/invalidation protocol: a remote read that raced
+/// a write's invalidation (or a flush) never leaves the old value behind.
+#[cfg(all(test, sysblocks_loom))]
+mod loom_models {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::{Near, NearCache};
+    use crate::client::key_hash;
+    use crate::sync::{model, thread, Arc, AtomicU64, Ordering};
+
+    /// One reader fills the near cache from "Redis" (an atomic version)
+    /// while a writer changes the version and then announces it, by an
+    /// invalidation push or (`flush`) by a lost tracking connection.
+    /// Whatever the interleaving, the near copy left is absent or new.
+    fn race(flush: bool) {
+        model(move || {
+            let settings = NearCache {
+                capacity: 2,
+                ttl: Duration::from_secs(60),
+            };
+            let near = Arc::new(Near::new(settings, "p:", None).unwrap());
+            let remote = Arc::new(AtomicU64::new(1));
+            let writer = {
+                let (near, remote) = (Arc::clone(&near), Arc::clone(&remote));
+                thread::spawn(move || {
+                    remote.store(2, Ordering::SeqCst);
+                    if flush {
+                        near.clear();
+                    } else {
+                        near.invalidate("k", key_hash("k"));
+                    }
+                })
+            };
+            let ticket = near.ticket(key_hash("k"));
+            let seen = remote.load(Ordering::SeqCst);
+            near.fill("k", Bytes::from(seen.to_string()), ticket);
+            writer.join().unwrap();
+            let kept = near.get("k");
+            assert!(
+                kept.is_none() || kept.as_deref() == Some(&b"2"[..]),
+                "stale copy kept: {kept:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn loom_a_fill_racing_an_invalidation_keeps_no_stale_copy() {
+        race(false);
+    }
+
+    #[test]
+    fn loom_a_fill_racing_a_flush_keeps_no_stale_copy() {
+        race(true);
     }
 }

@@ -2,13 +2,13 @@
 //! `sysblocks-lru-ttl-cache`.
 
 use std::fmt;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use sysblocks_lru_ttl_cache::Store;
 
 use crate::client::DistCache;
 use crate::error::{LoadError, WriteError};
+use crate::sync::Arc;
 
 /// A [`DistCache`] in front of a [`Store`] (a database): reads are
 /// cache-aside with single flight ([`DistCache::get_or_load`]), writes go
