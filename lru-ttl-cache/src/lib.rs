@@ -7,6 +7,7 @@ mod error;
 mod expiry;
 mod flight;
 mod lru;
+mod read_buffer;
 mod recency;
 mod settings;
 mod stats;

@@ -25,6 +25,11 @@ use crate::workloads::lru_ttl_cache::{
 /// nothing: `SYSBLOCKS_HIT_RATIOS_ONLY=1 compare --only lru-ttl-cache`.
 pub const HIT_RATIOS_ONLY: &str = "SYSBLOCKS_HIT_RATIOS_ONLY";
 
+/// Set (to anything) to run only the throughput cases, without the
+/// memory section and the trace replays:
+/// `SYSBLOCKS_SPEED_ONLY=1 compare --only lru-ttl-cache`.
+pub const SPEED_ONLY: &str = "SYSBLOCKS_SPEED_ONLY";
+
 /// Set to a comma-separated list of trace names to replay only those
 /// (whatever the mode): `SYSBLOCKS_HIT_TRACES=OLTP,P12`.
 pub const HIT_TRACES: &str = "SYSBLOCKS_HIT_TRACES";
@@ -46,6 +51,9 @@ pub fn run(mode: Mode, report: &mut Report) {
     if std::env::var_os(HIT_RATIOS_ONLY).is_none() {
         throughput(mode, report);
         threads_chart(report);
+        if std::env::var_os(SPEED_ONLY).is_some() {
+            return;
+        }
         memory(mode, report);
     }
     hit_ratios(mode, report);

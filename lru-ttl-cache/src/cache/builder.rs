@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use sysblocks_clock::Clock;
 
-use super::{Cache, Inner, Listener, Loader, Padded, Shard, MAX_SHARDS};
+use super::{Cache, Inner, Listener, Loader, Shard, ShardLock, MAX_SHARDS};
 use crate::error::BuildError;
 use crate::lru::LruCache;
-use crate::settings::{validate_capacity, Settings};
+use crate::settings::{validate_capacity, Policy, Settings};
 use crate::stats::RemovalCause;
 use crate::sync::{Arc, Mutex, StdArc};
 
@@ -195,11 +195,15 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         };
         let base = capacity / n as u64;
         let extra = capacity % n as u64;
+        // Hits move nothing but the policy's order (see `ShardLock`).
+        let shared_reads = settings.policy == Policy::WTinyLfu
+            && settings.tti.is_none()
+            && settings.expire_after.is_none();
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
             let cap = base + u64::from((i as u64) < extra);
             let cap = validate_capacity(Some(cap), weighted)?;
-            shards.push(Padded(Mutex::new(Shard {
+            let shard = Shard {
                 lru: LruCache::with_settings(
                     cap,
                     &settings,
@@ -207,7 +211,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                     settings.reserve(cap, n),
                 ),
                 inflight: hashbrown::HashMap::with_hasher(self.hasher.clone()),
-            })));
+            };
+            shards.push(ShardLock::new(shard, shared_reads));
         }
         Ok(Cache {
             inner: Arc::new(Inner {

@@ -40,7 +40,7 @@ where
         let mut removed = 0;
         for s in self.inner.shards.iter() {
             let mut pending = Pending::new(self.inner.listener.as_ref());
-            let mut shard = s.0.lock();
+            let mut shard = s.write();
             removed += shard
                 .lru
                 .retain_with(|k, v| !pred(k, v), &mut pending.sink());
@@ -70,7 +70,7 @@ where
     pub fn set_capacity(&self, capacity: u64) -> Result<(), BuildError> {
         let shards = &self.inner.shards;
         let n = shards.len() as u64;
-        let weighted = shards[0].0.lock().lru.is_weighted();
+        let weighted = shards[0].read().lru.is_weighted();
         validate_capacity(Some(capacity), true)?;
         if n > capacity {
             return Err(BuildError::Conflict {
@@ -85,7 +85,7 @@ where
         let mut current = self.inner.capacity.lock();
         for (i, s) in shards.iter().enumerate() {
             let cap = base + u64::from((i as u64) < extra);
-            let mut shard = s.0.lock();
+            let mut shard = s.write();
             if let Err(e) = shard.lru.set_capacity_with(cap, &mut pending.sink()) {
                 unreachable!("share validated above: {e}")
             }
@@ -142,7 +142,7 @@ where
             }
             let s = self.cache.inner.shards.get(self.next_shard)?;
             self.next_shard += 1;
-            let shard = s.0.lock();
+            let shard = s.write();
             let copy: Vec<(K, V)> = shard
                 .lru
                 .iter()

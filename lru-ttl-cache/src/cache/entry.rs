@@ -92,7 +92,7 @@ where
         let cache = self.cache;
         let hash = cache.hash_of(&self.key);
         let mut pending = Pending::new(cache.inner.listener.as_ref());
-        let mut shard = cache.shard_for(hash).lock();
+        let mut shard = cache.shard_for(hash).write();
         if let Some(i) = shard.lru.get_index(hash, &self.key, &mut pending.sink()) {
             let value = shard.lru.value_at(i).clone();
             return Entry {

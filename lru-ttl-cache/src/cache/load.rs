@@ -74,7 +74,7 @@ where
         let mut init = Some(init);
         loop {
             let mut pending = Pending::new(self.inner.listener.as_ref());
-            let mut shard = shard_lock.lock();
+            let mut shard = shard_lock.write();
             if let Some(i) = shard.lru.get_index(hash, &key, &mut pending.sink()) {
                 return Ok((shard.lru.value_at(i).clone(), false));
             }
@@ -154,7 +154,7 @@ where
         };
         let cache = self.cache;
         let mut pending = Pending::new(cache.inner.listener.as_ref());
-        let mut shard = cache.shard_for(self.hash).lock();
+        let mut shard = cache.shard_for(self.hash).write();
         // An invalidated flight has already left the map (and the key may
         // have a newer flight there).
         let old = if self.flight.is_invalidated() {
@@ -182,7 +182,7 @@ where
     /// Ends the flight without a value (the guard is then spent).
     pub(super) fn end(&mut self, outcome: Outcome<V>) {
         if let Some(key) = self.key.take() {
-            let mut shard = self.cache.shard_for(self.hash).lock();
+            let mut shard = self.cache.shard_for(self.hash).write();
             if !self.flight.is_invalidated() {
                 shard.inflight.remove(&key);
             }

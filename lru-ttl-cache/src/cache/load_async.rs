@@ -159,7 +159,7 @@ where
     /// after the lock, before the step returns.
     fn step(&self, hash: u64, key: &K) -> Step<V> {
         let mut pending = Pending::new(self.inner.listener.as_ref());
-        let mut shard = self.shard_for(hash).lock();
+        let mut shard = self.shard_for(hash).write();
         if let Some(i) = shard.lru.get_index(hash, key, &mut pending.sink()) {
             return Step::Hit(shard.lru.value_at(i).clone());
         }

@@ -1,5 +1,6 @@
 //! The concurrent cache: a cheap `Clone` handle over N shards, each an
-//! exact [`LruCache`] behind a mutex, with single-flight loading.
+//! [`LruCache`](crate::LruCache) behind a read-write lock
+//! ([`shard`](self::shard)), with single-flight loading.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -8,8 +9,6 @@ use std::time::Duration;
 
 use sysblocks_clock::saturating_nanos;
 
-use crate::flight::Flight;
-use crate::lru::LruCache;
 use crate::stats::{RemovalCause, Stats};
 use crate::sync::{Arc, Mutex, StdArc};
 
@@ -19,30 +18,19 @@ mod entry;
 mod load;
 #[cfg(feature = "async")]
 mod load_async;
+mod shard;
 
 pub use builder::CacheBuilder;
 pub use bulk::CacheIter;
 pub use entry::{Entry, EntrySelector};
+pub(crate) use shard::{Shard, ShardLock};
 
 type Listener<K, V> = StdArc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 type Loader<K, V> = StdArc<dyn Fn(&K) -> Option<V> + Send + Sync>;
 type Evicted<K, V> = Vec<(K, V, RemovalCause)>;
 
-/// One shard: its LRU and the loads in flight for its keys.
-pub(crate) struct Shard<K, V, S> {
-    pub(crate) lru: LruCache<K, V, S>,
-    pub(crate) inflight: hashbrown::HashMap<K, Arc<Flight<V>>, S>,
-}
-
-/// A locked shard on its own cache lines.
-type Slot<K, V, S> = Padded<Mutex<Shard<K, V, S>>>;
-
-/// Keeps shards on separate cache lines.
-#[repr(align(128))]
-struct Padded<T>(T);
-
 struct Inner<K, V, S> {
-    shards: Box<[Slot<K, V, S>]>,
+    shards: Box<[ShardLock<K, V, S>]>,
     hasher: S,
     listener: Option<Listener<K, V>>,
     loader: Option<Loader<K, V>>,
@@ -51,13 +39,17 @@ struct Inner<K, V, S> {
 }
 
 /// A thread-safe cache: N shards selected by key hash, each an exact LRU
-/// with the optional weights, TTL and TTI of [`LruCache`].
+/// (or W-TinyLFU, by [`policy`](CacheBuilder::policy)) with the optional
+/// weights, TTL and TTI of [`LruCache`](crate::LruCache).
 ///
 /// Cloning is cheap (an `Arc`); clones share the cache. With
 /// [`shards(1)`](CacheBuilder::shards) it is an exact global LRU; with more,
 /// each shard is an exact LRU over its part of the keys and capacity.
 ///
 /// `get` returns a clone of the value: keep large values in an `Arc`.
+/// Shards sit behind read-write locks (W-TinyLFU lookups share them; see
+/// [`get`](Self::get)), so the cache is `Sync` when keys and values are
+/// `Send + Sync`.
 ///
 /// ```
 /// use sysblocks_lru_ttl_cache::Cache;
@@ -147,12 +139,12 @@ where
     S: BuildHasher,
 {
     #[inline]
-    fn shard_for(&self, hash: u64) -> &Mutex<Shard<K, V, S>> {
+    fn shard_for(&self, hash: u64) -> &ShardLock<K, V, S> {
         let shards = &self.inner.shards;
         // Remix so the shard choice is independent of the bits the table uses.
         let h = (hash ^ (hash >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         let i = (((h >> 32) * shards.len() as u64) >> 32) as usize;
-        &shards[i].0
+        &shards[i]
     }
 
     #[inline]
@@ -162,6 +154,16 @@ where
 
     /// A clone of the value for `key`, made the most recently used in its
     /// shard. `None` if absent or expired.
+    ///
+    /// Under exact LRU, or with a time to idle or an
+    /// [`Expiry`](crate::Expiry), a lookup takes its shard's lock, as it
+    /// moves the entry or its deadline. Under W-TinyLFU otherwise it takes
+    /// the shard's read lock only, so lookups in one shard run in
+    /// parallel: the hit is recorded in a small buffer that the policy
+    /// replays before the shard's next write. When threads contend, a hit
+    /// that finds the buffer full is not replayed (the policy counts one
+    /// use fewer; [`stats`](Self::stats) counts every hit), and an expired
+    /// entry is left for the next write to reclaim.
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -170,13 +172,16 @@ where
     {
         let hash = self.hash_of(key);
         let lock = self.shard_for(hash);
+        if lock.shared_reads() {
+            return lock.get(hash, key);
+        }
         if self.inner.listener.is_none() {
-            let mut shard = lock.lock();
+            let mut shard = lock.write();
             let i = shard.lru.get_index(hash, key, &mut |_, _, _| {});
             return i.map(|i| shard.lru.value_at(i).clone());
         }
         let mut pending = Pending::new(self.inner.listener.as_ref());
-        let mut shard = lock.lock();
+        let mut shard = lock.write();
         let i = shard.lru.get_index(hash, key, &mut pending.sink());
         let v = i.map(|i| shard.lru.value_at(i).clone());
         drop(shard);
@@ -199,7 +204,7 @@ where
     fn insert_impl(&self, key: K, value: V, ttl: Option<u64>) {
         let hash = self.hash_of(&key);
         let mut pending = Pending::new(self.inner.listener.as_ref());
-        let mut shard = self.shard_for(hash).lock();
+        let mut shard = self.shard_for(hash).write();
         invalidate_flight(&mut shard, &key);
         let old = shard
             .lru
@@ -220,7 +225,7 @@ where
     {
         let hash = self.hash_of(key);
         let mut pending = Pending::new(self.inner.listener.as_ref());
-        let mut shard = self.shard_for(hash).lock();
+        let mut shard = self.shard_for(hash).write();
         invalidate_flight(&mut shard, key);
         let old = shard.lru.remove_hashed(hash, key, &mut pending.sink());
         drop(shard);
@@ -239,14 +244,14 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash_of(key);
-        self.shard_for(hash).lock().lru.contains_hashed(hash, key)
+        self.shard_for(hash).read().lru.contains_hashed(hash, key)
     }
 
     /// Entries stored over all shards (expired ones not yet reclaimed
     /// included).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.0.lock().lru.len()).sum()
+        self.inner.shards.iter().map(|s| s.read().lru.len()).sum()
     }
 
     /// Whether no entry is stored.
@@ -261,7 +266,7 @@ where
         self.inner
             .shards
             .iter()
-            .map(|s| s.0.lock().lru.weighted_size())
+            .map(|s| s.read().lru.weighted_size())
             .sum()
     }
 
@@ -275,7 +280,7 @@ where
     pub fn clear(&self) {
         for s in self.inner.shards.iter() {
             let mut pending = Pending::new(self.inner.listener.as_ref());
-            let mut shard = s.0.lock();
+            let mut shard = s.write();
             shard.lru.clear_with(&mut pending.sink());
             for (_, f) in shard.inflight.drain() {
                 f.invalidate();
@@ -289,7 +294,7 @@ where
     pub fn purge_expired(&self) {
         for s in self.inner.shards.iter() {
             let mut pending = Pending::new(self.inner.listener.as_ref());
-            let mut shard = s.0.lock();
+            let mut shard = s.write();
             shard.lru.purge_with(&mut pending.sink());
             drop(shard);
         }
@@ -300,7 +305,7 @@ where
     pub fn stats(&self) -> Stats {
         let mut total = Stats::default();
         for s in self.inner.shards.iter() {
-            total += s.0.lock().lru.stats();
+            total += s.stats();
         }
         total
     }

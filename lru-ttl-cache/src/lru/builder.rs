@@ -10,7 +10,7 @@ use super::{LocalListener, LruCache};
 use crate::error::BuildError;
 use crate::settings::Settings;
 use crate::stats::RemovalCause;
-use crate::sync::StdArc;
+use crate::sync::{Exclusive, StdArc};
 
 /// Builds an [`LruCache`]. `max_capacity` is required.
 pub struct LruBuilder<K, V, S = ahash::RandomState> {
@@ -126,7 +126,7 @@ impl<K, V, S> LruBuilder<K, V, S> {
         let settings = self.settings.validate(true)?;
         let reserve = settings.reserve(settings.capacity, 1);
         let mut c = LruCache::with_settings(settings.capacity, &settings, self.hasher, reserve);
-        c.listener = self.listener;
+        c.listener = self.listener.map(Exclusive::new);
         Ok(c)
     }
 }

@@ -222,6 +222,24 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         Some(i)
     }
 
+    /// A hit that a shard's read path recorded by key hash, replayed into
+    /// the policy (W-TinyLFU; exact LRU records none). The entry is found
+    /// again by its hash, and a hit on an entry that has left since is
+    /// dropped. Statistics are untouched: the read path counted the hit.
+    pub(crate) fn replay_hit(&mut self, hash: u64) {
+        let Order::TinyLfu(t) = &mut self.order else {
+            return;
+        };
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        let Some(&i) = self
+            .table
+            .find(hash, |&i| hasher.hash_one(&nodes[i as usize].key) == hash)
+        else {
+            return;
+        };
+        t.touched(&mut self.nodes, &self.weights, i as usize, hash);
+    }
+
     #[inline]
     pub(crate) fn value_at(&self, i: usize) -> &V {
         &self.nodes[i].value
@@ -459,7 +477,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         self.peek_index(hash, key).is_some()
     }
 
-    pub(super) fn peek_index<Q>(&self, hash: u64, key: &Q) -> Option<usize>
+    /// The slot of the live entry for `key`, recency and statistics
+    /// untouched (time is read, not advanced: nothing is reclaimed).
+    #[inline]
+    pub(crate) fn peek_index<Q>(&self, hash: u64, key: &Q) -> Option<usize>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -558,6 +579,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         let mut removed = mem::take(&mut self.removed);
         let r = op(self, &mut |k, v, c| removed.push((k, v, c)));
         if let Some(l) = self.listener.as_mut() {
+            let l = l.get_mut();
             for (k, v, c) in removed.drain(..) {
                 l(k, v, c);
             }

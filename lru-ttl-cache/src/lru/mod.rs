@@ -21,6 +21,7 @@ use crate::error::BuildError;
 use crate::recency::{RecencyLog, Stamped};
 use crate::settings::{ExpiryPolicy, Weigher};
 use crate::stats::{RemovalCause, Stats};
+use crate::sync::Exclusive;
 use crate::tinylfu::TinyLfu;
 
 mod builder;
@@ -113,7 +114,7 @@ pub struct LruCache<K, V, S = ahash::RandomState> {
     /// The per-entry expiry policy (its deadlines are in `expiry`).
     expire_after: Option<ExpiryPolicy<K, V>>,
     clock: SharedClock,
-    listener: Option<LocalListener<K, V>>,
+    listener: Option<Exclusive<LocalListener<K, V>>>,
     /// With a listener: what the current operation removed, delivered once
     /// the operation is complete (kept to reuse its allocation).
     removed: Vec<(K, V, RemovalCause)>,

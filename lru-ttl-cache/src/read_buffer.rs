@@ -1,0 +1,151 @@
+//! A shard's read buffer: the hits that W-TinyLFU has yet to see.
+//!
+//! Caffeine's design ("Design of a Modern Cache", its `BoundedBuffer`):
+//! a hit takes only the shard's read lock and records the key's hash in a
+//! small fixed ring; whoever next holds the write lock replays the ring
+//! into the policy, oldest first. A reader that fills the ring tries the
+//! write lock to drain it, and every write drains it before it changes
+//! the shard, so the policy sees a hit before any eviction that follows
+//! it. The buffer is lossy, as Caffeine's is: a hit that finds the ring
+//! full (its drain lost the race for the write lock) or whose ticket a
+//! drain has already passed is not replayed. The policy then counts one
+//! use fewer, which only matters under contention; the hit statistics do
+//! not depend on the buffer.
+//!
+//! Records are key hashes, not slots: the slab moves an entry when another
+//! is removed, so a drain finds each entry again by its hash and skips the
+//! ones that have gone.
+//!
+//! Layout: `tail` is a ticket counter that every hit increments (so it is
+//! also the exact count of read-path hits) and `head` the first ticket the
+//! next drain replays; only a drain, under the write lock, moves `head`.
+//! Ticket `t` may write slot `t % SLOTS` only while `head <= t < head +
+//! SLOTS`, so the tickets that write are never more than `SLOTS` apart and
+//! two of them never share a slot between drains. A slot holds 0 when
+//! empty (a hash of 0 is recorded as 1, which a drain then does not find:
+//! one lost hit in 2^64).
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Records per ring; a drain replays at most this many. Small enough that a
+/// drain is short, large enough that the write lock is taken once per
+/// `SLOTS` hits. Under loom, 2, so that a model of a few hits fills it.
+#[cfg(not(sysblocks_loom))]
+pub(crate) const SLOTS: usize = 16;
+#[cfg(sysblocks_loom)]
+pub(crate) const SLOTS: usize = 2;
+
+/// A shard's ring of recorded hits.
+pub(crate) struct ReadBuffer {
+    /// The next ticket: hits counted since the shard was built.
+    tail: AtomicU64,
+    /// The first ticket the next drain replays (written only by drains).
+    head: AtomicU64,
+    slots: [AtomicU64; SLOTS],
+}
+
+impl ReadBuffer {
+    pub(crate) fn new() -> Self {
+        Self {
+            tail: AtomicU64::new(0),
+            head: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts a hit on the key with this hash and records it if the ring
+    /// has room. Returns whether the ring is full, so that the caller
+    /// should try to drain it.
+    #[inline]
+    pub(crate) fn record(&self, hash: u64) -> bool {
+        // Relaxed: the ticket orders nothing; the slot carries the record.
+        let t = self.tail.fetch_add(1, Ordering::Relaxed);
+        // Acquire: the drain that moved `head` here emptied the slots below
+        // it first, so the store below comes after that emptying.
+        let head = self.head.load(Ordering::Acquire);
+        let used = t.wrapping_sub(head);
+        if used >= SLOTS as u64 {
+            // Full: dropped. `used` wraps when a drain has passed this
+            // ticket already (`t < head`): dropped too, and no drain due.
+            return t >= head;
+        }
+        // Release: a drain that reads the hash reads a complete record.
+        self.slots[t as usize % SLOTS].store(hash.max(1), Ordering::Release);
+        used + 1 == SLOTS as u64
+    }
+
+    /// Hits counted by [`record`](Self::record), recorded or not.
+    pub(crate) fn hits(&self) -> u64 {
+        self.tail.load(Ordering::Relaxed)
+    }
+
+    /// Whether a drain has something to replay (or a ticket to pass).
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) != self.head.load(Ordering::Relaxed)
+    }
+
+    /// Replays the recorded hashes, oldest first, into `apply` and empties
+    /// the ring; returns how many it replayed. The caller holds the
+    /// shard's write lock, so there is one drain at a time. A ticket taken
+    /// but not yet written is passed over: its record is lost, or replayed
+    /// by a later drain if its slot is not overwritten first.
+    pub(crate) fn drain(&self, mut apply: impl FnMut(u64)) -> usize {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        let end = tail.min(head.wrapping_add(SLOTS as u64));
+        let mut replayed = 0;
+        let mut t = head;
+        while t < end {
+            // Acquire: pairs with the Release store of the record.
+            let h = self.slots[t as usize % SLOTS].swap(0, Ordering::Acquire);
+            if h != 0 {
+                apply(h);
+                replayed += 1;
+            }
+            t += 1;
+        }
+        // Release: a reader that sees this head sees the slots emptied.
+        self.head.store(tail, Ordering::Release);
+        replayed
+    }
+}
+
+#[cfg(all(test, not(sysblocks_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_in_order_and_drops_when_full() {
+        let b = ReadBuffer::new();
+        for h in 1..SLOTS as u64 {
+            assert!(!b.record(h));
+        }
+        assert!(b.record(SLOTS as u64), "the last slot fills the ring");
+        assert!(b.record(99), "full: dropped, and a drain is due");
+        let mut seen = Vec::new();
+        assert_eq!(b.drain(|h| seen.push(h)), SLOTS);
+        assert_eq!(seen, (1..=SLOTS as u64).collect::<Vec<_>>());
+        assert_eq!(b.hits(), SLOTS as u64 + 1, "every hit counts");
+        assert!(!b.is_pending());
+        assert_eq!(b.drain(|_| unreachable!()), 0);
+        // A hash of 0 is recorded as 1.
+        assert!(!b.record(0));
+        b.drain(|h| assert_eq!(h, 1));
+    }
+
+    #[test]
+    fn drains_wrap_around_the_ring() {
+        let b = ReadBuffer::new();
+        let mut next = 1u64;
+        let mut seen = Vec::new();
+        for round in 0..10 {
+            for _ in 0..(round % SLOTS) + 1 {
+                b.record(next);
+                next += 1;
+            }
+            b.drain(|h| seen.push(h));
+        }
+        assert_eq!(seen, (1..next).collect::<Vec<_>>());
+    }
+}
