@@ -52,8 +52,9 @@ impl Rng {
     }
 }
 
-/// Starts one backend answering after `U[0, max]`; returns its address.
-pub async fn start_backend(max: Duration, seed: u64) -> SocketAddr {
+/// Starts one backend answering after `U[0, max]`, counting the requests
+/// it serves in `served`; returns its address.
+pub async fn start_backend(max: Duration, seed: u64, served: Arc<AtomicU64>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let rng = Arc::new(Rng(AtomicU64::new(seed)));
@@ -64,8 +65,10 @@ pub async fn start_backend(max: Duration, seed: u64) -> SocketAddr {
             };
             let _ = stream.set_nodelay(true);
             let rng = Arc::clone(&rng);
+            let served = Arc::clone(&served);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
+                    served.fetch_add(1, Ordering::Relaxed);
                     let delay = max.mul_f64(rng.unit());
                     async move {
                         tokio::time::sleep(delay).await;
@@ -81,14 +84,38 @@ pub async fn start_backend(max: Duration, seed: u64) -> SocketAddr {
     addr
 }
 
+/// The ten running backends: their addresses, in [`MAXIMA_MS`] order, and
+/// how many requests each has served.
+pub struct Backends {
+    /// Where each backend listens.
+    pub addrs: Vec<SocketAddr>,
+    served: Vec<Arc<AtomicU64>>,
+}
+
+impl Backends {
+    /// Requests served so far, per backend.
+    pub fn served(&self) -> Vec<u64> {
+        self.served
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
 /// Starts the ten backends with the maxima scaled by `scale`.
-pub async fn start_backends(scale: f64) -> Vec<SocketAddr> {
-    let mut addrs = Vec::new();
+pub async fn start_backends(scale: f64) -> Backends {
+    let mut backends = Backends {
+        addrs: Vec::new(),
+        served: Vec::new(),
+    };
     for (i, ms) in MAXIMA_MS.iter().enumerate() {
         let max = Duration::from_secs_f64(ms * scale / 1000.0);
-        addrs.push(start_backend(max, 0x5EED + i as u64).await);
+        let served = Arc::new(AtomicU64::new(0));
+        let addr = start_backend(max, 0x5EED + i as u64, Arc::clone(&served)).await;
+        backends.addrs.push(addr);
+        backends.served.push(served);
     }
-    addrs
+    backends
 }
 
 /// An HTTP/1 client of one backend: a pool of keep-alive connections,
@@ -245,28 +272,113 @@ pub async fn run_tower_p2c_scaled(
     closed_loop(balance, requests, clients).await
 }
 
-/// Every balancer on the same backends, in a fixed order: round robin,
-/// least connections, P2C, P2C + peak EWMA, tower's p2c + PeakEwma. The
-/// scenario is the simulation's with every time scaled by `scale`: the
-/// latencies, and for both peak-EWMA balancers the initial estimate and
-/// the decay time (30 ms and 10 s, linkerd's defaults, at scale 1), so that
-/// the run spans as many decay times as the simulation's does.
+/// The balancers the scenario compares: `lb`'s [`Balance`] with four
+/// strategies, and tower's `p2c::Balance` over `PeakEwma`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contender {
+    /// [`RoundRobin`].
+    RoundRobin,
+    /// [`LeastConnections`].
+    LeastConnections,
+    /// [`PowerOfTwoChoices`].
+    PowerOfTwoChoices,
+    /// [`PeakEwma`], its initial estimate and decay scaled.
+    PeakEwma,
+    /// [`PeakEwma`] with Finagle's start (a zero initial estimate), its
+    /// decay scaled.
+    PeakEwmaFinagleStart,
+    /// tower's `p2c::Balance` over `PeakEwma`, scaled alike.
+    TowerPeakEwma,
+}
+
+impl Contender {
+    /// Every contender, in the order [`run_all`] runs them.
+    pub const ALL: [Self; 6] = [
+        Self::RoundRobin,
+        Self::LeastConnections,
+        Self::PowerOfTwoChoices,
+        Self::PeakEwma,
+        Self::PeakEwmaFinagleStart,
+        Self::TowerPeakEwma,
+    ];
+
+    /// The contender's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round robin",
+            Self::LeastConnections => "least connections",
+            Self::PowerOfTwoChoices => "P2C",
+            Self::PeakEwma => "P2C + peak EWMA",
+            Self::PeakEwmaFinagleStart => "P2C + peak EWMA, Finagle's start",
+            Self::TowerPeakEwma => "tower p2c + PeakEwma",
+        }
+    }
+}
+
+/// One closed-loop run of one contender.
+pub struct Run {
+    /// Every request's latency in milliseconds, sorted.
+    pub latencies: Vec<f64>,
+    /// Requests each backend served during the run, in [`MAXIMA_MS`] order.
+    pub served: Vec<u64>,
+}
+
+/// Runs `contender` on `backends` (`requests` requests from `clients`
+/// clients; `seed` seeds our randomised strategies). The scenario is the
+/// simulation's with every time scaled by `scale`: the latencies, and for
+/// both peak-EWMA balancers the initial estimate and the decay time (30 ms
+/// and 10 s, linkerd's defaults, at scale 1), so that the run spans as
+/// many decay times as the simulation's does.
+pub async fn run_contender(
+    backends: &Backends,
+    contender: Contender,
+    scale: f64,
+    requests: usize,
+    clients: usize,
+    seed: u64,
+) -> Run {
+    let addrs = &backends.addrs;
+    let before = backends.served();
+    let latencies = match contender {
+        Contender::RoundRobin => run_lb(addrs, RoundRobin::new(), requests, clients).await,
+        Contender::LeastConnections => {
+            run_lb(addrs, LeastConnections::new(), requests, clients).await
+        }
+        Contender::PowerOfTwoChoices => {
+            run_lb(addrs, PowerOfTwoChoices::with_seed(seed), requests, clients).await
+        }
+        Contender::PeakEwma => {
+            let scaled = PeakEwma::with_seed(seed)
+                .decay(sysblocks_lb::DEFAULT_DECAY.mul_f64(scale))
+                .initial_latency(sysblocks_lb::DEFAULT_INITIAL_LATENCY.mul_f64(scale));
+            run_lb(addrs, scaled, requests, clients).await
+        }
+        Contender::PeakEwmaFinagleStart => {
+            let scaled = PeakEwma::with_seed(seed)
+                .decay(sysblocks_lb::DEFAULT_DECAY.mul_f64(scale))
+                .initial_latency(Duration::ZERO);
+            run_lb(addrs, scaled, requests, clients).await
+        }
+        Contender::TowerPeakEwma => run_tower_p2c_scaled(addrs, scale, requests, clients).await,
+    };
+    let served = backends
+        .served()
+        .iter()
+        .zip(before)
+        .map(|(after, before)| after - before)
+        .collect();
+    Run { latencies, served }
+}
+
+/// Every contender once on the same backends, in [`Contender::ALL`]'s
+/// order; p50, p99 and p99.9 of each (see [`run_contender`]).
 pub async fn run_all(scale: f64, requests: usize, clients: usize) -> Vec<(&'static str, [f64; 3])> {
-    let addrs = start_backends(scale).await;
+    let backends = start_backends(scale).await;
     let mut out = Vec::new();
-    let rr = run_lb(&addrs, RoundRobin::new(), requests, clients).await;
-    out.push(("round robin", quantiles(&rr)));
-    let lc = run_lb(&addrs, LeastConnections::new(), requests, clients).await;
-    out.push(("least connections", quantiles(&lc)));
-    let p2c = run_lb(&addrs, PowerOfTwoChoices::with_seed(1), requests, clients).await;
-    out.push(("P2C", quantiles(&p2c)));
-    let scaled = PeakEwma::with_seed(2)
-        .decay(sysblocks_lb::DEFAULT_DECAY.mul_f64(scale))
-        .initial_latency(sysblocks_lb::DEFAULT_INITIAL_LATENCY.mul_f64(scale));
-    let ewma = run_lb(&addrs, scaled, requests, clients).await;
-    out.push(("P2C + peak EWMA", quantiles(&ewma)));
-    let tower = run_tower_p2c_scaled(&addrs, scale, requests, clients).await;
-    out.push(("tower p2c + PeakEwma", quantiles(&tower)));
+    for contender in Contender::ALL {
+        let run = run_contender(&backends, contender, scale, requests, clients, 2).await;
+        out.push((contender.name(), quantiles(&run.latencies)));
+    }
     out
 }
 

@@ -12,9 +12,12 @@ use sysblocks_lb::{PeakEwma, RoundRobin};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peak_ewma_keeps_the_slow_backends_tail_out() {
     // Maxima 0.05, 0.5, 5 and 50 ms; 3,000 requests from 50 clients.
-    let addrs = sockets::start_backends(0.05).await;
-    let rr = sockets::run_lb(&addrs, RoundRobin::new(), 3_000, 50).await;
-    let ewma = sockets::run_lb(&addrs, PeakEwma::with_seed(2), 3_000, 50).await;
+    let backends = sockets::start_backends(0.05).await;
+    let addrs = &backends.addrs;
+    let rr = sockets::run_lb(addrs, RoundRobin::new(), 3_000, 50).await;
+    let ewma = sockets::run_lb(addrs, PeakEwma::with_seed(2), 3_000, 50).await;
+    // The backends counted every request.
+    assert_eq!(backends.served().iter().sum::<u64>(), 6_000);
     let [_, rr99, rr999] = sockets::quantiles(&rr);
     let [_, ewma99, ewma999] = sockets::quantiles(&ewma);
     // Round robin sends a tenth of the requests to the 50 ms backend, so

@@ -18,12 +18,26 @@ pub const DEFAULT_DECAY: Duration = Duration::from_secs(10);
 /// ([`PeakEwma::initial_latency`]).
 pub const DEFAULT_INITIAL_LATENCY: Duration = Duration::from_millis(30);
 
+/// Finagle's cost of a backend with requests outstanding and no answer
+/// yet (its `PeakEwma` penalty, `Long.MaxValue >> 16`, in nanoseconds:
+/// about 39 hours), so large that any answered backend costs less.
+const FINAGLE_PENALTY: f64 = (i64::MAX >> 16) as f64;
+
 /// Power of two choices over the peak-EWMA cost, as Finagle, linkerd and
 /// tower's `PeakEwma` define it: `cost = estimate * (in_flight + 1)`, where
 /// the estimate jumps to any slower latency sample at once, blends a faster
 /// one in with weight `1 - exp(-elapsed / decay)`, and, between samples,
 /// decays towards zero with the same time constant so that an idle backend
 /// is tried again. Weights are ignored, as in tower.
+///
+/// The estimate before a backend's first answer is
+/// [`PeakEwma::initial_latency`]: linkerd's and tower's 30 ms by default,
+/// so an unanswered backend costs `30 ms * (in_flight + 1)`. Set it to
+/// zero for Finagle's start instead: a backend with no answer yet costs
+/// nothing while idle (it is tried at once) and, while a request to it is
+/// outstanding, Finagle's penalty plus its in-flight count, so it takes no
+/// second request before its first answer unless every choice is as
+/// unknown.
 #[derive(Debug)]
 pub struct PeakEwma {
     rng: SplitMix,
@@ -53,7 +67,8 @@ impl PeakEwma {
     }
 
     /// Sets the estimate of a backend with no samples yet, as tower's
-    /// `PeakEwma::new` takes `default_rtt`.
+    /// `PeakEwma::new` takes `default_rtt`. Zero gives Finagle's start
+    /// (see [`PeakEwma`]).
     #[must_use]
     pub fn initial_latency(mut self, estimate: Duration) -> Self {
         self.initial = estimate;
@@ -63,7 +78,13 @@ impl PeakEwma {
     #[inline]
     fn cost<T>(c: Candidates<'_, T>, i: usize, now: u64, tau: f64) -> f64 {
         let (estimate, stamp) = c.get(i).latency_estimate();
-        Ewma::decayed(estimate, stamp, now, tau) * (c.in_flight(i) as f64 + 1.0)
+        let in_flight = c.in_flight(i) as f64;
+        // Only a zero initial estimate stays zero until the first answer:
+        // samples are positive and the stored estimate never decays.
+        if estimate == 0.0 && in_flight > 0.0 {
+            return FINAGLE_PENALTY + in_flight;
+        }
+        Ewma::decayed(estimate, stamp, now, tau) * (in_flight + 1.0)
     }
 }
 
@@ -129,7 +150,60 @@ pub(crate) fn estimate_settings<S: Strategy>(strategy: &S) -> (Duration, Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RoundRobin;
+    use crate::{Balancer, RoundRobin};
+    use sysblocks_clock::ManualClock;
+
+    #[test]
+    fn a_zero_initial_estimate_starts_as_finagle() {
+        let clock = ManualClock::new();
+        let b = Balancer::builder(PeakEwma::with_seed(3).initial_latency(Duration::ZERO))
+            .backend("x", 1)
+            .backend("y", 1)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let cx = crate::Context::default();
+        // Both unknown and idle cost nothing; once one has a request
+        // outstanding, the other (idle) is taken.
+        let first = b.pick(&cx).unwrap();
+        let second = b.pick(&cx).unwrap();
+        assert_ne!(*first, *second);
+        let (answered, silent) = (*first, *second);
+        // The answered backend costs its estimate x (in flight + 1); the
+        // silent one, with a request outstanding, Finagle's penalty: it
+        // takes nothing until it answers, however loaded the other is.
+        clock.advance(Duration::from_millis(10));
+        first.success(Duration::from_millis(10));
+        let held: Vec<_> = (0..1_000).map(|_| b.pick(&cx).unwrap()).collect();
+        assert!(held.iter().all(|p| **p == answered));
+        drop(held);
+        // Its answer makes it an ordinary backend again: slow, so the
+        // fast one wins while idle, and it wins once the fast one is
+        // loaded past its estimate.
+        clock.advance(Duration::from_millis(90));
+        second.success(Duration::from_millis(100));
+        assert_eq!(*b.pick(&cx).unwrap(), answered);
+        let held: Vec<_> = (0..20).map(|_| b.pick(&cx).unwrap()).collect();
+        assert!(held.iter().any(|p| **p == silent));
+    }
+
+    #[test]
+    fn a_nonzero_initial_estimate_counts_requests_outstanding() {
+        // linkerd's and tower's start: an unanswered backend costs the
+        // initial estimate x (in flight + 1), so two unanswered backends
+        // share requests by their counts, with no penalty.
+        let b = Balancer::builder(PeakEwma::with_seed(3))
+            .backend(0, 1)
+            .backend(1, 1)
+            .build()
+            .unwrap();
+        let held: Vec<_> = (0..10)
+            .map(|_| b.pick(&crate::Context::default()).unwrap())
+            .collect();
+        let stats = b.stats();
+        assert_eq!((stats[0].in_flight, stats[1].in_flight), (5, 5));
+        drop(held);
+    }
 
     #[test]
     fn estimate_settings_are_peak_ewmas_or_the_defaults() {
