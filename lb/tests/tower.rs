@@ -314,3 +314,48 @@ async fn only_latency_routing_strategies_time_requests_by_default() {
         Duration::from_millis(400)
     );
 }
+
+#[tokio::test]
+async fn finagles_start_sends_no_second_request_before_the_first_answer() {
+    let clock = ManualClock::new();
+    let mocks: Vec<Mock> = (0..2)
+        .map(|i| {
+            let mut m = Mock::new(i);
+            m.clock = Some((clock.clone(), Duration::from_millis(1)));
+            m
+        })
+        .collect();
+    let start = PeakEwma::with_seed(5).initial_latency(Duration::ZERO);
+    let builder = Balancer::builder(start).clock(clock.clone());
+    let mut lb = Balance::with_builder(ServiceList::new(mocks), builder).unwrap();
+    // The first request stays unanswered; the idle unknown backend takes
+    // the second, which answers.
+    let first = lb.ready().await.unwrap().call(());
+    let (answered, _) = call(&mut lb).await;
+    // The unanswered backend costs Finagle's penalty: everything goes to
+    // the answered one, one request at a time or many at once.
+    for _ in 0..50 {
+        assert_eq!(call(&mut lb).await.0, answered);
+    }
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        held.push(lb.ready().await.unwrap().call(()));
+    }
+    for f in held {
+        assert_eq!(f.await.unwrap().0, answered);
+    }
+    let (silent, _) = first.await.unwrap();
+    assert_ne!(silent, answered);
+    // Answered at last, after about 100 ms by the mocks' clock: an
+    // ordinary slow backend now, no longer penalised, so it takes requests
+    // once the fast one has enough outstanding.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        held.push(lb.ready().await.unwrap().call(()));
+    }
+    let mut seen = HashMap::new();
+    for f in held {
+        *seen.entry(f.await.unwrap().0).or_insert(0) += 1;
+    }
+    assert!(seen.contains_key(&silent), "{seen:?}");
+}
