@@ -1,7 +1,7 @@
 //! A shard's read buffer: the hits that W-TinyLFU has yet to see.
 //!
 //! Caffeine's design ("Design of a Modern Cache", its `BoundedBuffer`):
-//! a hit takes only the shard's read lock and records the key's hash in a
+//! a hit takes only the shard's read lock and records the entry in a
 //! small fixed ring; whoever next holds the write lock replays the ring
 //! into the policy, oldest first. A reader that fills the ring tries the
 //! write lock to drain it, and every write drains it before it changes
@@ -12,18 +12,16 @@
 //! use fewer, which only matters under contention; the hit statistics do
 //! not depend on the buffer.
 //!
-//! Records are key hashes, not slots: the slab moves an entry when another
-//! is removed, so a drain finds each entry again by its hash and skips the
-//! ones that have gone.
+//! A record is the key's hash, not the entry's slot: the slab moves an
+//! entry when another is removed, so a replay finds each entry again by
+//! its hash and skips the ones that have gone. 0 marks an empty slot.
 //!
 //! Layout: `tail` is a ticket counter that every hit increments (so it is
 //! also the exact count of read-path hits) and `head` the first ticket the
 //! next drain replays; only a drain, under the write lock, moves `head`.
 //! Ticket `t` may write slot `t % SLOTS` only while `head <= t < head +
 //! SLOTS`, so the tickets that write are never more than `SLOTS` apart and
-//! two of them never share a slot between drains. A slot holds 0 when
-//! empty (a hash of 0 is recorded as 1, which a drain then does not find:
-//! one lost hit in 2^64).
+//! two of them never share a slot between drains.
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -53,11 +51,12 @@ impl ReadBuffer {
         }
     }
 
-    /// Counts a hit on the key with this hash and records it if the ring
-    /// has room. Returns whether the ring is full, so that the caller
-    /// should try to drain it.
+    /// Counts a hit and keeps its record (nonzero) if the ring has room.
+    /// Returns whether the ring is full, so that the caller should try to
+    /// drain it.
     #[inline]
-    pub(crate) fn record(&self, hash: u64) -> bool {
+    pub(crate) fn record(&self, record: u64) -> bool {
+        debug_assert_ne!(record, 0, "0 marks an empty slot");
         // Relaxed: the ticket orders nothing; the slot carries the record.
         let t = self.tail.fetch_add(1, Ordering::Relaxed);
         // Acquire: the drain that moved `head` here emptied the slots below
@@ -69,8 +68,8 @@ impl ReadBuffer {
             // ticket already (`t < head`): dropped too, and no drain due.
             return t >= head;
         }
-        // Release: a drain that reads the hash reads a complete record.
-        self.slots[t as usize % SLOTS].store(hash.max(1), Ordering::Release);
+        // Release: a drain that takes the record sees it whole.
+        self.slots[t as usize % SLOTS].store(record, Ordering::Release);
         used + 1 == SLOTS as u64
     }
 
@@ -85,29 +84,38 @@ impl ReadBuffer {
         self.tail.load(Ordering::Relaxed) != self.head.load(Ordering::Relaxed)
     }
 
-    /// Replays the recorded hashes, oldest first, into `apply` and empties
-    /// the ring; returns how many it replayed. The caller holds the
-    /// shard's write lock, so there is one drain at a time. A ticket taken
-    /// but not yet written is passed over: its record is lost, or replayed
-    /// by a later drain if its slot is not overwritten first.
-    pub(crate) fn drain(&self, mut apply: impl FnMut(u64)) -> usize {
+    /// Moves the records, oldest first, into `out` and empties the
+    /// ring; returns how many it moved. The caller holds the shard's write
+    /// lock, so there is one drain at a time. A ticket taken but not yet
+    /// written is passed over: its record is lost, or taken by a later
+    /// drain if its slot is not overwritten first.
+    pub(crate) fn drain_into(&self, out: &mut [u64; SLOTS]) -> usize {
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
         let end = tail.min(head.wrapping_add(SLOTS as u64));
-        let mut replayed = 0;
+        let mut n = 0;
         let mut t = head;
         while t < end {
             // Acquire: pairs with the Release store of the record.
             let h = self.slots[t as usize % SLOTS].swap(0, Ordering::Acquire);
             if h != 0 {
-                apply(h);
-                replayed += 1;
+                out[n] = h;
+                n += 1;
             }
             t += 1;
         }
         // Release: a reader that sees this head sees the slots emptied.
         self.head.store(tail, Ordering::Release);
-        replayed
+        n
+    }
+
+    /// [`drain_into`](Self::drain_into), one record at a time.
+    #[cfg(test)]
+    pub(crate) fn drain(&self, mut apply: impl FnMut(u64)) -> usize {
+        let mut out = [0; SLOTS];
+        let n = self.drain_into(&mut out);
+        out[..n].iter().for_each(|&h| apply(h));
+        n
     }
 }
 
@@ -129,9 +137,6 @@ mod tests {
         assert_eq!(b.hits(), SLOTS as u64 + 1, "every hit counts");
         assert!(!b.is_pending());
         assert_eq!(b.drain(|_| unreachable!()), 0);
-        // A hash of 0 is recorded as 1.
-        assert!(!b.record(0));
-        b.drain(|h| assert_eq!(h, 1));
     }
 
     #[test]
@@ -147,5 +152,69 @@ mod tests {
             b.drain(|h| seen.push(h));
         }
         assert_eq!(seen, (1..next).collect::<Vec<_>>());
+    }
+}
+
+/// loom models of the ring alone (run with `--cfg sysblocks_loom`); the
+/// models through `Cache` are in `tests/loom_read_path.rs`. A drain runs
+/// under the shard's write lock, so a model has one draining thread.
+#[cfg(all(test, sysblocks_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::{thread, Arc};
+
+    /// Two readers record two hits each into a ring of two: every hit is
+    /// counted, exactly two are kept (the ring never holds more), each
+    /// once, and the ring works again after the drain.
+    #[test]
+    fn loom_full_ring_keeps_its_capacity() {
+        sysblocks_sync::model(|| {
+            let b = Arc::new(ReadBuffer::new());
+            let b1 = Arc::clone(&b);
+            let t = thread::spawn(move || [b1.record(1), b1.record(2)]);
+            let mine = [b.record(3), b.record(4)];
+            let theirs = t.join().unwrap();
+            assert!(mine.iter().chain(&theirs).any(|&full| full));
+            assert_eq!(b.hits(), 4);
+            let mut seen = Vec::new();
+            assert_eq!(b.drain(|h| seen.push(h)), SLOTS);
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), SLOTS);
+            assert!(seen.iter().all(|h| (1..=4).contains(h)));
+            assert!(!b.record(9));
+            b.drain(|h| assert_eq!(h, 9));
+        });
+    }
+
+    /// Readers record while a drain runs: nothing is replayed twice or
+    /// invented, a drain replays at most the ring's size, every hit is
+    /// counted, and a record after the last drain is replayed.
+    #[test]
+    fn loom_drain_races_with_records() {
+        sysblocks_sync::model(|| {
+            let b = Arc::new(ReadBuffer::new());
+            let (b1, b2) = (Arc::clone(&b), Arc::clone(&b));
+            let t1 = thread::spawn(move || {
+                b1.record(1);
+                b1.record(2);
+            });
+            let t2 = thread::spawn(move || b2.record(3));
+            let mut seen = Vec::new();
+            assert!(b.drain(|h| seen.push(h)) <= SLOTS);
+            t1.join().unwrap();
+            t2.join().unwrap();
+            assert!(b.drain(|h| seen.push(h)) <= SLOTS);
+            assert_eq!(b.hits(), 3);
+            let n = seen.len();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), n, "a record replayed twice");
+            assert!(seen.iter().all(|h| (1..=3).contains(h)));
+            b.record(9);
+            let mut last = Vec::new();
+            b.drain(|h| last.push(h));
+            assert!(last.contains(&9));
+        });
     }
 }

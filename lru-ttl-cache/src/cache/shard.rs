@@ -16,7 +16,7 @@ use std::hash::{BuildHasher, Hash};
 
 use crate::flight::Flight;
 use crate::lru::LruCache;
-use crate::read_buffer::ReadBuffer;
+use crate::read_buffer::{ReadBuffer, SLOTS};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -73,8 +73,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> ShardLock<K, V, S> {
 
     #[inline(never)]
     fn drain(&self, shard: &mut Shard<K, V, S>) {
-        let lru = &mut shard.lru;
-        self.reads.drain(|hash| lru.replay_hit(hash));
+        let mut hashes = [0; SLOTS];
+        let n = self.reads.drain_into(&mut hashes);
+        shard.lru.replay_hits(&hashes[..n]);
     }
 
     /// The read path of `Cache::get` (only when
@@ -96,7 +97,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> ShardLock<K, V, S> {
         };
         let v = shard.lru.value_at(i).clone();
         drop(shard);
-        if self.reads.record(hash) {
+        // A hash of 0 (one in 2^64) is recorded as 1, which no replay finds.
+        if self.reads.record(hash.max(1)) {
             // The ring is full: drain it unless another thread holds the
             // lock (a writer drains it anyway; readers keep recording into
             // a full ring, which drops their hits, until a drain).

@@ -222,22 +222,25 @@ impl<K: Hash + Eq, V, S: BuildHasher> LruCache<K, V, S> {
         Some(i)
     }
 
-    /// A hit that a shard's read path recorded by key hash, replayed into
-    /// the policy (W-TinyLFU; exact LRU records none). The entry is found
-    /// again by its hash, and a hit on an entry that has left since is
-    /// dropped. Statistics are untouched: the read path counted the hit.
-    pub(crate) fn replay_hit(&mut self, hash: u64) {
+    /// Hits that a shard's read path recorded by key hash, replayed into
+    /// the policy in order (W-TinyLFU; exact LRU records none). The slab
+    /// moves an entry when another is removed, so each is found again by
+    /// its hash, and a hit on an entry that has left since is dropped.
+    /// Statistics are untouched: the read path counted the hits.
+    pub(crate) fn replay_hits(&mut self, hashes: &[u64]) {
         let Order::TinyLfu(t) = &mut self.order else {
             return;
         };
-        let (nodes, hasher) = (&self.nodes, &self.hasher);
-        let Some(&i) = self
-            .table
-            .find(hash, |&i| hasher.hash_one(&nodes[i as usize].key) == hash)
-        else {
-            return;
-        };
-        t.touched(&mut self.nodes, &self.weights, i as usize, hash);
+        for &hash in hashes {
+            let (nodes, hasher) = (&self.nodes, &self.hasher);
+            let Some(&i) = self
+                .table
+                .find(hash, |&i| hasher.hash_one(&nodes[i as usize].key) == hash)
+            else {
+                continue;
+            };
+            t.touched(&mut self.nodes, &self.weights, i as usize, hash);
+        }
     }
 
     #[inline]
