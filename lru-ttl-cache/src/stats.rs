@@ -20,9 +20,13 @@ pub enum RemovalCause {
 
 /// Counters of a cache's activity since it was built.
 ///
-/// For a [`Cache`](crate::Cache) these are the sums over its shards, each
-/// read under its shard lock, so a snapshot taken while other threads work
-/// is consistent per shard but not across shards.
+/// For a [`Cache`](crate::Cache) these are the sums over its shards. Each
+/// shard's counters are read under its lock, but the hits and misses of
+/// lookups that share the lock (W-TinyLFU without time to idle or an
+/// [`Expiry`](crate::Expiry)) are atomics counted beside it: every lookup
+/// is counted exactly once, but a snapshot taken while other threads work
+/// is consistent neither across shards nor between a shard's lookups and
+/// its writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Lookups that found a live entry.
