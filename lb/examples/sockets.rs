@@ -2,7 +2,8 @@
 //! on 127.0.0.1, each answering after a uniform random delay on `[0, max]`
 //! (maxima 1, 4 x 10, 4 x 100 and 1 x 1000 ms, times a scale), and a
 //! closed-loop load generator whose clients send requests through a tower
-//! balancer: `lb`'s [`Balance`] with each strategy, and tower's
+//! balancer: `lb`'s [`Balance`] with each strategy (peak EWMA from its
+//! default start, Finagle's, and from tower's), and tower's
 //! `p2c::Balance` over `PeakEwma` beside them.
 //!
 //! `cargo run --release -p sysblocks-lb --features tower,hyper --example
@@ -282,11 +283,12 @@ pub enum Contender {
     LeastConnections,
     /// [`PowerOfTwoChoices`].
     PowerOfTwoChoices,
-    /// [`PeakEwma`], its initial estimate and decay scaled.
+    /// [`PeakEwma`] as it comes (Finagle's start: a zero initial
+    /// estimate), its decay scaled.
     PeakEwma,
-    /// [`PeakEwma`] with Finagle's start (a zero initial estimate), its
-    /// decay scaled.
-    PeakEwmaFinagleStart,
+    /// [`PeakEwma`] with tower's start (linkerd's 30 ms initial estimate),
+    /// its initial estimate and decay scaled: tower's settings.
+    PeakEwmaTowerStart,
     /// tower's `p2c::Balance` over `PeakEwma`, scaled alike.
     TowerPeakEwma,
 }
@@ -298,7 +300,7 @@ impl Contender {
         Self::LeastConnections,
         Self::PowerOfTwoChoices,
         Self::PeakEwma,
-        Self::PeakEwmaFinagleStart,
+        Self::PeakEwmaTowerStart,
         Self::TowerPeakEwma,
     ];
 
@@ -309,7 +311,7 @@ impl Contender {
             Self::LeastConnections => "least connections",
             Self::PowerOfTwoChoices => "P2C",
             Self::PeakEwma => "P2C + peak EWMA",
-            Self::PeakEwmaFinagleStart => "P2C + peak EWMA, Finagle's start",
+            Self::PeakEwmaTowerStart => "P2C + peak EWMA, tower's start",
             Self::TowerPeakEwma => "tower p2c + PeakEwma",
         }
     }
@@ -326,9 +328,11 @@ pub struct Run {
 /// Runs `contender` on `backends` (`requests` requests from `clients`
 /// clients; `seed` seeds our randomised strategies). The scenario is the
 /// simulation's with every time scaled by `scale`: the latencies, and for
-/// both peak-EWMA balancers the initial estimate and the decay time (30 ms
-/// and 10 s, linkerd's defaults, at scale 1), so that the run spans as
-/// many decay times as the simulation's does.
+/// the peak-EWMA balancers the decay time (10 s at scale 1) and, for
+/// tower's and ours with tower's start, the initial estimate (30 ms at
+/// scale 1; linkerd's defaults), so that the run spans as many decay times
+/// as the simulation's does. Our default start has no initial estimate to
+/// scale.
 pub async fn run_contender(
     backends: &Backends,
     contender: Contender,
@@ -348,15 +352,14 @@ pub async fn run_contender(
             run_lb(addrs, PowerOfTwoChoices::with_seed(seed), requests, clients).await
         }
         Contender::PeakEwma => {
+            let scaled =
+                PeakEwma::with_seed(seed).decay(sysblocks_lb::DEFAULT_DECAY.mul_f64(scale));
+            run_lb(addrs, scaled, requests, clients).await
+        }
+        Contender::PeakEwmaTowerStart => {
             let scaled = PeakEwma::with_seed(seed)
                 .decay(sysblocks_lb::DEFAULT_DECAY.mul_f64(scale))
                 .initial_latency(sysblocks_lb::DEFAULT_INITIAL_LATENCY.mul_f64(scale));
-            run_lb(addrs, scaled, requests, clients).await
-        }
-        Contender::PeakEwmaFinagleStart => {
-            let scaled = PeakEwma::with_seed(seed)
-                .decay(sysblocks_lb::DEFAULT_DECAY.mul_f64(scale))
-                .initial_latency(Duration::ZERO);
             run_lb(addrs, scaled, requests, clients).await
         }
         Contender::TowerPeakEwma => run_tower_p2c_scaled(addrs, scale, requests, clients).await,

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sysblocks_lb::{Balancer, Context, ManualClock, OwnedPick, PeakEwma, RoundRobin};
+use sysblocks_lb::{
+    Balancer, Context, ManualClock, OwnedPick, PeakEwma, RoundRobin, DEFAULT_INITIAL_LATENCY,
+};
 
 fn assert_static_send<T: Send + 'static>(_: &T) {}
 
@@ -53,7 +55,7 @@ fn owned_pick_keeps_a_removed_backend_and_the_balancer_alive() {
 fn finish_records_the_latency_since_the_pick() {
     let clock = ManualClock::new();
     let b = Arc::new(
-        Balancer::builder(PeakEwma::with_seed(1))
+        Balancer::builder(PeakEwma::with_seed(1).initial_latency(DEFAULT_INITIAL_LATENCY))
             .backend(0u8, 1)
             .clock(clock.clone())
             .build()
@@ -63,7 +65,8 @@ fn finish_records_the_latency_since_the_pick() {
     clock.advance(Duration::from_millis(250));
     assert_eq!(pick.elapsed(), Duration::from_millis(250));
     pick.finish(true);
-    // The initial estimate is 30 ms: a slower sample replaces it at once.
+    // The initial estimate is 30 ms (tower's start): a slower sample
+    // replaces it at once.
     assert_eq!(b.stats()[0].latency_estimate, Duration::from_millis(250));
     assert_eq!(b.stats()[0].in_flight, 0);
 }

@@ -216,10 +216,11 @@ const SCALE: f64 = 1000.0;
 
 /// The scenario `s` (closed-loop clients, backends with latency uniform on
 /// `[0, max]`) through tower's `p2c::Balance` over `PeakEwma` with linkerd's
-/// settings (decay 10 s, initial estimate 30 ms: our `PeakEwma`'s
-/// defaults, [`sysblocks_lb::DEFAULT_DECAY`] and
-/// [`sysblocks_lb::DEFAULT_INITIAL_LATENCY`]), on a current-thread tokio runtime with paused
-/// time. Returns every request's latency in ms, sorted. The latency draws
+/// settings (decay 10 s, initial estimate 30 ms:
+/// [`sysblocks_lb::DEFAULT_DECAY`] and
+/// [`sysblocks_lb::DEFAULT_INITIAL_LATENCY`], our `PeakEwma`'s settings
+/// from tower's start; tower has no Finagle start), on a current-thread
+/// tokio runtime with paused time. Returns every request's latency in ms, sorted. The latency draws
 /// come from the same generator as the example's but not in the same order
 /// (the example also draws routing keys), so the two runs are the same
 /// scenario, not the same sample.

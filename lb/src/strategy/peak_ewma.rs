@@ -14,8 +14,12 @@ use crate::rng::{entropy_seed, SplitMix};
 /// Finagle's and linkerd's default decay time constant for peak EWMA
 /// ([`PeakEwma::decay`]).
 pub const DEFAULT_DECAY: Duration = Duration::from_secs(10);
-/// linkerd's default RTT estimate for an endpoint with no samples yet
-/// ([`PeakEwma::initial_latency`]).
+/// tower's and linkerd's initial RTT estimate for an endpoint with no
+/// samples yet (their `default_rtt`). [`PeakEwma`] starts from zero
+/// (Finagle's start) unless given this through
+/// [`PeakEwma::initial_latency`] for tower's behaviour; balancers whose
+/// strategy is not `PeakEwma` start the latency estimate they keep (and
+/// report in [`BackendStats`](crate::BackendStats)) from it.
 pub const DEFAULT_INITIAL_LATENCY: Duration = Duration::from_millis(30);
 
 /// Finagle's cost of a backend with requests outstanding and no answer
@@ -31,13 +35,33 @@ const FINAGLE_PENALTY: f64 = (i64::MAX >> 16) as f64;
 /// is tried again. Weights are ignored, as in tower.
 ///
 /// The estimate before a backend's first answer is
-/// [`PeakEwma::initial_latency`]: linkerd's and tower's 30 ms by default,
-/// so an unanswered backend costs `30 ms * (in_flight + 1)`. Set it to
-/// zero for Finagle's start instead: a backend with no answer yet costs
-/// nothing while idle (it is tried at once) and, while a request to it is
-/// outstanding, Finagle's penalty plus its in-flight count, so it takes no
-/// second request before its first answer unless every choice is as
-/// unknown.
+/// [`PeakEwma::initial_latency`], zero by default: Finagle's start, as in
+/// Finagle's `PeakEwma`, where peak EWMA was published. A backend with no
+/// answer yet costs nothing while idle (it is tried at once) and, while a
+/// request to it is outstanding, Finagle's penalty plus its in-flight
+/// count, so it takes no second request before its first answer unless
+/// every choice is as unknown: an unknown slow backend holds one request,
+/// not a share of them. A non-zero initial estimate gives linkerd's and
+/// tower's start instead, where an unanswered backend costs
+/// `estimate * (in_flight + 1)` and so takes requests until its count
+/// outweighs the others'; `initial_latency(DEFAULT_INITIAL_LATENCY)`
+/// behaves as tower's `PeakEwma::new(.., default_rtt = 30 ms, ..)`.
+///
+/// ```
+/// use sysblocks_lb::{Balancer, PeakEwma, DEFAULT_DECAY, DEFAULT_INITIAL_LATENCY};
+///
+/// // Finagle's start (the default).
+/// let finagle = PeakEwma::with_seed(1);
+/// // tower's `PeakEwma` with its usual settings (30 ms, 10 s).
+/// let tower_like = PeakEwma::with_seed(1)
+///     .initial_latency(DEFAULT_INITIAL_LATENCY)
+///     .decay(DEFAULT_DECAY);
+/// let a = Balancer::builder(finagle).backend("a", 1).build()?;
+/// let b = Balancer::builder(tower_like).backend("a", 1).build()?;
+/// assert!(a.stats()[0].latency_estimate.is_zero());
+/// assert_eq!(b.stats()[0].latency_estimate, DEFAULT_INITIAL_LATENCY);
+/// # Ok::<(), sysblocks_lb::BuildError>(())
+/// ```
 #[derive(Debug)]
 pub struct PeakEwma {
     rng: SplitMix,
@@ -46,14 +70,14 @@ pub struct PeakEwma {
 }
 
 impl PeakEwma {
-    /// From a fixed seed, with the default decay (10 s) and initial
-    /// estimate (30 ms).
+    /// From a fixed seed, with the default decay (10 s) and Finagle's start
+    /// (initial estimate zero, see [`PeakEwma`]).
     #[must_use]
     pub fn with_seed(seed: u64) -> Self {
         Self {
             rng: SplitMix::new(seed),
             decay: DEFAULT_DECAY,
-            initial: DEFAULT_INITIAL_LATENCY,
+            initial: Duration::ZERO,
         }
     }
 
@@ -67,8 +91,9 @@ impl PeakEwma {
     }
 
     /// Sets the estimate of a backend with no samples yet, as tower's
-    /// `PeakEwma::new` takes `default_rtt`. Zero gives Finagle's start
-    /// (see [`PeakEwma`]).
+    /// `PeakEwma::new` takes `default_rtt`. Zero (the default) gives
+    /// Finagle's start; [`DEFAULT_INITIAL_LATENCY`] gives tower's and
+    /// linkerd's (see [`PeakEwma`]).
     #[must_use]
     pub fn initial_latency(mut self, estimate: Duration) -> Self {
         self.initial = estimate;
@@ -89,7 +114,8 @@ impl PeakEwma {
 }
 
 impl Default for PeakEwma {
-    /// Seeded from the process's hash randomness.
+    /// Seeded from the process's hash randomness, with the default decay
+    /// and Finagle's start (as [`PeakEwma::with_seed`]).
     fn default() -> Self {
         Self::with_seed(entropy_seed())
     }
@@ -154,6 +180,22 @@ mod tests {
     use sysblocks_clock::ManualClock;
 
     #[test]
+    fn the_default_start_is_a_zero_estimate() {
+        let p = PeakEwma::with_seed(3);
+        assert_eq!(estimate_settings(&p), (DEFAULT_DECAY, Duration::ZERO));
+        let b = Balancer::builder(PeakEwma::default())
+            .backend(0, 1)
+            .build()
+            .unwrap();
+        assert_eq!(b.stats()[0].latency_estimate, Duration::ZERO);
+        // The first answer replaces the zero estimate.
+        b.pick(&crate::Context::default())
+            .unwrap()
+            .success(Duration::from_millis(7));
+        assert_eq!(b.stats()[0].latency_estimate, Duration::from_millis(7));
+    }
+
+    #[test]
     fn a_zero_initial_estimate_starts_as_finagle() {
         let clock = ManualClock::new();
         let b = Balancer::builder(PeakEwma::with_seed(3).initial_latency(Duration::ZERO))
@@ -192,7 +234,7 @@ mod tests {
         // linkerd's and tower's start: an unanswered backend costs the
         // initial estimate x (in flight + 1), so two unanswered backends
         // share requests by their counts, with no penalty.
-        let b = Balancer::builder(PeakEwma::with_seed(3))
+        let b = Balancer::builder(PeakEwma::with_seed(3).initial_latency(DEFAULT_INITIAL_LATENCY))
             .backend(0, 1)
             .backend(1, 1)
             .build()
