@@ -10,10 +10,24 @@
 //! ```text
 //! cargo run --release -p sysblocks-lru-ttl-cache --example policy_sim [trace ...]
 //! cargo run --release -p sysblocks-lru-ttl-cache --example policy_sim -- --policies=ours,LRU
+//! cargo run --release -p sysblocks-lru-ttl-cache --example policy_sim -- \
+//!     '--policies=W,W:period=10/decay=0.98/seed=2,W:door/min=128' ps sprite
 //! ```
 //!
 //! `ours` is the crate's own `Policy::WTinyLfu` (through `LruCache`, with
-//! its default, randomly keyed hasher).
+//! its default, randomly keyed hasher; `ours2`, `ours3`: other keys). `W`
+//! is a simulated W-TinyLFU with the crate's constants, and
+//! `W:knob=value/...` the same with other knobs (see [`Knobs`]: climber
+//! period, bounds, decay, restart threshold, step, first direction,
+//! sampling only when full, holding on a workload shift, sketch minimum,
+//! width, halving period, growth, doorkeeper, protected share, hash seed,
+//! ARC-style ghost adaptation instead of the climber; `debug` prints
+//! every climb). Rejected this way, on three or four seeds against one
+//! compare run's peers: Caffeine's period and decay, sampling only when
+//! full, holding on a shift, other sketch sizes and halving periods, the
+//! doorkeeper, other protected shares, one lazy sketch growth, and ghost
+//! adaptation (a rejected candidate's return says little on a frequency
+//! trace: far worse).
 //!
 //! Replay: for each key, a lookup; on a miss, an insert. Prints one line
 //! per trace and capacity, hit ratios in percent.
@@ -276,13 +290,15 @@ struct Sketch {
 }
 
 impl Sketch {
-    fn new(cap: u64, doorkeeper: bool, width: u64) -> Self {
-        let words = ((cap * width).max(16) as usize).next_power_of_two();
+    /// Sized for `entries` (`width` words each), halved every `sample`
+    /// increments.
+    fn new(entries: u64, sample: u64, doorkeeper: bool, width: u64) -> Self {
+        let words = ((entries * width).max(16) as usize).next_power_of_two();
         Self {
             table: vec![0; words],
             mask: words - 1,
             size: 0,
-            sample: 10 * cap.max(1),
+            sample: sample.max(1),
             door: doorkeeper.then(|| vec![0; words]),
         }
     }
@@ -362,17 +378,139 @@ const WINDOW: u8 = 0;
 const PROBATION: u8 = 1;
 const PROTECTED: u8 = 2;
 
-/// W-TinyLFU as Caffeine's `BoundedLocalCache`, unweighted.
+/// The knobs of the simulated W-TinyLFU (`W:` policies on the command
+/// line, e.g. `W:period=10/decay=0.98/full`).
+#[derive(Clone, Copy, Debug)]
+struct Knobs {
+    /// Initial window share of the capacity.
+    window: f64,
+    /// Climber sample period, requests per entry of capacity.
+    period: u64,
+    /// Longest climber sample period, in requests.
+    max_period: u64,
+    /// Shortest climber sample period, in requests.
+    min_period: u64,
+    /// Step decay per period.
+    decay: f64,
+    /// Hit-ratio change that restarts the step.
+    restart: f64,
+    /// Step, share of the capacity.
+    step: f64,
+    /// The climber samples only once the cache is full (Caffeine).
+    full: bool,
+    /// Whether the climber runs at all.
+    climb: bool,
+    /// The sketch is sized for at least this many entries.
+    min_entries: u64,
+    /// Sketch words per entry.
+    width: u64,
+    /// Sketch halving period, increments per entry it is sized for.
+    reset: u64,
+    /// Doorkeeper bloom filter in front of the sketch.
+    door: bool,
+    /// Hash seed (the crate's hasher is randomly keyed).
+    seed: u64,
+    /// Protected share of main.
+    protected: f64,
+    /// The sketch starts at 4096 words at most and grows (dropping its
+    /// counts) as the cache fills, as the crate's does.
+    grow: bool,
+    /// The climber's first step grows the window (the crate; Caffeine's
+    /// code shrinks it first).
+    up: bool,
+    /// Print the window size after every climb (stderr).
+    debug: bool,
+    /// A hit-ratio change past the restart threshold is the workload's,
+    /// not the last step's: the window holds (the step still restarts).
+    hold: bool,
+    /// ARC-style adaptation instead of the climber when non-zero: a miss
+    /// on a rejected candidate (window ghost) grows the window, a miss on
+    /// an evicted victim (main ghost) shrinks it, by this share of the
+    /// capacity times the ghosts' size ratio.
+    ghost: f64,
+    /// With `grow`: one growth, to the full size, once the cache is half
+    /// full (Caffeine, moka), instead of doubling as the cache fills.
+    lazy: bool,
+}
+
+impl Default for Knobs {
+    /// The crate's current constants.
+    fn default() -> Self {
+        Self {
+            window: 0.01,
+            period: 80,
+            max_period: 1 << 15,
+            min_period: 0,
+            decay: 0.9,
+            restart: 0.05,
+            step: 0.0625,
+            full: false,
+            climb: true,
+            min_entries: 256,
+            width: 1,
+            reset: 10,
+            door: false,
+            seed: 0,
+            protected: 0.8,
+            grow: true,
+            up: true,
+            debug: false,
+            hold: false,
+            ghost: 0.0,
+            lazy: false,
+        }
+    }
+}
+
+impl Knobs {
+    /// `key=value` pairs separated by `/`; a bare key sets a flag.
+    fn parse(spec: &str) -> Self {
+        let mut k = Self::default();
+        for kv in spec.split('/').filter(|s| !s.is_empty()) {
+            let (key, v) = kv.split_once('=').unwrap_or((kv, "1"));
+            let f: f64 = v.parse().unwrap_or_else(|_| panic!("{kv}"));
+            match key {
+                "window" => k.window = f,
+                "period" => k.period = f as u64,
+                "max_period" => k.max_period = f as u64,
+                "min_period" => k.min_period = f as u64,
+                "decay" => k.decay = f,
+                "restart" => k.restart = f,
+                "step" => k.step = f,
+                "full" => k.full = f != 0.0,
+                "climb" => k.climb = f != 0.0,
+                "min" => k.min_entries = f as u64,
+                "width" => k.width = f as u64,
+                "reset" => k.reset = f as u64,
+                "door" => k.door = f != 0.0,
+                "seed" => k.seed = f as u64,
+                "protected" => k.protected = f,
+                "grow" => k.grow = f != 0.0,
+                "up" => k.up = f != 0.0,
+                "debug" => k.debug = f != 0.0,
+                "hold" => k.hold = f != 0.0,
+                "ghost" => k.ghost = f,
+                "lazy" => k.lazy = f != 0.0,
+                _ => panic!("unknown knob {key}"),
+            }
+        }
+        k
+    }
+}
+
+/// W-TinyLFU as Caffeine's `BoundedLocalCache`, unweighted, with knobs.
 struct WTinyLfu {
     map: HashMap<u64, u32>,
     l: Lists,
     sketch: Sketch,
+    k: Knobs,
     cap: i64,
     window_max: i64,
     protected_max: i64,
-    climb: bool,
     /// Requests per climber sample.
     period: u64,
+    /// The entries the sketch is sized for, at most.
+    entries: u64,
     // Hill climber.
     hits: u64,
     misses: u64,
@@ -380,42 +518,83 @@ struct WTinyLfu {
     step: f64,
     adjustment: i64,
     rng: u64,
+    /// Ghosts: keys that lost a duel, by where they were (0: candidate
+    /// from the window, 1: victim from main), FIFO with sequence numbers.
+    ghosts: [VecDeque<(u64, u64)>; 2],
+    ghost_map: HashMap<u64, (usize, u64)>,
+    ghost_seq: u64,
 }
 
 impl WTinyLfu {
-    fn new(
-        cap: u64,
-        doorkeeper: bool,
-        climb: bool,
-        window_pct: f64,
-        period: u64,
-        max_period: u64,
-        width: u64,
-    ) -> Self {
+    fn new(cap: u64, k: Knobs) -> Self {
         let c = cap as i64;
-        let window = (c - ((1.0 - window_pct) * c as f64) as i64).max(1);
+        let window = (c - ((1.0 - k.window) * c as f64) as i64).max(1);
+        let entries = cap.max(k.min_entries);
+        let first = if k.grow { entries.min(4096) } else { entries };
         Self {
             map: HashMap::new(),
             l: Lists::new(3),
-            sketch: Sketch::new(cap, doorkeeper, width),
-            period: (period * cap.max(1)).min(max_period),
+            sketch: Sketch::new(first, k.reset * first, k.door, k.width),
+            entries,
+            period: (k.period * cap.max(1)).min(k.max_period).max(k.min_period),
             cap: c,
             window_max: window,
-            protected_max: (0.8 * (c - window) as f64) as i64,
-            climb,
+            protected_max: (k.protected * (c - window) as f64) as i64,
+            k,
             hits: 0,
             misses: 0,
             prev_rate: 0.0,
-            step: -0.0625 * c as f64,
+            step: if k.up { k.step } else { -k.step } * c as f64,
             adjustment: 0,
             rng: 0x1234_5678,
+            ghosts: [VecDeque::new(), VecDeque::new()],
+            ghost_map: HashMap::new(),
+            ghost_seq: 0,
         }
+    }
+    fn remember(&mut self, key: u64, which: usize) {
+        if self.k.ghost == 0.0 {
+            return;
+        }
+        self.ghost_seq += 1;
+        self.ghosts[which].push_back((key, self.ghost_seq));
+        self.ghost_map.insert(key, (which, self.ghost_seq));
+        while self.ghosts[0].len() + self.ghosts[1].len() > self.cap as usize {
+            let w = usize::from(self.ghosts[0].len() < self.ghosts[1].len());
+            let (k, seq) = self.ghosts[w].pop_front().unwrap();
+            if self.ghost_map.get(&k) == Some(&(w, seq)) {
+                self.ghost_map.remove(&k);
+            }
+        }
+    }
+    /// A miss on `key`: moves the window by the ghost it hits.
+    fn ghost_miss(&mut self, key: u64) {
+        let Some((which, _)) = self.ghost_map.remove(&key) else {
+            return;
+        };
+        let (a, b) = (
+            self.ghosts[0].len().max(1) as f64,
+            self.ghosts[1].len().max(1) as f64,
+        );
+        let base = (self.k.ghost * self.cap as f64).max(1.0);
+        if which == 0 {
+            self.adjustment = (base * (b / a).max(1.0)) as i64;
+        } else {
+            self.adjustment = -((base * (a / b).max(1.0)) as i64);
+        }
+        self.apply_adjustment();
+    }
+    fn hash(&self, key: u64) -> u64 {
+        mix(key ^ self.k.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
     fn len(&self, q: u8) -> i64 {
         self.l.len[q as usize] as i64
     }
     fn admit(&mut self, cand: u64, victim: u64) -> bool {
-        let (c, v) = (self.sketch.frequency(cand), self.sketch.frequency(victim));
+        let (c, v) = (
+            self.sketch.frequency(self.hash(cand)),
+            self.sketch.frequency(self.hash(victim)),
+        );
         if c > v {
             return true;
         }
@@ -466,13 +645,15 @@ impl WTinyLfu {
                     let (ck, vk) = (self.l.key[c as usize], self.l.key[victim as usize]);
                     if self.admit(ck, vk) {
                         self.evict(victim);
+                        self.remember(vk, 1);
                     } else {
                         self.evict(c);
+                        self.remember(ck, 0);
                     }
                 }
             }
         }
-        if self.climb {
+        if self.k.climb && self.k.ghost == 0.0 {
             self.climb_step();
         }
     }
@@ -483,16 +664,29 @@ impl WTinyLfu {
         }
         let rate = self.hits as f64 / n as f64;
         let change = rate - self.prev_rate;
-        let amount = if change >= 0.0 { self.step } else { -self.step };
-        self.step = if change.abs() >= 0.05 {
-            0.0625 * self.cap as f64 * if amount >= 0.0 { 1.0 } else { -1.0 }
+        let mut amount = if change >= 0.0 { self.step } else { -self.step };
+        let restart = change.abs() >= self.k.restart;
+        self.step = if restart {
+            self.k.step * self.cap as f64 * if amount >= 0.0 { 1.0 } else { -1.0 }
         } else {
-            0.98 * amount
+            self.k.decay * amount
         };
+        if self.k.debug {
+            eprintln!(
+                "rate {:.3} window {} step {:.1}",
+                rate, self.window_max, amount
+            );
+        }
+        if restart && self.k.hold {
+            amount = 0.0;
+        }
         self.prev_rate = rate;
         self.adjustment = amount as i64;
         self.hits = 0;
         self.misses = 0;
+        self.apply_adjustment();
+    }
+    fn apply_adjustment(&mut self) {
         self.demote_protected();
         if self.adjustment > 0 {
             // Grow the window: main's protected share shrinks, and the
@@ -537,13 +731,18 @@ impl WTinyLfu {
             self.window_max += quota;
         }
     }
+    /// Whether the climber counts this request.
+    fn sampling(&self) -> bool {
+        !self.k.full || self.map.len() as i64 >= self.cap
+    }
 }
 
 impl Policy for WTinyLfu {
     fn access(&mut self, key: u64) -> bool {
-        self.sketch.increment(key);
+        self.sketch.increment(self.hash(key));
+        let sampling = self.sampling();
         if let Some(&i) = self.map.get(&key) {
-            self.hits += 1;
+            self.hits += u64::from(sampling);
             match self.l.list[i as usize] {
                 PROBATION => {
                     self.l.unlink(i);
@@ -555,12 +754,32 @@ impl Policy for WTinyLfu {
                     self.l.push(q, i);
                 }
             }
-            if self.climb {
+            if self.k.climb && self.k.ghost == 0.0 {
                 self.climb_step();
             }
             return true;
         }
-        self.misses += 1;
+        self.misses += u64::from(sampling);
+        if self.k.ghost != 0.0 {
+            self.ghost_miss(key);
+        }
+        let words = (self.sketch.mask + 1) as u64;
+        let due = if self.k.lazy {
+            2 * self.map.len() as u64 >= self.cap as u64
+        } else {
+            self.map.len() as u64 >= words * self.k.width
+        };
+        if self.k.grow && due && words < self.entries {
+            let e = if self.k.lazy {
+                self.entries
+            } else {
+                (self.map.len() as u64 + 1)
+                    .next_power_of_two()
+                    .min(self.entries)
+            };
+            self.sketch = Sketch::new(e, self.k.reset * e, self.k.door, self.k.width);
+            self.sketch.increment(self.hash(key));
+        }
         let i = self.l.alloc(key);
         self.l.push(WINDOW, i);
         self.map.insert(key, i);
@@ -683,7 +902,7 @@ fn ratio(p: &mut dyn Policy, keys: &[u64]) -> f64 {
     100.0 * hits as f64 / keys.len() as f64
 }
 
-type Make = fn(u64) -> Box<dyn Policy>;
+type Make = Box<dyn Fn(u64) -> Box<dyn Policy>>;
 
 fn main() {
     let (chosen, filter): (Vec<String>, Vec<String>) = std::env::args()
@@ -693,40 +912,49 @@ fn main() {
         .iter()
         .flat_map(|a| a["--policies=".len()..].split(','))
         .collect();
-    let all: &[(&str, Make)] = &[
-        ("ours", |c| Box::new(Ours::new(c, 1))),
-        ("ours2", |c| Box::new(Ours::new(c, 2))),
-        ("ours3", |c| Box::new(Ours::new(c, 3))),
-        ("LRU", |c| Box::new(Lru::new(c))),
-        ("W10", |c| {
-            Box::new(WTinyLfu::new(c, false, true, 0.01, 10, u64::MAX, 1))
-        }),
-        ("W10c15", |c| {
-            Box::new(WTinyLfu::new(c, false, true, 0.01, 10, 1 << 15, 1))
-        }),
-        ("W10c16", |c| {
-            Box::new(WTinyLfu::new(c, false, true, 0.01, 10, 1 << 16, 1))
-        }),
-        ("W10c17", |c| {
-            Box::new(WTinyLfu::new(c, false, true, 0.01, 10, 1 << 17, 1))
-        }),
-        ("S3-paper", |c| Box::new(S3Fifo::new(c, 0.1, 1, false))),
-        ("S3-lcs", |c| Box::new(S3Fifo::new(c, 0.1, 2, true))),
+    let fixed: Vec<(&str, Make)> = vec![
+        ("ours", Box::new(|c| Box::new(Ours::new(c, 1)))),
+        ("ours2", Box::new(|c| Box::new(Ours::new(c, 2)))),
+        ("ours3", Box::new(|c| Box::new(Ours::new(c, 3)))),
+        ("LRU", Box::new(|c| Box::new(Lru::new(c)))),
+        // The simulated W-TinyLFU with the crate's constants.
+        (
+            "W",
+            Box::new(|c| Box::new(WTinyLfu::new(c, Knobs::default()))),
+        ),
+        (
+            "S3-paper",
+            Box::new(|c| Box::new(S3Fifo::new(c, 0.1, 1, false))),
+        ),
+        (
+            "S3-lcs",
+            Box::new(|c| Box::new(S3Fifo::new(c, 0.1, 2, true))),
+        ),
     ];
-    let policies: Vec<_> = all
-        .iter()
-        .filter(|(n, _)| chosen.is_empty() || chosen.contains(n))
-        .collect();
+    let mut policies: Vec<(String, Make)> = Vec::new();
+    for (n, make) in fixed {
+        if chosen.is_empty() || chosen.contains(&n) {
+            policies.push((n.to_owned(), make));
+        }
+    }
+    // `W:knob=v/...`: the simulated W-TinyLFU with other knobs.
+    for spec in chosen.iter().filter_map(|c| c.strip_prefix("W:")) {
+        let k = Knobs::parse(spec);
+        policies.push((
+            format!("W:{spec}"),
+            Box::new(move |c| Box::new(WTinyLfu::new(c, k))),
+        ));
+    }
     print!("{:<14}{:>9}", "trace", "cap");
     for (n, _) in &policies {
-        print!("{n:>10}");
+        print!(" {n:>9}");
     }
     println!();
     for (name, keys) in traces(&filter) {
         for cap in caps(&name, &keys) {
             print!("{name:<14}{cap:>9}");
             for (_, make) in &policies {
-                print!("{:>10.2}", ratio(&mut *make(cap), &keys));
+                print!(" {:>9.3}", ratio(&mut *make(cap), &keys));
             }
             println!();
         }

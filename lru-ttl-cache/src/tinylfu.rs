@@ -16,17 +16,25 @@
 //!   ratio with the previous period's and keeps stepping the window the
 //!   same way if it improved, the other way if not; the step (6.25% of the
 //!   capacity) decays by 10% per period and restarts after a change of 5
-//!   points. Recency-biased traces grow the window toward LRU,
-//!   frequency-biased ones shrink it. The period is capped so that a large
-//!   cache adapts within a trace of a few million requests.
+//!   points. The first step grows the window, as in the paper's
+//!   description of hill climbing (Caffeine's code shrinks it first, which
+//!   from a 1% window is a wasted period). Recency-biased traces grow the
+//!   window toward LRU, frequency-biased ones shrink it. The period is
+//!   capped so that a large cache adapts within a trace of a few million
+//!   requests.
 //! - Tuning against Caffeine's defaults (10 requests per entry, 2% decay),
 //!   by replaying the LIRS and CloudPhysics traces at the capacities of
-//!   `compare --only lru-ttl-cache` (`examples/policy_sim.rs`, three hasher
-//!   seeds): a longer period for small caches and a faster decay settle
-//!   the window instead of letting it wander on sampling noise, and a
-//!   sketch sized for at least 256 entries (moka sizes its own for at
+//!   `compare --only lru-ttl-cache` (`examples/policy_sim.rs`, several
+//!   hasher seeds): a longer period for small caches and a faster decay
+//!   settle the window instead of letting it wander on sampling noise, and
+//!   a sketch sized for at least 256 entries (moka sizes its own for at
 //!   least 128) keeps the counts of a small cache from ageing out before
 //!   keys recur, which is what lets it hold a frequent set on a loop.
+//! - What the climber cannot do: on a trace of a few thousand requests
+//!   (most LIRS traces) it gets one or two sample periods, so the window
+//!   stays near its start; and on a trace whose hit ratio swings by tens
+//!   of points between periods (`sprite`), the swings, not the steps,
+//!   decide its direction.
 //!
 //! The queues are doubly linked lists over the shard's slab (8 bytes per
 //! entry); the queue of a slot lives in the slot itself.
@@ -223,13 +231,14 @@ impl TinyLfu {
     }
 
     /// Resets the segment sizes for a new capacity: window 1%, protected
-    /// 80% of the rest (the climber starts over).
+    /// 80% of the rest (the climber starts over, its first step growing the
+    /// window).
     pub(crate) fn set_capacity(&mut self, capacity: u64) {
         let main = (capacity as f64 * 0.99) as u64;
         self.capacity = capacity;
         self.window_max = (capacity - main).max(1);
         self.protected_max = (0.8 * capacity.saturating_sub(self.window_max) as f64) as u64;
-        self.step = -0.0625 * capacity as f64;
+        self.step = 0.0625 * capacity as f64;
         self.period = capacity.saturating_mul(PERIOD_PER_ENTRY).min(MAX_PERIOD);
     }
 
