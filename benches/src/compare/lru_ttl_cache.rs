@@ -11,7 +11,8 @@
 //!   peer, LRU and OPT in the case name) and one curve chart per trace.
 //!   Quick mode replays OLTP, the LIRS traces and CloudPhysics; full mode
 //!   adds P2, P3, P6 and P12 (3.9M to 13.2M requests); smoke mode replays
-//!   the small `cpp` trace. With [`HIT_RATIOS_ONLY`] set, only this runs.
+//!   the small `cpp` trace. With [`HIT_RATIOS_ONLY`] set, only this runs;
+//!   with [`SPEED_ONLY`] set, only the throughput cases run.
 
 use crate::alloc;
 use crate::harness::{measured, run_timed, Contender, Mode};
