@@ -203,6 +203,19 @@ fn hit_ratios(mode: Mode, report: &mut Report) {
                 .map_or(f64::NAN, |(_, p)| p[j])
         };
         for (j, &cap) in caps.iter().enumerate() {
+            // No cache held to `cap` entries can beat OPT: a curve above it
+            // means the replay let that cache hold more.
+            for (k, p) in &curves {
+                if p[j] > opt[j] + 1e-9 {
+                    eprintln!(
+                        "lru-ttl-cache: {} above OPT on {name} at {cap} entries \
+                         ({:.2}% > {:.2}%): not capacity-bounded",
+                        k.name(),
+                        p[j],
+                        opt[j]
+                    );
+                }
+            }
             let series = curves
                 .iter()
                 .filter(|(k, _)| *k != Kind::OursOneShard && *k != Kind::MokaLru)
