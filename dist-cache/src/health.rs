@@ -189,21 +189,28 @@ mod loom_models {
         }
     }
 
+    /// Two threads each count one failure at time 0 on a fresh node;
+    /// exactly one of them reports the ejection, and it is counted once.
+    fn two_failures_at_once(threshold: u32) -> Arc<Health> {
+        let h = Arc::new(Health::default());
+        let p = policy(threshold);
+        let other = {
+            let h = Arc::clone(&h);
+            thread::spawn(move || h.on_failure(0, &p))
+        };
+        let mine = h.on_failure(0, &p);
+        let theirs = other.join().unwrap();
+        assert!(mine ^ theirs, "ejected by {mine} / {theirs}");
+        assert_eq!(h.times_ejected(), 1);
+        h
+    }
+
     /// Two failures that both reach a threshold of one: exactly one call
     /// reports the ejection, and it is counted once.
     #[test]
     fn loom_concurrent_failures_eject_once() {
         model(|| {
-            let h = Arc::new(Health::default());
-            let p = policy(1);
-            let other = {
-                let h = Arc::clone(&h);
-                thread::spawn(move || h.on_failure(0, &p))
-            };
-            let mine = h.on_failure(0, &p);
-            let theirs = other.join().unwrap();
-            assert!(mine ^ theirs, "ejected by {mine} / {theirs}");
-            assert_eq!(h.times_ejected(), 1);
+            let h = two_failures_at_once(1);
             assert!(h.is_ejected(0));
             assert!(!h.is_available(S / 2));
             assert!(h.is_available(S));
@@ -215,16 +222,7 @@ mod loom_models {
     #[test]
     fn loom_failures_reaching_the_threshold_together_eject() {
         model(|| {
-            let h = Arc::new(Health::default());
-            let p = policy(2);
-            let other = {
-                let h = Arc::clone(&h);
-                thread::spawn(move || h.on_failure(0, &p))
-            };
-            let mine = h.on_failure(0, &p);
-            let theirs = other.join().unwrap();
-            assert!(mine ^ theirs);
-            assert_eq!(h.times_ejected(), 1);
+            let h = two_failures_at_once(2);
             assert!(h.is_ejected(S / 2));
         });
     }
