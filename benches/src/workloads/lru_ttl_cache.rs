@@ -10,7 +10,9 @@
 //!   gets more than its share of keys evict its hottest ones, which measures
 //!   the fill order rather than the cache.
 //! - Hit ratios replay the ARC, LIRS and CloudPhysics traces ([`TRACES`];
-//!   `get`, `insert` on a miss), and
+//!   `get`, `insert` on a miss) on caches from [`Kind::make_seeded`] (a
+//!   fixed hasher seed per replay, so that several seeds show how much the
+//!   hashing moves a hit ratio), and
 //!   [`belady_hits`] gives the optimum any policy could reach on them.
 
 use std::hint::black_box;
@@ -20,6 +22,25 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+/// The hasher of the hit-ratio replays: ahash's `RandomState`, the default
+/// of ours and of quick_cache, named through quick_cache's re-export (benches
+/// does not depend on ahash itself). See [`seeded_hasher`].
+pub type SeededHasher = quick_cache::DefaultHashBuilder;
+
+// Ours' default hasher is the same type, so a seeded cache of ours is an
+// `AnyCache::Ours` like any other (this only compiles if the types match).
+const _: fn(
+    sysblocks_lru_ttl_cache::Cache<u64, u64, SeededHasher>,
+) -> sysblocks_lru_ttl_cache::Cache<u64, u64> = |c| c;
+
+/// The hasher of replay seed `seed`: fixed keys (`seed, 1, 2, 3`, the keys
+/// `lru-ttl-cache/examples/policy_sim.rs` gives its `seed=` option), so a
+/// replay is repeatable and seed `s` means the same here and there.
+#[must_use]
+pub fn seeded_hasher(seed: u64) -> SeededHasher {
+    SeededHasher::with_seeds(seed, 1, 2, 3)
+}
 
 /// Entries of the cache in the throughput workloads.
 pub const CAPACITY: u64 = 100_000;
@@ -88,6 +109,69 @@ impl Kind {
         )
     }
 
+    /// Whether a replay's hits can depend on the hasher's keys. They cannot
+    /// for one shard of exact LRU (ours with `.shards(1)`, and
+    /// `Mutex<lru::LruCache>`): a get hits when the key is among the `cap`
+    /// most recently used distinct keys, whatever the hashes. Every other
+    /// contender hashes to pick a shard or to count frequencies, so its
+    /// replay is repeated with several seeds.
+    #[must_use]
+    pub fn hash_dependent(self) -> bool {
+        !matches!(self, Kind::OursOneShard | Kind::MutexLru)
+    }
+
+    /// Like [`Kind::make`], with the hasher keyed by `seed`
+    /// ([`seeded_hasher`]) instead of random keys, for the hit-ratio
+    /// replays: the same settings (shards, policy) as [`Kind::make`]. moka
+    /// and mini_moka thereby swap their default (SipHash) for ahash.
+    /// `Mutex<lru::LruCache>` keeps its hasher ([`Kind::hash_dependent`]).
+    ///
+    /// # Panics
+    ///
+    /// If `cap` is zero.
+    #[must_use]
+    pub fn make_seeded(self, cap: u64, seed: u64) -> AnyCache {
+        let ours = || {
+            sysblocks_lru_ttl_cache::Cache::builder()
+                .max_capacity(cap)
+                .hasher(seeded_hasher(seed))
+        };
+        let wtinylfu = sysblocks_lru_ttl_cache::Policy::WTinyLfu;
+        match self {
+            Kind::Ours => AnyCache::Ours(ours().build().expect("valid")),
+            Kind::OursOneShard => AnyCache::Ours(ours().shards(1).build().expect("valid")),
+            Kind::OursWTinyLfu => AnyCache::Ours(ours().policy(wtinylfu).build().expect("valid")),
+            Kind::OursWTinyLfuOneShard => {
+                AnyCache::Ours(ours().shards(1).policy(wtinylfu).build().expect("valid"))
+            }
+            // The arguments `Cache::new` passes, but the hasher.
+            Kind::Quick => AnyCache::Quick(quick_cache::sync::Cache::with(
+                cap as usize,
+                cap,
+                quick_cache::UnitWeighter,
+                seeded_hasher(seed),
+                quick_cache::sync::DefaultLifecycle::default(),
+            )),
+            Kind::MokaTinyLfu => AnyCache::MokaSeeded(
+                moka::sync::Cache::builder()
+                    .max_capacity(cap)
+                    .build_with_hasher(seeded_hasher(seed)),
+            ),
+            Kind::MokaLru => AnyCache::MokaSeeded(
+                moka::sync::Cache::builder()
+                    .max_capacity(cap)
+                    .eviction_policy(moka::policy::EvictionPolicy::lru())
+                    .build_with_hasher(seeded_hasher(seed)),
+            ),
+            Kind::MiniMoka => AnyCache::MiniMokaSeeded(
+                mini_moka::sync::Cache::builder()
+                    .max_capacity(cap)
+                    .build_with_hasher(seeded_hasher(seed)),
+            ),
+            Kind::MutexLru => self.make(cap),
+        }
+    }
+
     /// An empty `u64 -> u64` cache of `cap` entries.
     ///
     /// # Panics
@@ -153,8 +237,12 @@ pub enum AnyCache {
     Quick(quick_cache::sync::Cache<u64, u64>),
     /// moka, either policy.
     Moka(moka::sync::Cache<u64, u64>),
+    /// moka, either policy, with a seeded hasher ([`Kind::make_seeded`]).
+    MokaSeeded(moka::sync::Cache<u64, u64, SeededHasher>),
     /// mini_moka.
     MiniMoka(mini_moka::sync::Cache<u64, u64>),
+    /// mini_moka with a seeded hasher.
+    MiniMokaSeeded(mini_moka::sync::Cache<u64, u64, SeededHasher>),
     /// `Mutex<lru::LruCache>`.
     MutexLru(Mutex<lru::LruCache<u64, u64>>),
 }
@@ -167,7 +255,9 @@ impl AnyCache {
             AnyCache::Ours(c) => c.get(&k).is_some(),
             AnyCache::Quick(c) => c.get(&k).is_some(),
             AnyCache::Moka(c) => c.get(&k).is_some(),
+            AnyCache::MokaSeeded(c) => c.get(&k).is_some(),
             AnyCache::MiniMoka(c) => c.get(&k).is_some(),
+            AnyCache::MiniMokaSeeded(c) => c.get(&k).is_some(),
             AnyCache::MutexLru(c) => c.lock().expect("lock").get(&k).is_some(),
         }
     }
@@ -179,7 +269,9 @@ impl AnyCache {
             AnyCache::Ours(c) => c.insert(k, k),
             AnyCache::Quick(c) => c.insert(k, k),
             AnyCache::Moka(c) => c.insert(k, k),
+            AnyCache::MokaSeeded(c) => c.insert(k, k),
             AnyCache::MiniMoka(c) => c.insert(k, k),
+            AnyCache::MiniMokaSeeded(c) => c.insert(k, k),
             AnyCache::MutexLru(c) => {
                 c.lock().expect("lock").put(k, k);
             }
@@ -190,7 +282,9 @@ impl AnyCache {
     pub fn settle(&self) {
         match self {
             AnyCache::Moka(c) => c.run_pending_tasks(),
+            AnyCache::MokaSeeded(c) => c.run_pending_tasks(),
             AnyCache::MiniMoka(c) => mini_moka::sync::ConcurrentCacheExt::sync(c),
+            AnyCache::MiniMokaSeeded(c) => mini_moka::sync::ConcurrentCacheExt::sync(c),
             _ => {}
         }
     }
