@@ -20,12 +20,13 @@
 //! contender whose hits depend on them is replayed with [`HIT_SEEDS`] fixed
 //! seeds (exact LRU on one shard, which they cannot move, once). The table
 //! and the curves show the mean over the seeds; the case name gives the
-//! lowest and highest seed of ours and of the best peer (quick_cache or
-//! moka's TinyLFU, whichever has the higher mean) and the cell's verdict:
-//! won or lost when the means differ by more than the noise, the larger of
-//! [`TIE_POINTS`] and twice the standard error of the difference (a
-//! Welch-style test at about 95%), else tied. The counts and the lost cells
-//! go to stderr at the end of the section. The replays run on every core.
+//! lowest and highest hit ratio over the seeds of ours and of the best
+//! peer (quick_cache or moka's TinyLFU, whichever has the higher mean) and
+//! the cell's verdict: won or lost when the means differ by more than the
+//! noise, the larger of [`TIE_POINTS`] and twice the standard error of the
+//! difference (a Welch-style test at about 95%), else tied. The counts and
+//! the lost cells go to stderr at the end of the section. The replays run
+//! on every core.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
